@@ -1,0 +1,443 @@
+//! Typed configuration: a TOML file (`--config FILE`), overridden by the
+//! environment variables of the design, validated once at start.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid configuration value for {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+/// Which header carries the LAPOR! API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthHeader {
+    /// `Authorization: Bearer <token>` (development accounts).
+    #[serde(rename = "Authorization")]
+    AuthorizationBearer,
+    /// `auth: <token>` (production accounts).
+    #[serde(rename = "auth")]
+    Auth,
+}
+
+impl AuthHeader {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            v if v.eq_ignore_ascii_case("authorization") => Some(Self::AuthorizationBearer),
+            v if v.eq_ignore_ascii_case("auth") => Some(Self::Auth),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Intake,
+    Operator,
+    Auditor,
+    Admin,
+}
+
+impl Role {
+    /// Admins may do everything; every other role only its own routes.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed
+    }
+}
+
+/// An API token of the admin HTTP interface: the token itself is stored only as
+/// its SHA-256, in hex.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: Role,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Holiday {
+    pub date: NaiveDate,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://localhost/lapor_bridge"),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LaporSettings {
+    pub base_url: String,
+    pub api_token: SecretString,
+    pub instansi_token: SecretString,
+    pub auth_header: AuthHeader,
+    pub institution_id: i64,
+    /// Path of the create call (ASSUMED in the wire contract).
+    pub create_path: String,
+    /// Extra or corrected status names: LAPOR! name to the bridge's status.
+    pub status_names: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for LaporSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8081/api".into(),
+            api_token: SecretString::from(""),
+            instansi_token: SecretString::from(""),
+            auth_header: AuthHeader::AuthorizationBearer,
+            institution_id: 101,
+            create_path: "/complaints/complaint".into(),
+            status_names: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeSettings {
+    pub listen: SocketAddr,
+    pub admin_token: Option<SecretString>,
+    pub concurrency: usize,
+    pub rate_limit_per_sec: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_attempts: i32,
+    pub http_timeout_ms: u64,
+    pub poll_interval_secs: u64,
+    /// How long a claimed outbox step stays leased without a heartbeat.
+    pub lease_secs: u64,
+    /// Finished outbox steps are pruned after this many hours (their
+    /// attempts and the audit log keep the history).
+    pub outbox_retention_hours: u64,
+    /// Cron expression (seconds first), in Asia/Jakarta time.
+    pub reconcile_cron: String,
+    /// Closed complaints are still reconciled this many days after closing.
+    pub reconcile_closed_horizon_days: i64,
+    pub log_format: LogFormat,
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            concurrency: 8,
+            rate_limit_per_sec: 10,
+            retry_base_ms: 1_000,
+            retry_max_ms: 600_000,
+            max_attempts: 12,
+            http_timeout_ms: 30_000,
+            poll_interval_secs: 300,
+            lease_secs: 60,
+            outbox_retention_hours: 24 * 7,
+            reconcile_cron: "0 0 2 * * *".into(),
+            reconcile_closed_horizon_days: 30,
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlaSettings {
+    /// Non-working days besides weekends (national holidays and cuti bersama).
+    pub holidays: Vec<Holiday>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub lapor: LaporSettings,
+    pub bridge: BridgeSettings,
+    pub sla: SlaSettings,
+    pub tokens: Vec<ApiToken>,
+}
+
+/// Where the environment comes from; tests pass a map instead of the process
+/// environment.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for std::collections::HashMap<&str, &str> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).map(|v| v.to_string())
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(
+    env: &dyn Env,
+    key: &'static str,
+    target: &mut T,
+) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(raw) = env.var(key) {
+        *target = raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(key, format!("{e} (got {raw:?})")))?;
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Reads the optional file, applies the environment, validates.
+    pub fn load(file: Option<&Path>, env: &dyn Env) -> Result<Self, ConfigError> {
+        let mut settings = match file {
+            Some(path) => Self::from_toml_file(path)?,
+            None => Self::default(),
+        };
+        settings.apply_env(env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn apply_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
+        if let Some(url) = env.var("DATABASE_URL") {
+            self.database.url = SecretString::from(url);
+        }
+        if let Some(url) = env.var("LAPOR_BASE_URL") {
+            self.lapor.base_url = url;
+        }
+        if let Some(token) = env.var("LAPOR_API_TOKEN") {
+            self.lapor.api_token = SecretString::from(token);
+        }
+        if let Some(token) = env.var("LAPOR_INSTANSI_TOKEN") {
+            self.lapor.instansi_token = SecretString::from(token);
+        }
+        if let Some(raw) = env.var("LAPOR_AUTH_HEADER") {
+            self.lapor.auth_header = AuthHeader::parse(&raw).ok_or_else(|| {
+                invalid(
+                    "LAPOR_AUTH_HEADER",
+                    format!("must be `Authorization` or `auth`, got {raw:?}"),
+                )
+            })?;
+        }
+        parse_env(env, "LAPOR_INSTITUTION_ID", &mut self.lapor.institution_id)?;
+        parse_env(env, "BRIDGE_LISTEN", &mut self.bridge.listen)?;
+        if let Some(token) = env.var("BRIDGE_ADMIN_TOKEN") {
+            self.bridge.admin_token = Some(SecretString::from(token));
+        }
+        parse_env(env, "BRIDGE_CONCURRENCY", &mut self.bridge.concurrency)?;
+        parse_env(
+            env,
+            "BRIDGE_RATE_LIMIT_PER_SEC",
+            &mut self.bridge.rate_limit_per_sec,
+        )?;
+        parse_env(env, "BRIDGE_RETRY_BASE_MS", &mut self.bridge.retry_base_ms)?;
+        parse_env(env, "BRIDGE_RETRY_MAX_MS", &mut self.bridge.retry_max_ms)?;
+        parse_env(env, "BRIDGE_MAX_ATTEMPTS", &mut self.bridge.max_attempts)?;
+        parse_env(env, "BRIDGE_HTTP_TIMEOUT_MS", &mut self.bridge.http_timeout_ms)?;
+        parse_env(
+            env,
+            "BRIDGE_POLL_INTERVAL_SECS",
+            &mut self.bridge.poll_interval_secs,
+        )?;
+        if let Some(raw) = env.var("BRIDGE_LOG_FORMAT") {
+            self.bridge.log_format = match raw.trim() {
+                "json" => LogFormat::Json,
+                "human" => LogFormat::Human,
+                other => {
+                    return Err(invalid(
+                        "BRIDGE_LOG_FORMAT",
+                        format!("must be `human` or `json`, got {other:?}"),
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        let base = &self.lapor.base_url;
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(invalid(
+                "LAPOR_BASE_URL",
+                format!("must be an http:// or https:// URL, got {base:?}"),
+            ));
+        }
+        if self.lapor.institution_id <= 0 {
+            return Err(invalid("LAPOR_INSTITUTION_ID", "must be a positive integer"));
+        }
+        if !self.lapor.create_path.starts_with('/') {
+            return Err(invalid("lapor.create_path", "must start with /"));
+        }
+        for (name, status) in &self.lapor.status_names {
+            if crate::lapor::Status::from_canonical(status).is_none() {
+                return Err(invalid(
+                    "lapor.status_names",
+                    format!("{name:?} maps to unknown status {status:?}"),
+                ));
+            }
+        }
+        let b = &self.bridge;
+        if b.concurrency == 0 || b.concurrency > 1024 {
+            return Err(invalid("BRIDGE_CONCURRENCY", "must be between 1 and 1024"));
+        }
+        if b.retry_base_ms == 0 {
+            return Err(invalid("BRIDGE_RETRY_BASE_MS", "must be at least 1"));
+        }
+        if b.retry_max_ms < b.retry_base_ms {
+            return Err(invalid(
+                "BRIDGE_RETRY_MAX_MS",
+                "must be at least BRIDGE_RETRY_BASE_MS",
+            ));
+        }
+        if b.max_attempts < 1 {
+            return Err(invalid("BRIDGE_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if b.http_timeout_ms < 100 {
+            return Err(invalid("BRIDGE_HTTP_TIMEOUT_MS", "must be at least 100"));
+        }
+        if b.poll_interval_secs == 0 {
+            return Err(invalid("BRIDGE_POLL_INTERVAL_SECS", "must be at least 1"));
+        }
+        if b.lease_secs < 5 {
+            return Err(invalid("bridge.lease_secs", "must be at least 5"));
+        }
+        if let Some(token) = &b.admin_token
+            && token.expose_secret().len() < 16
+        {
+            return Err(invalid(
+                "BRIDGE_ADMIN_TOKEN",
+                "must be at least 16 characters",
+            ));
+        }
+        for token in &self.tokens {
+            if token.name.trim().is_empty() {
+                return Err(invalid("tokens.name", "must not be empty"));
+            }
+            if token.sha256.len() != 64 || hex::decode(&token.sha256).is_err() {
+                return Err(invalid(
+                    "tokens.sha256",
+                    format!("token {:?}: must be 64 hex digits", token.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_and_bad_values_name_their_key() {
+        let mut settings = Settings::from_toml("[bridge]\nconcurrency = 3\n").unwrap();
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_CONCURRENCY", "5")]);
+        settings.apply_env(&env).unwrap();
+        assert_eq!(settings.bridge.concurrency, 5);
+
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_MAX_ATTEMPTS", "many")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("BRIDGE_MAX_ATTEMPTS"), "{err}");
+
+        let env: HashMap<&str, &str> = HashMap::from([("LAPOR_AUTH_HEADER", "X-Token")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("LAPOR_AUTH_HEADER"), "{err}");
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("LAPOR_API_TOKEN", "super-secret-api-token"),
+            ("BRIDGE_ADMIN_TOKEN", "admin-secret-0123456789"),
+        ]);
+        let settings = Settings::load(None, &env).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("super-secret-api-token"));
+        assert!(!shown.contains("admin-secret-0123456789"));
+    }
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lapor-bridge.example.toml");
+        let settings = Settings::from_toml_file(&path).unwrap();
+        settings.validate().unwrap();
+        assert!(settings.sla.holidays.len() >= 50);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Settings::from_toml("[bridge]\nconcurency = 3\n").is_err());
+    }
+}

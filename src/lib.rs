@@ -1,0 +1,13 @@
+//! lapor-bridge: keeps a city's complaint center and SP4N-LAPOR! in step.
+//!
+//! One module per concern: `config` (typed settings), `lapor` (the LAPOR! wire
+//! format and client), `simulator` (an in-memory LAPOR!), `store` (SQL, one
+//! module per table family), `outbox` (delivery), `inbound` (pull and
+//! reconciliation), `sla` (working-day deadlines), `api` (admin HTTP), `cli`.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod lapor;
+pub mod simulator;
+pub mod telemetry;

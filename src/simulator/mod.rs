@@ -1,0 +1,1 @@
+//! An in-memory LAPOR! that speaks the wire contract, with fault injection.
