@@ -9,5 +9,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod lapor;
+pub mod metrics;
 pub mod simulator;
 pub mod telemetry;

@@ -1,7 +1,12 @@
 //! Everything about LAPOR!'s wire format lives in this module: paths, header
 //! names, field names, date formats and status names.
 
+pub mod client;
+pub mod error;
 pub mod status;
+pub mod types;
 pub mod wib;
 
+pub use client::{FileToUpload, LaporClient};
+pub use error::{FailureKind, LaporError};
 pub use status::{Status, StatusName, StatusTable};

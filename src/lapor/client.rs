@@ -1,0 +1,536 @@
+//! The LAPOR! client: one typed call per endpoint of the wire contract, every
+//! outcome classified (see [`LaporError`]).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::error::{FailureKind, LaporError, clean_message};
+use super::status::StatusTable;
+use super::types::{self, FieldError};
+use super::wib;
+use crate::config::{AuthHeader, LaporSettings};
+use crate::metrics::Metrics;
+
+/// Largest answer body read from LAPOR!; a larger one is malformed.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest page the list call asks for.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// Whether a call changes state upstream: a lost answer to a write has an
+/// unknown outcome, a lost answer to a read is simply retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
+}
+
+/// Spaces requests evenly so that the process never sends more than the
+/// configured number a second, across every task that shares it.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn per_second(rate: u32) -> Option<Arc<Self>> {
+        (rate > 0).then(|| {
+            Arc::new(Self {
+                interval: Duration::from_secs(1) / rate,
+                next: Mutex::new(Instant::now()),
+            })
+        })
+    }
+
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// A file to upload.
+#[derive(Debug, Clone)]
+pub struct FileToUpload {
+    pub file_name: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct LaporClient {
+    http: reqwest::Client,
+    base_url: String,
+    create_path: String,
+    headers: HeaderMap,
+    secrets: Arc<[SecretString; 2]>,
+    statuses: Arc<StatusTable>,
+    limiter: Option<Arc<RateLimiter>>,
+    metrics: Arc<Metrics>,
+    institution_id: i64,
+}
+
+impl std::fmt::Debug for LaporClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaporClient")
+            .field("base_url", &self.base_url)
+            .field("institution_id", &self.institution_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("a LAPOR! token contains characters that cannot go in an HTTP header")]
+    BadToken,
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// reqwest is built without a TLS crypto provider; install ring once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, ClientBuildError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| ClientBuildError::BadToken)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+impl LaporClient {
+    pub fn new(
+        settings: &LaporSettings,
+        timeout: Duration,
+        rate_limit_per_sec: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ClientBuildError> {
+        install_crypto_provider();
+        let mut headers = HeaderMap::new();
+        let api = settings.api_token.expose_secret();
+        match settings.auth_header {
+            AuthHeader::AuthorizationBearer => {
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    sensitive(&format!("Bearer {api}"))?,
+                );
+            }
+            AuthHeader::Auth => {
+                headers.insert(HeaderName::from_static("auth"), sensitive(api)?);
+            }
+        }
+        headers.insert(
+            HeaderName::from_static("token"),
+            sensitive(settings.instansi_token.expose_secret())?,
+        );
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("lapor-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientBuildError::Http(e.to_string()))?;
+        Ok(Self {
+            http,
+            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            create_path: settings.create_path.clone(),
+            headers,
+            secrets: Arc::new([settings.api_token.clone(), settings.instansi_token.clone()]),
+            statuses: Arc::new(StatusTable::with_overrides(&settings.status_names)),
+            limiter: RateLimiter::per_second(rate_limit_per_sec),
+            metrics,
+            institution_id: settings.institution_id,
+        })
+    }
+
+    pub fn institution_id(&self) -> i64 {
+        self.institution_id
+    }
+
+    pub fn statuses(&self) -> &StatusTable {
+        &self.statuses
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    fn clean(&self, raw: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(|s| s.expose_secret()).collect();
+        clean_message(raw, &secrets)
+    }
+
+    // ---- endpoints ---------------------------------------------------
+
+    pub async fn institutions(&self) -> Result<Vec<types::Institution>, LaporError> {
+        let req = self
+            .http
+            .get(self.url("/masters/institutions/external"))
+            .query(&[("page", "1"), ("page_size", "1000")]);
+        let doc = self.call("institutions", Mode::Read, req).await?;
+        self.typed(Mode::Read, types::parse_institutions(&doc))
+    }
+
+    pub async fn upload(
+        &self,
+        files: &[FileToUpload],
+    ) -> Result<Vec<types::UploadedFile>, LaporError> {
+        let mut form = reqwest::multipart::Form::new();
+        for file in files {
+            let part = reqwest::multipart::Part::bytes(file.content.clone())
+                .file_name(file.file_name.clone());
+            form = form.part("attachments[]", part);
+        }
+        let req = self
+            .http
+            .post(self.url("/complaints/complaint/file"))
+            .multipart(form);
+        let doc = self.call("upload", Mode::Write, req).await?;
+        self.typed(Mode::Write, types::parse_uploaded(&doc))
+    }
+
+    pub async fn create(&self, new: &types::NewComplaint) -> Result<types::Created, LaporError> {
+        let req = self.http.post(self.url(&self.create_path)).json(&new.to_wire());
+        let doc = self.call("create", Mode::Write, req).await?;
+        self.typed(Mode::Write, types::parse_created(&doc))
+    }
+
+    pub async fn complaint(&self, id: i64) -> Result<types::ComplaintDetail, LaporError> {
+        let req = self.http.get(self.url(&format!("/complaints/{id}/complaint")));
+        let doc = self.call("complaint", Mode::Read, req).await?;
+        self.typed(Mode::Read, types::parse_complaint(&doc, &self.statuses))
+    }
+
+    pub async fn followups(&self, id: i64) -> Result<Vec<types::Followup>, LaporError> {
+        let req = self.http.get(self.url(&format!("/complaints/{id}/followups")));
+        let doc = self.call("followups", Mode::Read, req).await?;
+        self.typed(Mode::Read, types::parse_followups(&doc))
+    }
+
+    pub async fn add_followup(&self, new: &types::NewFollowup) -> Result<i64, LaporError> {
+        let form = reqwest::multipart::Form::new()
+            .text("complaint_id", new.complaint_id.to_string())
+            .text("institution_from_id", new.institution_from_id.to_string())
+            .text("institution_to_id", new.institution_to_id.to_string())
+            .text("content", new.content.clone())
+            .text("is_secret", u8::from(new.is_secret).to_string())
+            .text("template_code", "")
+            .text("rating", "0")
+            .text("info_disposition", "");
+        let req = self
+            .http
+            .post(self.url("/complaints/followup/add"))
+            .multipart(form);
+        let doc = self.call("followup_add", Mode::Write, req).await?;
+        self.typed(Mode::Write, types::parse_followup_added(&doc))
+    }
+
+    pub async fn forward(&self, forward: &types::Forward) -> Result<(), LaporError> {
+        let req = self
+            .http
+            .post(self.url(&format!(
+                "/complaints/process/{}/reject",
+                forward.complaint_id
+            )))
+            .json(&forward.to_wire());
+        self.call("forward", Mode::Write, req).await.map(|_| ())
+    }
+
+    pub async fn list(
+        &self,
+        scope: types::Scope,
+        updated_from: DateTime<Utc>,
+        page: i64,
+        page_size: i64,
+    ) -> Result<types::SummaryPage, LaporError> {
+        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        let req = self.http.get(self.url("/complaints")).query(&[
+            ("scope", scope.as_str().to_string()),
+            ("updated_from", wib::format_datetime(updated_from)),
+            ("page", page.to_string()),
+            ("page_size", page_size.to_string()),
+        ]);
+        let doc = self.call("list", Mode::Read, req).await?;
+        self.typed(Mode::Read, types::parse_summary_page(&doc, &self.statuses))
+    }
+
+    // ---- transport and classification --------------------------------
+
+    fn typed<T>(&self, mode: Mode, parsed: Result<T, FieldError>) -> Result<T, LaporError> {
+        parsed.map_err(|e| self.unparseable(mode, e.to_string(), Some(200)))
+    }
+
+    fn unparseable(&self, mode: Mode, message: String, status: Option<u16>) -> LaporError {
+        let message = self.clean(&message);
+        match mode {
+            Mode::Read => LaporError::malformed(message, status),
+            // The write was answered with success: it happened, but we could
+            // not read what it made.
+            Mode::Write => LaporError::UnknownOutcome {
+                kind: FailureKind::Malformed,
+                status,
+                message,
+            },
+        }
+    }
+
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        mode: Mode,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Value, LaporError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire().await;
+        }
+        let started = std::time::Instant::now();
+        let result = self.exchange(mode, req.headers(self.headers.clone())).await;
+        let status = match &result {
+            Ok(_) => "2xx".to_string(),
+            Err(e) => e
+                .status()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.kind().as_str().to_string()),
+        };
+        self.metrics
+            .inc("lapor_requests_total", &[("endpoint", endpoint), ("status", &status)]);
+        self.metrics.observe(
+            "lapor_request_duration_seconds",
+            &[("endpoint", endpoint)],
+            started.elapsed(),
+        );
+        result
+    }
+
+    async fn exchange(&self, mode: Mode, req: reqwest::RequestBuilder) -> Result<Value, LaporError> {
+        let response = req.send().await.map_err(|e| self.transport(mode, &e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| Duration::from_secs(secs.min(3600)));
+        let is_html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        let body = match read_limited(response).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                return Err(self.unparseable(
+                    mode,
+                    format!("answer body larger than {MAX_BODY_BYTES} bytes"),
+                    Some(status),
+                ));
+            }
+            Err(BodyError::Transport(e)) => {
+                if (200..300).contains(&status) {
+                    return Err(match mode {
+                        Mode::Read => LaporError::Retryable {
+                            kind: FailureKind::ConnectionLost,
+                            status: Some(status),
+                            retry_after: None,
+                            message: self.clean(&e.to_string()),
+                        },
+                        Mode::Write => LaporError::UnknownOutcome {
+                            kind: FailureKind::ConnectionLost,
+                            status: Some(status),
+                            message: self.clean(&e.to_string()),
+                        },
+                    });
+                }
+                Vec::new()
+            }
+        };
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        if (200..300).contains(&status) {
+            let Some(doc) = json.filter(|d| d.is_object()) else {
+                let what = if is_html { "an HTML page" } else { "a body that is not JSON" };
+                return Err(self.unparseable(
+                    mode,
+                    format!("success answer with {what} ({} bytes)", body.len()),
+                    Some(status),
+                ));
+            };
+            if doc.get("success") == Some(&Value::Bool(false)) {
+                return Err(LaporError::Permanent {
+                    kind: FailureKind::OtherClientError,
+                    status,
+                    message: self.clean(&remote_message(Some(&doc), &body, is_html)),
+                    field_errors: Default::default(),
+                });
+            }
+            return Ok(doc);
+        }
+        let message = self.clean(&remote_message(json.as_ref(), &body, is_html));
+        Err(match status {
+            401 | 403 => LaporError::Unauthorized { status, message },
+            429 => LaporError::Retryable {
+                kind: FailureKind::RateLimited,
+                status: Some(status),
+                retry_after,
+                message,
+            },
+            500..=599 => LaporError::Retryable {
+                kind: if is_html || (json.is_none() && looks_like_html(&body)) {
+                    FailureKind::HtmlError
+                } else {
+                    FailureKind::ServerError
+                },
+                status: Some(status),
+                retry_after,
+                message,
+            },
+            400..=499 => {
+                let kind = match status {
+                    400 => FailureKind::BadRequest,
+                    404 => FailureKind::NotFound,
+                    409 => FailureKind::Conflict,
+                    413 => FailureKind::TooLarge,
+                    422 => FailureKind::Validation,
+                    _ => FailureKind::OtherClientError,
+                };
+                LaporError::Permanent {
+                    kind,
+                    status,
+                    message,
+                    field_errors: json
+                        .as_ref()
+                        .map(|d| self.field_errors(d))
+                        .unwrap_or_default(),
+                }
+            }
+            _ => LaporError::Permanent {
+                kind: FailureKind::OtherClientError,
+                status,
+                message: format!("unexpected HTTP status {status}: {message}"),
+                field_errors: Default::default(),
+            },
+        })
+    }
+
+    fn field_errors(&self, doc: &Value) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(Value::Object(errors)) = doc.get("errors") {
+            for (field, msgs) in errors {
+                let msgs = match msgs {
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|m| self.clean(m.as_str().unwrap_or(&m.to_string())))
+                        .collect(),
+                    other => vec![self.clean(other.as_str().unwrap_or(&other.to_string()))],
+                };
+                out.insert(self.clean(field), msgs);
+            }
+        }
+        out
+    }
+
+    fn transport(&self, mode: Mode, e: &reqwest::Error) -> LaporError {
+        let message = self.clean(&error_chain(e));
+        if e.is_connect() {
+            // Never reached LAPOR!: nothing can have been applied.
+            return LaporError::Retryable {
+                kind: FailureKind::Connect,
+                status: None,
+                retry_after: None,
+                message,
+            };
+        }
+        let kind = if e.is_timeout() {
+            FailureKind::Timeout
+        } else {
+            FailureKind::ConnectionLost
+        };
+        match mode {
+            Mode::Read => LaporError::Retryable {
+                kind,
+                status: None,
+                retry_after: None,
+                message,
+            },
+            Mode::Write => LaporError::UnknownOutcome {
+                kind,
+                status: None,
+                message,
+            },
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_lowercase();
+    head.contains("<html") || head.contains("<!doctype html")
+}
+
+/// LAPOR!'s `message`, or a short description of a body that has none.
+fn remote_message(json: Option<&Value>, body: &[u8], is_html: bool) -> String {
+    if let Some(msg) = json.and_then(|d| d.get("message")).and_then(Value::as_str) {
+        return msg.to_string();
+    }
+    if is_html || looks_like_html(body) {
+        let text = String::from_utf8_lossy(body);
+        let title = text
+            .split_once("<title>")
+            .and_then(|(_, rest)| rest.split_once("</title>"))
+            .map(|(t, _)| t.trim().to_string());
+        return match title {
+            Some(t) if !t.is_empty() => format!("HTML error page: {t}"),
+            _ => "HTML error page".to_string(),
+        };
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
+    if text.trim().is_empty() {
+        "empty body".to_string()
+    } else {
+        text
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
