@@ -10,4 +10,5 @@ pub mod clock;
 pub mod config;
 pub mod lapor;
 pub mod simulator;
+pub mod sla;
 pub mod telemetry;
