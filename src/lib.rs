@@ -11,4 +11,5 @@ pub mod config;
 pub mod lapor;
 pub mod metrics;
 pub mod simulator;
+pub mod sla;
 pub mod telemetry;

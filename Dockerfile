@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# lapor-bridge container image.
+#   docker build -t lapor-bridge .
+#   docker run --rm -p 8080:8080 -e DATABASE_URL=postgres://user:pass@db/lapor_bridge \
+#     -e LAPOR_BASE_URL=... -e LAPOR_API_TOKEN=... lapor-bridge
+# The build needs no database: queries are checked at run time and the
+# migrations are embedded into the binary from ./migrations.
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+
+# Dependencies first, in their own layer: rebuilt only when the manifest or
+# the lock file changes.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+
+COPY src/ src/
+COPY migrations/ migrations/
+COPY config/ config/
+COPY data/ data/
+# COPY keeps the sources' modification times, which can be older than the
+# placeholder build above: make sure cargo rebuilds the crate itself.
+RUN touch src/main.rs src/lib.rs \
+    && rm -rf target/release/.fingerprint/lapor-bridge-* \
+    && cargo build --release --locked \
+    && cp target/release/lapor-bridge /usr/local/bin/lapor-bridge
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 lapor-bridge \
+    && useradd --system --uid 10001 --gid lapor-bridge --home-dir /nonexistent \
+        --no-create-home --shell /usr/sbin/nologin lapor-bridge
+
+COPY --from=builder /usr/local/bin/lapor-bridge /usr/local/bin/lapor-bridge
+COPY --from=builder /src/config/lapor-bridge.example.toml /etc/lapor-bridge/lapor-bridge.example.toml
+
+# Listen on every interface inside the container; publish the port to reach it.
+ENV BRIDGE_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+
+USER lapor-bridge
+ENTRYPOINT ["lapor-bridge"]
+CMD ["run"]
