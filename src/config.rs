@@ -296,7 +296,11 @@ impl Settings {
         parse_env(env, "BRIDGE_RETRY_BASE_MS", &mut self.bridge.retry_base_ms)?;
         parse_env(env, "BRIDGE_RETRY_MAX_MS", &mut self.bridge.retry_max_ms)?;
         parse_env(env, "BRIDGE_MAX_ATTEMPTS", &mut self.bridge.max_attempts)?;
-        parse_env(env, "BRIDGE_HTTP_TIMEOUT_MS", &mut self.bridge.http_timeout_ms)?;
+        parse_env(
+            env,
+            "BRIDGE_HTTP_TIMEOUT_MS",
+            &mut self.bridge.http_timeout_ms,
+        )?;
         parse_env(
             env,
             "BRIDGE_POLL_INTERVAL_SECS",
@@ -333,7 +337,10 @@ impl Settings {
             ));
         }
         if self.lapor.institution_id <= 0 {
-            return Err(invalid("LAPOR_INSTITUTION_ID", "must be a positive integer"));
+            return Err(invalid(
+                "LAPOR_INSTITUTION_ID",
+                "must be a positive integer",
+            ));
         }
         if !self.lapor.create_path.starts_with('/') {
             return Err(invalid("lapor.create_path", "must start with /"));

@@ -5,11 +5,16 @@
 //! module per table family), `outbox` (delivery), `inbound` (pull and
 //! reconciliation), `sla` (working-day deadlines), `api` (admin HTTP), `cli`.
 
+pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod db;
+pub mod inbound;
 pub mod lapor;
 pub mod metrics;
+pub mod outbox;
 pub mod simulator;
 pub mod sla;
+pub mod store;
 pub mod telemetry;

@@ -203,19 +203,26 @@ impl LaporClient {
     }
 
     pub async fn create(&self, new: &types::NewComplaint) -> Result<types::Created, LaporError> {
-        let req = self.http.post(self.url(&self.create_path)).json(&new.to_wire());
+        let req = self
+            .http
+            .post(self.url(&self.create_path))
+            .json(&new.to_wire());
         let doc = self.call("create", Mode::Write, req).await?;
         self.typed(Mode::Write, types::parse_created(&doc))
     }
 
     pub async fn complaint(&self, id: i64) -> Result<types::ComplaintDetail, LaporError> {
-        let req = self.http.get(self.url(&format!("/complaints/{id}/complaint")));
+        let req = self
+            .http
+            .get(self.url(&format!("/complaints/{id}/complaint")));
         let doc = self.call("complaint", Mode::Read, req).await?;
         self.typed(Mode::Read, types::parse_complaint(&doc, &self.statuses))
     }
 
     pub async fn followups(&self, id: i64) -> Result<Vec<types::Followup>, LaporError> {
-        let req = self.http.get(self.url(&format!("/complaints/{id}/followups")));
+        let req = self
+            .http
+            .get(self.url(&format!("/complaints/{id}/followups")));
         let doc = self.call("followups", Mode::Read, req).await?;
         self.typed(Mode::Read, types::parse_followups(&doc))
     }
@@ -305,8 +312,10 @@ impl LaporClient {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| e.kind().as_str().to_string()),
         };
-        self.metrics
-            .inc("lapor_requests_total", &[("endpoint", endpoint), ("status", &status)]);
+        self.metrics.inc(
+            "lapor_requests_total",
+            &[("endpoint", endpoint), ("status", &status)],
+        );
         self.metrics.observe(
             "lapor_request_duration_seconds",
             &[("endpoint", endpoint)],
@@ -315,7 +324,11 @@ impl LaporClient {
         result
     }
 
-    async fn exchange(&self, mode: Mode, req: reqwest::RequestBuilder) -> Result<Value, LaporError> {
+    async fn exchange(
+        &self,
+        mode: Mode,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Value, LaporError> {
         let response = req.send().await.map_err(|e| self.transport(mode, &e))?;
         let status = response.status().as_u16();
         let retry_after = response
@@ -360,7 +373,11 @@ impl LaporClient {
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         if (200..300).contains(&status) {
             let Some(doc) = json.filter(|d| d.is_object()) else {
-                let what = if is_html { "an HTML page" } else { "a body that is not JSON" };
+                let what = if is_html {
+                    "an HTML page"
+                } else {
+                    "a body that is not JSON"
+                };
                 return Err(self.unparseable(
                     mode,
                     format!("success answer with {what} ({} bytes)", body.len()),

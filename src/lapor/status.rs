@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn names_map_trimmed_and_case_insensitive_and_unknown_stays_raw() {
         let table = StatusTable::default();
-        assert_eq!(table.map("  dalam   PROSES "), StatusName::Known(Status::InProcess));
+        assert_eq!(
+            table.map("  dalam   PROSES "),
+            StatusName::Known(Status::InProcess)
+        );
         assert_eq!(
             table.map("Menunggu Tanggapan"),
             StatusName::Unknown("Menunggu Tanggapan".into())

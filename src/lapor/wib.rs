@@ -24,11 +24,10 @@ pub struct BadTime {
 }
 
 fn parse_with(value: &str, format: &'static str) -> Result<DateTime<Utc>, BadTime> {
-    let naive =
-        NaiveDateTime::parse_from_str(value.trim(), format).map_err(|_| BadTime {
-            value: value.chars().take(64).collect(),
-            expected: format,
-        })?;
+    let naive = NaiveDateTime::parse_from_str(value.trim(), format).map_err(|_| BadTime {
+        value: value.chars().take(64).collect(),
+        expected: format,
+    })?;
     Ok(from_wib_naive(naive))
 }
 

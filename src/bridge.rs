@@ -1,0 +1,87 @@
+//! What every part of the daemon shares: the pool, settings, LAPOR! client,
+//! clock, metrics and the token-health gate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::lapor::LaporClient;
+use crate::metrics::Metrics;
+use crate::sla::WorkingCalendar;
+
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub client: LaporClient,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    pub gate: Arc<AuthGate>,
+    pub calendar: Arc<WorkingCalendar>,
+}
+
+impl Bridge {
+    pub fn new(
+        pool: PgPool,
+        settings: Settings,
+        clock: SharedClock,
+    ) -> Result<Self, crate::lapor::client::ClientBuildError> {
+        let metrics = Arc::new(Metrics::default());
+        let client = LaporClient::new(
+            &settings.lapor,
+            Duration::from_millis(settings.bridge.http_timeout_ms),
+            settings.bridge.rate_limit_per_sec,
+            metrics.clone(),
+        )?;
+        let calendar = Arc::new(WorkingCalendar::from_settings(&settings.sla));
+        Ok(Self {
+            pool,
+            settings: Arc::new(settings),
+            client,
+            clock,
+            metrics,
+            gate: Arc::new(AuthGate::default()),
+            calendar,
+        })
+    }
+
+    pub fn institution_id(&self) -> i64 {
+        self.settings.lapor.institution_id
+    }
+}
+
+/// Token health: a 401 from LAPOR! pauses all delivery until a probe works.
+#[derive(Debug, Default)]
+pub struct AuthGate {
+    paused: AtomicBool,
+    last_log: std::sync::Mutex<Option<Instant>>,
+}
+
+impl AuthGate {
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Pauses delivery; logs at most once a minute.
+    pub fn pause(&self, message: &str) {
+        self.paused.store(true, Ordering::SeqCst);
+        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            tracing::error!(
+                lapor_message = message,
+                "LAPOR! rejected the bridge's tokens: delivery paused until they work again"
+            );
+            *last = Some(Instant::now());
+        }
+    }
+
+    pub fn resume(&self) {
+        if self.paused.swap(false, Ordering::SeqCst) {
+            tracing::info!("LAPOR! accepts the tokens again: delivery resumed");
+        }
+    }
+}

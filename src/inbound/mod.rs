@@ -1,0 +1,4 @@
+//! LAPOR! to local: applying upstream changes, the scheduled pull, and
+//! reconciliation.
+
+pub mod apply;

@@ -1,0 +1,683 @@
+//! Delivering one claimed step: the LAPOR! calls it makes, and the one
+//! transaction that records the outcome (fenced by the claim).
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{Value, json};
+
+use super::retry::RetryPolicy;
+use crate::bridge::Bridge;
+use crate::inbound::apply;
+use crate::lapor::types::{self, Created, Scope};
+use crate::lapor::{FileToUpload, LaporError};
+use crate::store::audit::{self, NewEntry};
+use crate::store::complaints;
+use crate::store::outbox::{self, Attempt, ClaimedStep, NextState};
+
+/// How far before the first attempt a lookup searches (clock skew margin).
+const LOOKUP_MARGIN_MINUTES: i64 = 10;
+
+/// What a step achieved.
+#[derive(Debug)]
+enum Effect {
+    Uploaded,
+    Created(Created),
+    FollowupPosted {
+        followup_id: i64,
+        lapor_followup_id: i64,
+    },
+    Forwarded {
+        target: i64,
+    },
+}
+
+#[derive(Debug)]
+enum Failure {
+    Lapor {
+        error: LaporError,
+        /// Whether the next attempt must look up before resending.
+        needs_lookup: bool,
+    },
+    /// LAPOR! has not verified the complaint yet: wait without an attempt.
+    Waiting(String),
+    /// Not deliverable as it stands (an operator must act).
+    Impossible(String),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Database(e)
+    }
+}
+
+struct Delivered {
+    effect: Effect,
+    /// Found upstream rather than sent now.
+    adopted: bool,
+}
+
+pub(super) struct StepRunner<'a> {
+    pub bridge: &'a Bridge,
+    pub policy: RetryPolicy,
+}
+
+impl StepRunner<'_> {
+    /// Delivers one step and records the outcome. Returns false when the
+    /// lease was lost before the outcome could be recorded.
+    pub async fn run(&self, step: &ClaimedStep) -> Result<bool, sqlx::Error> {
+        let started_at = self.bridge.clock.now();
+        let timer = Instant::now();
+        let result = match step.step.as_str() {
+            "upload" => self.upload(step).await,
+            "create" => self.create(step).await,
+            "followup" => self.followup(step).await,
+            "forward" => self.forward(step).await,
+            other => Err(Failure::Impossible(format!("unknown step kind {other:?}"))),
+        };
+        let elapsed = timer.elapsed();
+        self.bridge.metrics.observe(
+            "delivery_duration_seconds",
+            &[("step", &step.step)],
+            elapsed,
+        );
+        self.record(step, result, started_at, elapsed.as_millis() as i32)
+            .await
+    }
+
+    async fn record(
+        &self,
+        step: &ClaimedStep,
+        result: Result<Delivered, Failure>,
+        started_at: DateTime<Utc>,
+        duration_ms: i32,
+    ) -> Result<bool, sqlx::Error> {
+        let now = self.bridge.clock.now();
+        let attempt_no = step.attempts + 1;
+        let mut attempt = Attempt {
+            outbox_id: step.id,
+            complaint_id: step.complaint_id,
+            step: step.step.clone(),
+            attempt: attempt_no,
+            started_at,
+            duration_ms,
+            http_status: None,
+            failure_kind: None,
+            message: None,
+            outcome: String::new(),
+        };
+        let mut tx = self.bridge.pool.begin().await?;
+        let (next, last_error, audit_after) = match &result {
+            Ok(delivered) => {
+                attempt.outcome = if delivered.adopted {
+                    "adopted"
+                } else {
+                    "delivered"
+                }
+                .into();
+                self.apply_effect(&mut tx, step, &delivered.effect, now)
+                    .await?;
+                let mut after = effect_json(&delivered.effect);
+                after["outcome"] = json!(attempt.outcome);
+                after["attempt"] = json!(attempt_no);
+                (NextState::Done, None, Some(after))
+            }
+            Err(Failure::Waiting(reason)) => {
+                attempt.outcome = "waiting".into();
+                attempt.message = Some(reason.clone());
+                let at = now
+                    + ChronoDuration::seconds(
+                        self.bridge.settings.bridge.poll_interval_secs as i64,
+                    );
+                let next = NextState::Pending {
+                    at,
+                    needs_lookup: step.needs_lookup,
+                    count_attempt: false,
+                    waiting_reason: Some(reason.clone()),
+                };
+                (next, None, None)
+            }
+            Err(Failure::Impossible(reason)) => {
+                attempt.outcome = "dead".into();
+                attempt.message = Some(reason.clone());
+                let after = json!({"outcome": "dead", "attempt": attempt_no, "message": reason});
+                (NextState::Dead, Some(reason.clone()), Some(after))
+            }
+            Err(Failure::Database(e)) => {
+                let message = format!("database error during delivery: {e}");
+                attempt.outcome = "retry".into();
+                attempt.message = Some(message.clone());
+                let at = now + to_chrono(self.policy.delay_random(attempt_no, None));
+                let next = NextState::Pending {
+                    at,
+                    needs_lookup: step.needs_lookup || step.step != "upload",
+                    count_attempt: false,
+                    waiting_reason: None,
+                };
+                (next, Some(message), None)
+            }
+            Err(Failure::Lapor {
+                error,
+                needs_lookup,
+            }) => {
+                attempt.http_status = error.status().map(i32::from);
+                attempt.failure_kind = Some(error.kind().as_str().into());
+                let message = error.message();
+                attempt.message = Some(message.clone());
+                let (next, outcome) = match error {
+                    LaporError::Unauthorized { .. } => {
+                        self.bridge.gate.pause(&message);
+                        let next = NextState::Pending {
+                            at: now,
+                            needs_lookup: *needs_lookup,
+                            count_attempt: false,
+                            waiting_reason: Some("LAPOR! rejected the tokens".into()),
+                        };
+                        (next, "paused")
+                    }
+                    LaporError::Permanent { .. } => (NextState::Dead, "dead"),
+                    LaporError::Retryable { .. } | LaporError::UnknownOutcome { .. } => {
+                        if self.policy.exhausted(attempt_no) {
+                            (NextState::Dead, "dead")
+                        } else {
+                            let at =
+                                now + to_chrono(self.policy.delay_random(attempt_no, Some(error)));
+                            let next = NextState::Pending {
+                                at,
+                                needs_lookup: *needs_lookup,
+                                count_attempt: true,
+                                waiting_reason: None,
+                            };
+                            (next, if *needs_lookup { "unknown" } else { "retry" })
+                        }
+                    }
+                };
+                attempt.outcome = outcome.into();
+                let text = format!("{}: {message}", error.kind().as_str());
+                let after = (outcome != "paused").then(|| {
+                    json!({
+                        "outcome": outcome,
+                        "attempt": attempt_no,
+                        "http_status": error.status(),
+                        "failure_kind": error.kind().as_str(),
+                        "message": message,
+                    })
+                });
+                (next, Some(text), after)
+            }
+        };
+        let owned = outbox::finish(
+            &mut tx,
+            step.id,
+            step.fence,
+            &next,
+            last_error.as_deref(),
+            now,
+        )
+        .await?;
+        if !owned {
+            // Another worker owns the step now; its outcome stands. Keep the
+            // history of this call in a fresh transaction.
+            tx.rollback().await?;
+            attempt.outcome = "lease_lost".into();
+            let mut conn = self.bridge.pool.acquire().await?;
+            outbox::record_attempt(&mut conn, &attempt).await?;
+            tracing::warn!(step = step.id, local_ref = %step.local_ref, "lease lost during delivery; outcome left to the new holder");
+            return Ok(false);
+        }
+        outbox::record_attempt(&mut tx, &attempt).await?;
+        if let Some(after) = audit_after {
+            let action = format!("delivery.{}", step.step);
+            audit::append(
+                &mut tx,
+                &NewEntry {
+                    at: now,
+                    actor: "bridge",
+                    local_ref: Some(&step.local_ref),
+                    action: &action,
+                    before: None,
+                    after: Some(after),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.bridge.metrics.inc(
+            "deliveries_total",
+            &[("step", &step.step), ("outcome", &attempt.outcome)],
+        );
+        Ok(true)
+    }
+
+    async fn apply_effect(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        step: &ClaimedStep,
+        effect: &Effect,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        match effect {
+            Effect::Uploaded => Ok(()),
+            Effect::Created(created) => {
+                complaints::link_created(
+                    conn,
+                    step.complaint_id,
+                    created.complaint_id,
+                    &created.tracking_id,
+                    now,
+                )
+                .await
+            }
+            Effect::FollowupPosted {
+                followup_id,
+                lapor_followup_id,
+            } => {
+                complaints::link_followup(conn, *followup_id, *lapor_followup_id, Some(now))
+                    .await?;
+                complaints::note_our_followup(conn, step.complaint_id, now).await
+            }
+            Effect::Forwarded { target } => {
+                sqlx::query(
+                    "UPDATE lapor_bridge.complaints
+                        SET lapor_disposition_id = $2, status = 'verified',
+                            lapor_status_name = 'Terverifikasi', updated_at = $3
+                      WHERE id = $1",
+                )
+                .bind(step.complaint_id)
+                .bind(target)
+                .bind(now)
+                .execute(conn)
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    // ---- the steps ----------------------------------------------------
+
+    async fn upload(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
+        let mut conn = self.bridge.pool.acquire().await?;
+        let files = complaints::attachments_of(&mut conn, step.complaint_id).await?;
+        // One file per request, so each upload id maps to its file; an upload
+        // repeated after a lost answer only leaves an unused file upstream.
+        for file in files.iter().filter(|f| f.lapor_file_id.is_none()) {
+            let uploaded = self
+                .bridge
+                .client
+                .upload(&[FileToUpload {
+                    file_name: file.file_name.clone(),
+                    content: file.content.clone(),
+                }])
+                .await
+                .map_err(|error| Failure::Lapor {
+                    error,
+                    needs_lookup: false,
+                })?;
+            let Some(first) = uploaded.first() else {
+                return Err(Failure::Lapor {
+                    error: LaporError::malformed("upload answered with no file id", Some(201)),
+                    needs_lookup: false,
+                });
+            };
+            complaints::link_attachment(&mut conn, file.id, first.id).await?;
+        }
+        Ok(Delivered {
+            effect: Effect::Uploaded,
+            adopted: false,
+        })
+    }
+
+    async fn create(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
+        let mut conn = self.bridge.pool.acquire().await?;
+        let Some(c) = complaints::by_id(&mut conn, step.complaint_id).await? else {
+            return Err(Failure::Impossible("complaint row is gone".into()));
+        };
+        if let Some(id) = c.lapor_complaint_id {
+            // Linked already (by reconciliation, or an earlier holder).
+            return Ok(Delivered {
+                effect: Effect::Created(Created {
+                    complaint_id: id,
+                    tracking_id: c.tracking_id.unwrap_or_default(),
+                }),
+                adopted: true,
+            });
+        }
+        if step.needs_lookup {
+            let since = step.first_attempt_at.unwrap_or(c.created_at)
+                - ChronoDuration::minutes(LOOKUP_MARGIN_MINUTES);
+            match find_created(&self.bridge.client, &c.local_ref, since).await {
+                Ok(Some(found)) => {
+                    return Ok(Delivered {
+                        effect: Effect::Created(found),
+                        adopted: true,
+                    });
+                }
+                Ok(None) => {} // it never arrived: send it now
+                Err(error) => {
+                    return Err(Failure::Lapor {
+                        error,
+                        needs_lookup: true,
+                    });
+                }
+            }
+        }
+        let files = complaints::attachments_of(&mut conn, step.complaint_id).await?;
+        let mut attachment_ids = Vec::new();
+        for f in &files {
+            match f.lapor_file_id {
+                Some(id) => attachment_ids.push(id),
+                None => {
+                    return Err(Failure::Impossible(format!(
+                        "attachment {:?} was never uploaded",
+                        f.file_name
+                    )));
+                }
+            }
+        }
+        drop(conn);
+        let new = types::NewComplaint {
+            title: c.title,
+            content: c.content,
+            category_id: c.category_id.unwrap_or_default(),
+            disposition_id: c.disposition_id.unwrap_or(self.bridge.institution_id()),
+            location_id: c.location_id,
+            date_of_incident: c.date_of_incident.unwrap_or_else(|| {
+                c.created_at
+                    .with_timezone(&crate::lapor::wib::wib())
+                    .date_naive()
+            }),
+            is_anonymous: c.is_anonymous,
+            is_secret: c.is_secret,
+            tags_raw: format!("ref:{}", c.local_ref),
+            attachment_ids,
+        };
+        match self.bridge.client.create(&new).await {
+            Ok(created) => Ok(Delivered {
+                effect: Effect::Created(created),
+                adopted: false,
+            }),
+            Err(error) => {
+                let needs_lookup = may_have_committed(&error);
+                Err(Failure::Lapor {
+                    error,
+                    needs_lookup,
+                })
+            }
+        }
+    }
+
+    /// Re-reads a complaint's status from LAPOR! and applies it.
+    async fn refresh_status(
+        &self,
+        step: &ClaimedStep,
+        lapor_id: i64,
+    ) -> Result<Option<String>, Failure> {
+        let detail = self
+            .bridge
+            .client
+            .complaint(lapor_id)
+            .await
+            .map_err(|error| Failure::Lapor {
+                error,
+                needs_lookup: step.needs_lookup,
+            })?;
+        let mut tx = self.bridge.pool.begin().await?;
+        apply::apply_detail(
+            &mut tx,
+            self.bridge.institution_id(),
+            step.complaint_id,
+            &step.local_ref,
+            &detail,
+            "bridge",
+            self.bridge.clock.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(match &detail.status {
+            crate::lapor::StatusName::Known(s) => Some(s.canonical().to_string()),
+            crate::lapor::StatusName::Unknown(_) => None,
+        })
+    }
+
+    /// Follow-ups and forwards wait until LAPOR! has verified the complaint.
+    /// Returns the LAPOR! id when the step may go ahead.
+    async fn verified_target(&self, step: &ClaimedStep) -> Result<i64, Failure> {
+        let mut conn = self.bridge.pool.acquire().await?;
+        let Some(c) = complaints::by_id(&mut conn, step.complaint_id).await? else {
+            return Err(Failure::Impossible("complaint row is gone".into()));
+        };
+        drop(conn);
+        let Some(lapor_id) = c.lapor_complaint_id else {
+            return Err(Failure::Impossible(
+                "the complaint is not on LAPOR! (its create step was discarded)".into(),
+            ));
+        };
+        if apply::awaits_verification(c.status.as_deref()) {
+            let status = self.refresh_status(step, lapor_id).await?;
+            if apply::awaits_verification(status.as_deref()) {
+                return Err(Failure::Waiting(
+                    "waiting for LAPOR! to verify the complaint".into(),
+                ));
+            }
+        }
+        Ok(lapor_id)
+    }
+
+    /// After a 409: wait if the complaint is not verified yet, else dead.
+    async fn after_conflict(
+        &self,
+        step: &ClaimedStep,
+        lapor_id: i64,
+        error: LaporError,
+    ) -> Failure {
+        match self.refresh_status(step, lapor_id).await {
+            Ok(status) if apply::awaits_verification(status.as_deref()) && status.is_some() => {
+                Failure::Waiting("waiting for LAPOR! to verify the complaint".into())
+            }
+            Ok(_) => Failure::Lapor {
+                error,
+                needs_lookup: false,
+            },
+            Err(read_failure) => read_failure,
+        }
+    }
+
+    async fn followup(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
+        let Some(followup_id) = step.followup_id else {
+            return Err(Failure::Impossible(
+                "follow-up step without a follow-up".into(),
+            ));
+        };
+        let mut conn = self.bridge.pool.acquire().await?;
+        let Some(f) = complaints::followup(&mut conn, followup_id).await? else {
+            return Err(Failure::Impossible("follow-up row is gone".into()));
+        };
+        drop(conn);
+        if let Some(id) = f.lapor_followup_id {
+            return Ok(Delivered {
+                effect: Effect::FollowupPosted {
+                    followup_id,
+                    lapor_followup_id: id,
+                },
+                adopted: true,
+            });
+        }
+        let lapor_id = self.verified_target(step).await?;
+        let ours = self.bridge.institution_id();
+        if step.needs_lookup {
+            let upstream = self
+                .bridge
+                .client
+                .followups(lapor_id)
+                .await
+                .map_err(|error| Failure::Lapor {
+                    error,
+                    needs_lookup: true,
+                })?;
+            let mut conn = self.bridge.pool.acquire().await?;
+            let linked: Vec<i64> = complaints::followups_of(&mut conn, step.complaint_id)
+                .await?
+                .iter()
+                .filter_map(|l| l.lapor_followup_id)
+                .collect();
+            if let Some(found) = upstream.iter().find(|u| {
+                u.institution_id == Some(ours) && u.content == f.content && !linked.contains(&u.id)
+            }) {
+                return Ok(Delivered {
+                    effect: Effect::FollowupPosted {
+                        followup_id,
+                        lapor_followup_id: found.id,
+                    },
+                    adopted: true,
+                });
+            }
+        }
+        let c_disposition = {
+            let mut conn = self.bridge.pool.acquire().await?;
+            complaints::by_id(&mut conn, step.complaint_id)
+                .await?
+                .and_then(|c| c.lapor_disposition_id)
+        };
+        let new = types::NewFollowup {
+            complaint_id: lapor_id,
+            institution_from_id: ours,
+            institution_to_id: c_disposition.unwrap_or(ours),
+            content: f.content.clone(),
+            is_secret: f.is_secret,
+        };
+        match self.bridge.client.add_followup(&new).await {
+            Ok(id) => Ok(Delivered {
+                effect: Effect::FollowupPosted {
+                    followup_id,
+                    lapor_followup_id: id,
+                },
+                adopted: false,
+            }),
+            Err(error @ LaporError::Permanent { status: 409, .. }) => {
+                Err(self.after_conflict(step, lapor_id, error).await)
+            }
+            Err(error) => {
+                let needs_lookup = may_have_committed(&error);
+                Err(Failure::Lapor {
+                    error,
+                    needs_lookup,
+                })
+            }
+        }
+    }
+
+    async fn forward(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
+        let target = step
+            .payload
+            .get("institution_id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| Failure::Impossible("forward without a target institution".into()))?;
+        let reason = step
+            .payload
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let lapor_id = self.verified_target(step).await?;
+        if step.needs_lookup {
+            let detail = self
+                .bridge
+                .client
+                .complaint(lapor_id)
+                .await
+                .map_err(|error| Failure::Lapor {
+                    error,
+                    needs_lookup: true,
+                })?;
+            if detail.disposition_id == Some(target) {
+                return Ok(Delivered {
+                    effect: Effect::Forwarded { target },
+                    adopted: true,
+                });
+            }
+        }
+        let forward = types::Forward {
+            complaint_id: lapor_id,
+            target_institution_id: target,
+            reason,
+        };
+        match self.bridge.client.forward(&forward).await {
+            Ok(()) => Ok(Delivered {
+                effect: Effect::Forwarded { target },
+                adopted: false,
+            }),
+            Err(error @ LaporError::Permanent { status: 409, .. }) => {
+                Err(self.after_conflict(step, lapor_id, error).await)
+            }
+            Err(error) => {
+                let needs_lookup = may_have_committed(&error);
+                Err(Failure::Lapor {
+                    error,
+                    needs_lookup,
+                })
+            }
+        }
+    }
+}
+
+/// Whether a failed write may have been applied upstream: a lost answer, or
+/// a gateway error from a proxy (which may have let the request through).
+pub fn may_have_committed(error: &LaporError) -> bool {
+    match error {
+        LaporError::UnknownOutcome { .. } => true,
+        LaporError::Retryable { status, .. } => matches!(status, Some(500 | 502 | 504)),
+        _ => false,
+    }
+}
+
+/// Looks up a complaint our account created, by the `ref:` tag.
+pub async fn find_created(
+    client: &crate::lapor::LaporClient,
+    local_ref: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<Created>, LaporError> {
+    let mut page = 1;
+    loop {
+        let found = client
+            .list(
+                Scope::Created,
+                since,
+                page,
+                crate::lapor::client::MAX_PAGE_SIZE,
+            )
+            .await?;
+        if let Some(hit) = found
+            .items
+            .iter()
+            .find(|s| types::carries_ref(&s.tags_raw, local_ref))
+        {
+            return Ok(Some(Created {
+                complaint_id: hit.id,
+                tracking_id: hit.tracking_id.clone(),
+            }));
+        }
+        if found.items.is_empty() || page * found.page_size >= found.total {
+            return Ok(None);
+        }
+        page += 1;
+    }
+}
+
+fn effect_json(effect: &Effect) -> Value {
+    match effect {
+        Effect::Uploaded => json!({}),
+        Effect::Created(c) => {
+            json!({"lapor_complaint_id": c.complaint_id, "tracking_id": c.tracking_id})
+        }
+        Effect::FollowupPosted {
+            followup_id,
+            lapor_followup_id,
+        } => json!({"followup_id": followup_id, "lapor_followup_id": lapor_followup_id}),
+        Effect::Forwarded { target } => json!({"institution_id": target}),
+    }
+}
+
+fn to_chrono(d: std::time::Duration) -> ChronoDuration {
+    ChronoDuration::from_std(d).unwrap_or(ChronoDuration::MAX)
+}

@@ -1,0 +1,314 @@
+//! The outbox engine: claims due steps (`FOR UPDATE SKIP LOCKED`, committed
+//! before any call), delivers them in order per complaint and in parallel
+//! across complaints, keeps leases alive with a heartbeat, rescues expired
+//! leases of dead workers, and stops cleanly.
+
+pub mod deliver;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::Bridge;
+use crate::store::outbox::{self, ClaimedStep};
+use deliver::StepRunner;
+use retry::RetryPolicy;
+
+/// The NOTIFY channel that wakes workers.
+pub const CHANNEL: &str = "lapor_bridge_outbox";
+/// The longest a worker sleeps without a notification.
+const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How long in-flight calls may finish after SIGTERM.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+
+#[derive(Debug)]
+pub struct Engine {
+    bridge: Bridge,
+    owner: String,
+    policy: RetryPolicy,
+    /// Steps in flight: id → fence, for the heartbeat.
+    in_flight: Mutex<HashMap<i64, i64>>,
+    finished: Notify,
+}
+
+impl Engine {
+    pub fn new(bridge: Bridge) -> Arc<Self> {
+        let b = &bridge.settings.bridge;
+        let policy = RetryPolicy {
+            base: Duration::from_millis(b.retry_base_ms),
+            max: Duration::from_millis(b.retry_max_ms),
+            max_attempts: b.max_attempts,
+        };
+        let owner = format!(
+            "{}:{}:{:08x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Arc::new(Self {
+            bridge,
+            owner,
+            policy,
+            in_flight: Mutex::new(HashMap::new()),
+            finished: Notify::new(),
+        })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn lease_secs(&self) -> i64 {
+        self.bridge.settings.bridge.lease_secs as i64
+    }
+
+    fn held(&self) -> Vec<(i64, i64)> {
+        let map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(id, fence)| (*id, *fence)).collect()
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedStep>, sqlx::Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let steps = outbox::claim(
+            &self.bridge.pool,
+            &self.owner,
+            self.bridge.clock.now(),
+            self.lease_secs(),
+            limit as i64,
+        )
+        .await?;
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for s in &steps {
+            map.insert(s.id, s.fence);
+        }
+        Ok(steps)
+    }
+
+    async fn deliver(&self, step: ClaimedStep) {
+        let runner = StepRunner {
+            bridge: &self.bridge,
+            policy: self.policy,
+        };
+        if let Err(e) = runner.run(&step).await {
+            // The lease runs out and another worker (or this one) retries.
+            tracing::error!(step = step.id, local_ref = %step.local_ref, error = %e, "cannot record a delivery outcome");
+        }
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&step.id);
+        self.finished.notify_waiters();
+    }
+
+    /// Rescues expired leases and prunes finished steps.
+    pub async fn maintain(&self) -> Result<(), sqlx::Error> {
+        let now = self.bridge.clock.now();
+        let lookup_delay = (self.bridge.settings.bridge.http_timeout_ms / 1000) as i64 + 1;
+        for (id, local_ref) in outbox::rescue_expired(&self.bridge.pool, now, lookup_delay).await? {
+            tracing::warn!(step = id, %local_ref, "rescued a step whose lease expired");
+            self.bridge.metrics.inc("outbox_rescued_total", &[]);
+        }
+        let retention =
+            ChronoDuration::hours(self.bridge.settings.bridge.outbox_retention_hours as i64);
+        outbox::prune(&self.bridge.pool, now - retention).await?;
+        Ok(())
+    }
+
+    /// Claims what is due now (up to the concurrency) and delivers it all,
+    /// waiting for every call. For tests and one-shot runs; the daemon uses
+    /// [`Engine::run`].
+    pub async fn drain_once(self: &Arc<Self>) -> Result<usize, sqlx::Error> {
+        if self.bridge.gate.is_paused() {
+            return Ok(0);
+        }
+        let steps = self.claim(self.bridge.settings.bridge.concurrency).await?;
+        let n = steps.len();
+        let mut set = JoinSet::new();
+        for step in steps {
+            let engine = self.clone();
+            set.spawn(async move { engine.deliver(step).await });
+        }
+        while set.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    /// Drains until nothing is due (tests).
+    pub async fn drain_all(self: &Arc<Self>) -> Result<usize, sqlx::Error> {
+        let mut total = 0;
+        loop {
+            let n = self.drain_once().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// The worker loop of `lapor-bridge run`, until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let concurrency = self.bridge.settings.bridge.concurrency;
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let mut tasks = JoinSet::new();
+        let mut listener = self.listen().await;
+        let background = self.spawn_background(shutdown.clone());
+        tracing::info!(owner = %self.owner, concurrency, "outbox workers started");
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            let mut claimed = 0;
+            if free > 0 && !self.bridge.gate.is_paused() {
+                match self.claim(free).await {
+                    Ok(steps) => {
+                        claimed = steps.len();
+                        for step in steps {
+                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let engine = self.clone();
+                            tasks.spawn(async move {
+                                engine.deliver(step).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim outbox steps");
+                    }
+                }
+            }
+            if claimed > 0 && claimed == free {
+                continue; // more may be due
+            }
+            let wait = self.wait_hint().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.finished.notified(), if free == 0 || claimed > 0 => {}
+                _ = recv(&mut listener) => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::info!(
+            in_flight = tasks.len(),
+            "outbox workers stopping: no new claims"
+        );
+        let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            self.release_held().await;
+        }
+        background.cancel();
+        tracing::info!("outbox workers stopped");
+    }
+
+    /// Gives back every step still held, marked for a lookup (their calls
+    /// may have reached LAPOR!).
+    async fn release_held(&self) {
+        let held = self.held();
+        let Ok(mut conn) = self.bridge.pool.acquire().await else {
+            return; // the leases expire and other replicas rescue them
+        };
+        for (id, fence) in held {
+            match outbox::release(&mut conn, id, fence, self.bridge.clock.now(), true).await {
+                Ok(true) => tracing::info!(step = id, "released an unfinished step"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(step = id, error = %e, "cannot release a step"),
+            }
+        }
+    }
+
+    async fn wait_hint(&self) -> Duration {
+        match outbox::next_due(&self.bridge.pool).await {
+            Ok(Some(at)) => (at - self.bridge.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(5), FALLBACK_POLL),
+            _ => FALLBACK_POLL,
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        match PgListener::connect_with(&self.bridge.pool).await {
+            Ok(mut l) => match l.listen(CHANNEL).await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN failed; polling only");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection failed; polling only");
+                None
+            }
+        }
+    }
+
+    /// Heartbeat, lease rescue and pruning, and the token probe.
+    fn spawn_background(self: &Arc<Self>, shutdown: CancellationToken) -> CancellationToken {
+        let stop = shutdown.child_token();
+        let engine = self.clone();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let beat = Duration::from_secs((engine.lease_secs() as u64 / 3).max(1));
+            let mut heartbeat = tokio::time::interval(beat);
+            let mut maintenance = tokio::time::interval(Duration::from_secs(10));
+            let mut probe = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = heartbeat.tick() => {
+                        let held = engine.held();
+                        if let Err(e) = outbox::heartbeat(&engine.bridge.pool, &held, engine.bridge.clock.now(), engine.lease_secs()).await {
+                            tracing::warn!(error = %e, "lease heartbeat failed");
+                        }
+                    }
+                    _ = maintenance.tick() => {
+                        if let Err(e) = engine.maintain().await {
+                            tracing::warn!(error = %e, "outbox maintenance failed");
+                        }
+                    }
+                    _ = probe.tick(), if engine.bridge.gate.is_paused() => {
+                        match engine.bridge.client.institutions().await {
+                            Ok(_) => engine.bridge.gate.resume(),
+                            Err(crate::lapor::LaporError::Unauthorized { message, .. }) => engine.bridge.gate.pause(&message),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        });
+        stop
+    }
+}
+
+async fn recv(listener: &mut Option<PgListener>) {
+    match listener {
+        Some(l) => {
+            if l.recv().await.is_err() {
+                tokio::time::sleep(FALLBACK_POLL).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}

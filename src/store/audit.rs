@@ -1,0 +1,170 @@
+//! SQL of the audit log: append (hash-chained by the database function
+//! `lapor_bridge.audit_append`), verify, export.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+/// One entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub at: DateTime<Utc>,
+    pub actor: &'a str,
+    pub local_ref: Option<&'a str>,
+    pub action: &'a str,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+pub async fn append(conn: &mut PgConnection, entry: &NewEntry<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT lapor_bridge.audit_append($1, $2, $3, $4, $5, $6)")
+        .bind(entry.at)
+        .bind(entry.actor)
+        .bind(entry.local_ref)
+        .bind(entry.action)
+        .bind(&entry.before)
+        .bind(&entry.after)
+        .fetch_one(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Entry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub local_ref: Option<String>,
+    pub action: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Verification {
+    Ok {
+        ok: bool,
+        entries: i64,
+    },
+    Broken {
+        ok: bool,
+        first_bad_id: i64,
+        entries: i64,
+    },
+}
+
+impl Verification {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Verification::Ok { .. })
+    }
+}
+
+/// Recomputes every hash and every link of the chain, in id order. The first
+/// entry whose stored hash or link does not match is named.
+pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
+    let (entries, first_bad): (i64, Option<i64>) = sqlx::query_as(
+        "WITH chain AS (
+             SELECT id, hash, prev_hash,
+                    coalesce(lag(hash) OVER (ORDER BY id), repeat('0', 64)) AS expected_prev,
+                    lapor_bridge.audit_hash(prev_hash, id, at, actor, local_ref, action,
+                                            before, after) AS recomputed
+               FROM lapor_bridge.audit_log)
+         SELECT (SELECT count(*) FROM chain),
+                (SELECT min(id) FROM chain
+                  WHERE hash <> recomputed OR prev_hash <> expected_prev)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(match first_bad {
+        None => Verification::Ok { ok: true, entries },
+        Some(id) => Verification::Broken {
+            ok: false,
+            first_bad_id: id,
+            entries,
+        },
+    })
+}
+
+pub async fn export(
+    pool: &PgPool,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, at, actor, local_ref, action, before, after, prev_hash, hash
+           FROM lapor_bridge.audit_log
+          WHERE ($1::timestamptz IS NULL OR at >= $1)
+            AND ($2::timestamptz IS NULL OR at < $2)
+          ORDER BY id",
+    )
+    .bind(since)
+    .bind(until)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn of_complaint(pool: &PgPool, local_ref: &str) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, at, actor, local_ref, action, before, after, prev_hash, hash
+           FROM lapor_bridge.audit_log WHERE local_ref = $1 ORDER BY id",
+    )
+    .bind(local_ref)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.audit_log")
+        .fetch_one(pool)
+        .await
+}
+
+/// RFC 4180 CSV: every field quoted when it holds a comma, quote or line break.
+pub fn to_csv(entries: &[Entry]) -> String {
+    fn field(out: &mut String, value: &str) {
+        if value.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&value.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(value);
+        }
+    }
+    let mut out = String::from("id,at,actor,local_ref,action,before,after,prev_hash,hash\r\n");
+    for e in entries {
+        let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
+        let cells = [
+            e.id.to_string(),
+            e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            e.actor.clone(),
+            e.local_ref.clone().unwrap_or_default(),
+            e.action.clone(),
+            json(&e.before),
+            json(&e.after),
+            e.prev_hash.clone(),
+            e.hash.clone(),
+        ];
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            field(&mut out, cell);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+pub fn to_jsonl(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        if let Ok(line) = serde_json::to_string(e) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}

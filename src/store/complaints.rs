@@ -1,0 +1,416 @@
+//! SQL of the complaint family: `complaints`, `followups`, `attachments`, and
+//! the derived view `complaint_sync`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("invalid complaint")]
+    Invalid(BTreeMap<String, Vec<String>>),
+    #[error("local_ref already holds another complaint")]
+    Conflict,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Submits through `lapor_bridge.submit_complaint`, the one implementation
+/// shared with applications that call it directly. Returns whether the
+/// complaint is new.
+pub async fn submit(conn: &mut PgConnection, doc: &Value) -> Result<bool, SubmitError> {
+    let result: Result<Value, sqlx::Error> =
+        sqlx::query_scalar("SELECT lapor_bridge.submit_complaint($1)")
+            .bind(doc)
+            .fetch_one(conn)
+            .await;
+    match result {
+        Ok(v) => Ok(v.get("created").and_then(Value::as_bool).unwrap_or(false)),
+        Err(sqlx::Error::Database(db)) => {
+            let code = db.code().map(|c| c.to_string());
+            match code.as_deref() {
+                Some("LB409") => Err(SubmitError::Conflict),
+                Some("LB422") => {
+                    let detail = db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .and_then(|pg| pg.detail())
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or_default();
+                    Err(SubmitError::Invalid(detail))
+                }
+                _ => Err(SubmitError::Db(sqlx::Error::Database(db))),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A complaint with its derived sync state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ComplaintRow {
+    pub id: i64,
+    pub local_ref: String,
+    pub origin: String,
+    pub title: String,
+    pub content: String,
+    pub category_id: Option<i64>,
+    pub disposition_id: Option<i64>,
+    pub location_id: Option<i64>,
+    pub date_of_incident: Option<NaiveDate>,
+    pub is_anonymous: bool,
+    pub is_secret: bool,
+    pub reporter: Option<Value>,
+    pub lapor_complaint_id: Option<i64>,
+    pub tracking_id: Option<String>,
+    pub lapor_status_name: Option<String>,
+    pub status: Option<String>,
+    pub lapor_disposition_id: Option<i64>,
+    pub lapor_created_at: Option<DateTime<Utc>>,
+    pub lapor_updated_at: Option<DateTime<Utc>>,
+    pub dispositioned_at: Option<DateTime<Utc>>,
+    pub first_followup_by_us_at: Option<DateTime<Utc>>,
+    pub last_followup_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub conflict_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sync_state: String,
+    pub pending_ops: i64,
+    pub step_error: Option<String>,
+}
+
+const SELECT_SYNC: &str =
+    "SELECT id, local_ref, origin, title, content, category_id, disposition_id,
+        location_id, date_of_incident, is_anonymous, is_secret, reporter, lapor_complaint_id,
+        tracking_id, lapor_status_name, status, lapor_disposition_id, lapor_created_at,
+        lapor_updated_at, dispositioned_at, first_followup_by_us_at, last_followup_at,
+        closed_at, conflict_reason, last_error, last_synced_at, created_at, updated_at,
+        sync_state, pending_ops, step_error
+   FROM lapor_bridge.complaint_sync";
+
+pub async fn by_ref(pool: &PgPool, local_ref: &str) -> Result<Option<ComplaintRow>, sqlx::Error> {
+    let sql = format!("{SELECT_SYNC} WHERE local_ref = $1");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(local_ref)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn by_id(conn: &mut PgConnection, id: i64) -> Result<Option<ComplaintRow>, sqlx::Error> {
+    let sql = format!("{SELECT_SYNC} WHERE id = $1");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Filters of the complaint list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub sync_state: Option<String>,
+    pub status: Option<String>,
+    pub search: Option<String>,
+}
+
+pub async fn list(
+    pool: &PgPool,
+    filter: &ListFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ComplaintRow>, i64), sqlx::Error> {
+    let cond = "WHERE ($1::text IS NULL OR sync_state = $1)
+                  AND ($2::text IS NULL OR status = $2 OR ($2 = 'unknown' AND status IS NULL AND lapor_status_name IS NOT NULL))
+                  AND ($3::text IS NULL OR local_ref ILIKE '%' || $3 || '%'
+                       OR tracking_id = $3 OR lapor_complaint_id::text = $3)";
+    let sql = format!("{SELECT_SYNC} {cond} ORDER BY id DESC LIMIT $4 OFFSET $5");
+    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&filter.sync_state)
+        .bind(&filter.status)
+        .bind(&filter.search)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    let sql = format!("SELECT count(*) FROM lapor_bridge.complaint_sync {cond}");
+    let total = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(&filter.sync_state)
+        .bind(&filter.status)
+        .bind(&filter.search)
+        .fetch_one(pool)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn count_by_sync_state(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sync_state, count(*) FROM lapor_bridge.complaint_sync GROUP BY sync_state ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Locks a complaint row for a change in this transaction.
+pub async fn lock_by_ref(
+    conn: &mut PgConnection,
+    local_ref: &str,
+) -> Result<Option<(i64, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, lapor_complaint_id FROM lapor_bridge.complaints WHERE local_ref = $1 FOR UPDATE",
+    )
+    .bind(local_ref)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn insert_local_followup(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    content: &str,
+    is_secret: bool,
+    institution_id: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO lapor_bridge.followups (complaint_id, origin, content, is_secret, institution_id, created_at)
+         VALUES ($1, 'local', $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(complaint_id)
+    .bind(content)
+    .bind(is_secret)
+    .bind(institution_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FollowupRow {
+    pub id: i64,
+    pub origin: String,
+    pub content: String,
+    pub is_secret: bool,
+    pub institution_id: Option<i64>,
+    pub lapor_followup_id: Option<i64>,
+    pub lapor_created_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn followups_of(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+) -> Result<Vec<FollowupRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, origin, content, is_secret, institution_id, lapor_followup_id,
+                lapor_created_at, created_at
+           FROM lapor_bridge.followups WHERE complaint_id = $1 ORDER BY id",
+    )
+    .bind(complaint_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn followup(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<FollowupRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, origin, content, is_secret, institution_id, lapor_followup_id,
+                lapor_created_at, created_at
+           FROM lapor_bridge.followups WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Links a local follow-up to its LAPOR! id once delivered or found.
+pub async fn link_followup(
+    conn: &mut PgConnection,
+    id: i64,
+    lapor_followup_id: i64,
+    lapor_created_at: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.followups SET lapor_followup_id = $2,
+                lapor_created_at = coalesce($3, lapor_created_at)
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(lapor_followup_id)
+    .bind(lapor_created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that one of our follow-ups is on LAPOR!, for the SLA.
+pub async fn note_our_followup(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints
+            SET first_followup_by_us_at = CASE
+                    WHEN first_followup_by_us_at IS NULL
+                      OR (dispositioned_at IS NOT NULL AND first_followup_by_us_at < dispositioned_at)
+                    THEN $2 ELSE first_followup_by_us_at END,
+                last_followup_at = greatest(last_followup_at, $2),
+                updated_at = $2
+          WHERE id = $1",
+    )
+    .bind(complaint_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub id: i64,
+    pub file_name: String,
+    pub content: Vec<u8>,
+    pub lapor_file_id: Option<i64>,
+}
+
+pub async fn attachments_of(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+) -> Result<Vec<AttachmentRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, file_name, content, lapor_file_id FROM lapor_bridge.attachments
+          WHERE complaint_id = $1 ORDER BY id",
+    )
+    .bind(complaint_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn link_attachment(
+    conn: &mut PgConnection,
+    id: i64,
+    lapor_file_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE lapor_bridge.attachments SET lapor_file_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(lapor_file_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the LAPOR! ids of a complaint once created (or found).
+pub async fn link_created(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    lapor_complaint_id: i64,
+    tracking_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints
+            SET lapor_complaint_id = $2, tracking_id = $3,
+                lapor_status_name = coalesce(lapor_status_name, 'Belum Terverifikasi'),
+                status = coalesce(status, 'unverified'),
+                last_synced_at = $4, updated_at = $4, last_error = NULL
+          WHERE id = $1",
+    )
+    .bind(complaint_id)
+    .bind(lapor_complaint_id)
+    .bind(tracking_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_last_error(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE lapor_bridge.complaints SET last_error = $2 WHERE id = $1")
+        .bind(complaint_id)
+        .bind(error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The LAPOR!-owned fields of one complaint, as last seen.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UpstreamFields {
+    pub lapor_status_name: Option<String>,
+    pub status: Option<String>,
+    pub lapor_disposition_id: Option<i64>,
+    pub conflict_reason: Option<String>,
+}
+
+pub async fn upstream_fields(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+) -> Result<UpstreamFields, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT lapor_status_name, status, lapor_disposition_id, conflict_reason
+           FROM lapor_bridge.complaints WHERE id = $1 FOR UPDATE",
+    )
+    .bind(complaint_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Stores what LAPOR! says of status and disposition. `status` is `None` for
+/// an unknown status name, which is kept raw in `lapor_status_name`.
+#[allow(clippy::too_many_arguments)]
+pub async fn store_upstream(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    fields: &UpstreamFields,
+    dispositioned_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+    lapor_created_at: DateTime<Utc>,
+    lapor_updated_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints
+            SET lapor_status_name = $2, status = $3, lapor_disposition_id = $4,
+                conflict_reason = $5,
+                dispositioned_at = coalesce($6, dispositioned_at),
+                closed_at = $7,
+                lapor_created_at = $8, lapor_updated_at = $9,
+                last_synced_at = $10, updated_at = $10
+          WHERE id = $1",
+    )
+    .bind(complaint_id)
+    .bind(&fields.lapor_status_name)
+    .bind(&fields.status)
+    .bind(fields.lapor_disposition_id)
+    .bind(&fields.conflict_reason)
+    .bind(dispositioned_at)
+    .bind(closed_at)
+    .bind(lapor_created_at)
+    .bind(lapor_updated_at)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn touch_synced(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE lapor_bridge.complaints SET last_synced_at = $2 WHERE id = $1")
+        .bind(complaint_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

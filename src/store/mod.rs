@@ -1,0 +1,5 @@
+//! SQL, one module per table family. Every statement binds its parameters.
+
+pub mod audit;
+pub mod complaints;
+pub mod outbox;

@@ -1,0 +1,418 @@
+//! SQL of the outbox family: `outbox` (the hot queue) and `outbox_attempts`
+//! (one row per attempt, never updated).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+/// A step claimed by one worker, with what delivery needs of its complaint.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedStep {
+    pub id: i64,
+    pub complaint_id: i64,
+    pub seq: i32,
+    pub step: String,
+    pub followup_id: Option<i64>,
+    pub payload: Value,
+    pub attempts: i32,
+    pub fence: i64,
+    pub needs_lookup: bool,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    pub local_ref: String,
+}
+
+/// Claims up to `limit` due steps: the first unfinished step of each
+/// complaint only, so steps of one complaint run in order. The claim commits
+/// before any call to LAPOR!.
+pub async fn claim(
+    pool: &PgPool,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease_secs: i64,
+    limit: i64,
+) -> Result<Vec<ClaimedStep>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT o.id FROM lapor_bridge.outbox o
+             WHERE o.state = 'pending' AND o.next_attempt_at <= $1
+               AND NOT EXISTS (
+                   SELECT 1 FROM lapor_bridge.outbox e
+                   WHERE e.complaint_id = o.complaint_id AND e.seq < o.seq
+                     AND e.state IN ('pending', 'running', 'dead'))
+             ORDER BY o.next_attempt_at, o.id
+             LIMIT $2
+             FOR UPDATE OF o SKIP LOCKED)
+         UPDATE lapor_bridge.outbox o
+            SET state = 'running', lease_owner = $3,
+                lease_expires_at = $1 + make_interval(secs => $4),
+                fence = o.fence + 1,
+                first_attempt_at = coalesce(o.first_attempt_at, $1)
+           FROM due, lapor_bridge.complaints c
+          WHERE o.id = due.id AND c.id = o.complaint_id
+      RETURNING o.id, o.complaint_id, o.seq, o.step, o.followup_id, o.payload, o.attempts,
+                o.fence, o.needs_lookup, o.first_attempt_at, c.local_ref",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(owner)
+    .bind(lease_secs as f64)
+    .fetch_all(pool)
+    .await
+}
+
+/// Extends the leases of the steps this worker still holds (by fence).
+pub async fn heartbeat(
+    pool: &PgPool,
+    held: &[(i64, i64)],
+    now: DateTime<Utc>,
+    lease_secs: i64,
+) -> Result<u64, sqlx::Error> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
+    let fences: Vec<i64> = held.iter().map(|(_, f)| *f).collect();
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox o
+            SET lease_expires_at = $3 + make_interval(secs => $4)
+           FROM unnest($1::bigint[], $2::bigint[]) AS h(id, fence)
+          WHERE o.id = h.id AND o.fence = h.fence AND o.state = 'running'",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .bind(now)
+    .bind(lease_secs as f64)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Returns expired leases to the queue. The previous holder may have sent a
+/// write whose answer nobody saw, so a rescued write is looked up before any
+/// resend, and not before `lookup_delay_secs` (the previous holder's request
+/// must have timed out by then).
+pub async fn rescue_expired(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    lookup_delay_secs: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE lapor_bridge.outbox o
+            SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                fence = o.fence + 1,
+                needs_lookup = true,
+                next_attempt_at = $1 + make_interval(secs => $2),
+                last_error = 'lease expired: the worker stopped answering'
+           FROM lapor_bridge.complaints c
+          WHERE o.state = 'running' AND o.lease_expires_at < $1 AND c.id = o.complaint_id
+      RETURNING o.id, c.local_ref",
+    )
+    .bind(now)
+    .bind(lookup_delay_secs as f64)
+    .fetch_all(pool)
+    .await
+}
+
+/// Gives back steps this worker holds but will not finish (shutdown), without
+/// counting an attempt. A write already sent is looked up first.
+pub async fn release(
+    conn: &mut PgConnection,
+    id: i64,
+    fence: i64,
+    now: DateTime<Utc>,
+    sent: bool,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox
+            SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                fence = fence + 1, next_attempt_at = $3,
+                needs_lookup = needs_lookup OR $4
+          WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(fence)
+    .bind(now)
+    .bind(sent)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The new state of a step after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextState {
+    Done,
+    Dead,
+    Pending {
+        at: DateTime<Utc>,
+        needs_lookup: bool,
+        /// Counted against BRIDGE_MAX_ATTEMPTS.
+        count_attempt: bool,
+        waiting_reason: Option<String>,
+    },
+}
+
+/// Moves a step out of `running`, only if `fence` is still current. Returns
+/// false when the lease was lost: nothing is changed then.
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: i64,
+    fence: i64,
+    next: &NextState,
+    last_error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let (state, at, needs_lookup, count, waiting) = match next {
+        NextState::Done => ("done", now, false, true, None),
+        NextState::Dead => ("dead", now, false, true, None),
+        NextState::Pending {
+            at,
+            needs_lookup,
+            count_attempt,
+            waiting_reason,
+        } => (
+            "pending",
+            *at,
+            *needs_lookup,
+            *count_attempt,
+            waiting_reason.as_deref(),
+        ),
+    };
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox
+            SET state = $3, next_attempt_at = $4, needs_lookup = $5,
+                attempts = attempts + CASE WHEN $6 THEN 1 ELSE 0 END,
+                waiting_reason = $7, last_error = $8,
+                lease_owner = NULL, lease_expires_at = NULL,
+                finished_at = CASE WHEN $3 IN ('done', 'dead') THEN $9 END
+          WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(fence)
+    .bind(state)
+    .bind(at)
+    .bind(needs_lookup)
+    .bind(count)
+    .bind(waiting)
+    .bind(last_error)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One attempt, as history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub outbox_id: i64,
+    pub complaint_id: i64,
+    pub step: String,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub http_status: Option<i32>,
+    pub failure_kind: Option<String>,
+    pub message: Option<String>,
+    pub outcome: String,
+}
+
+pub async fn record_attempt(conn: &mut PgConnection, a: &Attempt) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO lapor_bridge.outbox_attempts
+             (outbox_id, complaint_id, step, attempt, started_at, duration_ms, http_status,
+              failure_kind, message, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(a.outbox_id)
+    .bind(a.complaint_id)
+    .bind(&a.step)
+    .bind(a.attempt)
+    .bind(a.started_at)
+    .bind(a.duration_ms)
+    .bind(a.http_status)
+    .bind(&a.failure_kind)
+    .bind(&a.message)
+    .bind(&a.outcome)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Wakes the steps of a complaint that wait for LAPOR!'s verification.
+pub async fn wake_waiting(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox SET next_attempt_at = $2
+          WHERE complaint_id = $1 AND state = 'pending' AND waiting_reason IS NOT NULL
+            AND next_attempt_at > $2",
+    )
+    .bind(complaint_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes finished steps older than the retention; attempts and the audit
+/// log keep their history.
+pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM lapor_bridge.outbox
+          WHERE state IN ('done', 'discarded') AND finished_at < $1",
+    )
+    .bind(older_than)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The earliest time a pending step becomes due, to sleep until then.
+pub async fn next_due(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT min(next_attempt_at) FROM lapor_bridge.outbox WHERE state = 'pending'",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StepView {
+    pub id: i64,
+    pub local_ref: String,
+    pub seq: i32,
+    pub step: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub waiting_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const STEP_VIEW: &str = "SELECT o.id, c.local_ref, o.seq, o.step, o.state, o.attempts,
+        o.next_attempt_at, o.waiting_reason, o.last_error, o.created_at, o.finished_at
+   FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id";
+
+/// Steps in one state (`pending` also lists running ones), oldest first.
+pub async fn list(
+    pool: &PgPool,
+    state: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<StepView>, i64), sqlx::Error> {
+    let states: Vec<String> = match state {
+        Some("pending") => vec!["pending".into(), "running".into()],
+        Some(s) => vec![s.to_string()],
+        None => vec!["pending".into(), "running".into(), "dead".into()],
+    };
+    let sql = format!("{STEP_VIEW} WHERE o.state = ANY($1) ORDER BY o.id LIMIT $2 OFFSET $3");
+    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&states)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    let total =
+        sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.outbox WHERE state = ANY($1)")
+            .bind(&states)
+            .fetch_one(pool)
+            .await?;
+    Ok((items, total))
+}
+
+pub async fn steps_of(pool: &PgPool, complaint_id: i64) -> Result<Vec<StepView>, sqlx::Error> {
+    let sql = format!("{STEP_VIEW} WHERE o.complaint_id = $1 ORDER BY o.seq");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(complaint_id)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<StepView>, sqlx::Error> {
+    let sql = format!("{STEP_VIEW} WHERE o.id = $1");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Operator action: a dead step goes back to the queue with fresh attempts.
+pub async fn retry_dead(
+    conn: &mut PgConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox
+            SET state = 'pending', attempts = 0, next_attempt_at = $2, finished_at = NULL,
+                fence = fence + 1
+          WHERE id = $1 AND state = 'dead'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify('lapor_bridge_outbox', '')")
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Operator action: a dead or pending step is given up.
+pub async fn discard(
+    conn: &mut PgConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox
+            SET state = 'discarded', finished_at = $2, fence = fence + 1,
+                lease_owner = NULL, lease_expires_at = NULL
+          WHERE id = $1 AND state IN ('dead', 'pending')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Appends a step to a complaint, in order after its earlier steps.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    step: &str,
+    followup_id: Option<i64>,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let seq: i32 = sqlx::query_scalar(
+        "UPDATE lapor_bridge.complaints SET next_seq = next_seq + 1, updated_at = $2
+          WHERE id = $1 RETURNING next_seq - 1",
+    )
+    .bind(complaint_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO lapor_bridge.outbox (complaint_id, seq, step, followup_id, payload, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(complaint_id)
+    .bind(seq)
+    .bind(step)
+    .bind(followup_id)
+    .bind(payload)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify('lapor_bridge_outbox', '')")
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
