@@ -5,6 +5,7 @@
 //! module per table family), `outbox` (delivery), `inbound` (pull and
 //! reconciliation), `sla` (working-day deadlines), `api` (admin HTTP), `cli`.
 
+pub mod actions;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
@@ -16,5 +17,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod simulator;
 pub mod sla;
+pub mod status_document;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,370 @@
+//! Route handlers: thin translations between HTTP and the actions.
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::{ApiError, AppState, caller_name};
+use crate::actions::{self, StepAction};
+use crate::status_document::{Page, StatusDocument, page_bounds};
+use crate::store::{audit, complaints, outbox};
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let doc = parse_json(&body)?;
+    let (created, status) = actions::submit(&state.bridge, &doc, &caller_name(&caller)).await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(status)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    sync_state: Option<String>,
+    status: Option<String>,
+    q: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+const SYNC_STATES: [&str; 5] = ["pending", "synced", "retrying", "dead", "conflict"];
+
+pub async fn list_complaints(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<StatusDocument>>, ApiError> {
+    if let Some(s) = &query.sync_state
+        && !SYNC_STATES.contains(&s.as_str())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "sync_state must be one of {}",
+            SYNC_STATES.join(", ")
+        )));
+    }
+    let (page, size, offset) = page_bounds(query.page, query.page_size);
+    let filter = complaints::ListFilter {
+        sync_state: query.sync_state.filter(|s| !s.is_empty()),
+        status: query.status.filter(|s| !s.is_empty()),
+        search: query.q.filter(|s| !s.is_empty()),
+    };
+    let (rows, total) = complaints::list(&state.bridge.pool, &filter, offset, size).await?;
+    let now = state.bridge.clock.now();
+    let items = rows
+        .iter()
+        .map(|r| StatusDocument::build(r, &state.bridge.calendar, now))
+        .collect();
+    Ok(Json(Page {
+        items,
+        total,
+        page,
+        page_size: size,
+    }))
+}
+
+pub async fn complaint(
+    State(state): State<AppState>,
+    Path(local_ref): Path<String>,
+) -> Result<Json<StatusDocument>, ApiError> {
+    Ok(Json(actions::status(&state.bridge, &local_ref).await?))
+}
+
+pub async fn timeline(
+    State(state): State<AppState>,
+    Path(local_ref): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = &state.bridge.pool;
+    let row = complaints::by_ref(pool, &local_ref)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let attempts: Vec<(DateTime<Utc>, Value)> = sqlx::query_as(
+        "SELECT started_at, jsonb_build_object('kind', 'attempt', 'at', started_at, 'step', step,
+                'attempt', attempt, 'duration_ms', duration_ms, 'http_status', http_status,
+                'failure_kind', failure_kind, 'message', message, 'outcome', outcome)
+           FROM lapor_bridge.outbox_attempts WHERE complaint_id = $1",
+    )
+    .bind(row.id)
+    .fetch_all(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let followups = complaints::followups_of(&mut conn, row.id).await?;
+    drop(conn);
+    let audit_entries = audit::of_complaint(pool, &local_ref).await?;
+    let mut events: Vec<(DateTime<Utc>, Value)> = attempts;
+    for f in followups {
+        let at = f.lapor_created_at.unwrap_or(f.created_at);
+        let content = if f.is_secret {
+            Value::Null
+        } else {
+            Value::String(f.content)
+        };
+        events.push((
+            at,
+            json!({"kind": "followup", "at": at, "origin": f.origin, "institution_id": f.institution_id,
+                   "lapor_followup_id": f.lapor_followup_id, "is_secret": f.is_secret, "content": content}),
+        ));
+    }
+    for e in audit_entries {
+        let kind = if e.action.starts_with("inbound.complaint_changed") {
+            "status_change"
+        } else {
+            "audit"
+        };
+        events.push((
+            e.at,
+            json!({"kind": kind, "at": e.at, "audit_id": e.id, "actor": e.actor, "action": e.action,
+                   "before": e.before, "after": e.after}),
+        ));
+    }
+    events.sort_by_key(|(at, _)| *at);
+    let status = StatusDocument::build(&row, &state.bridge.calendar, state.bridge.clock.now());
+    Ok(Json(json!({
+        "complaint": status,
+        "events": events.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct FollowupBody {
+    content: String,
+    #[serde(default)]
+    is_secret: bool,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let value = parse_json(body)?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::Invalid(std::collections::BTreeMap::from([(
+            "body".to_string(),
+            vec![e.to_string()],
+        )]))
+    })
+}
+
+pub async fn add_followup(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(local_ref): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: FollowupBody = parse_body(&body)?;
+    let status = actions::add_followup(
+        &state.bridge,
+        &local_ref,
+        &body.content,
+        body.is_secret,
+        &caller_name(&caller),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(status)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ForwardBody {
+    institution_id: i64,
+    reason: String,
+}
+
+pub async fn forward(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(local_ref): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: ForwardBody = parse_body(&body)?;
+    let status = actions::forward(
+        &state.bridge,
+        &local_ref,
+        body.institution_id,
+        &body.reason,
+        &caller_name(&caller),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(status)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutboxQuery {
+    state: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+pub async fn list_outbox(
+    State(state): State<AppState>,
+    Query(query): Query<OutboxQuery>,
+) -> Result<Json<Page<outbox::StepView>>, ApiError> {
+    let wanted = query.state.filter(|s| !s.is_empty());
+    if let Some(s) = &wanted
+        && !["pending", "running", "dead", "done", "discarded"].contains(&s.as_str())
+    {
+        return Err(ApiError::BadRequest(
+            "state must be pending, running, dead, done or discarded".into(),
+        ));
+    }
+    let (page, size, offset) = page_bounds(query.page, query.page_size);
+    let (items, total) = outbox::list(&state.bridge.pool, wanted.as_deref(), offset, size).await?;
+    Ok(Json(Page {
+        items,
+        total,
+        page,
+        page_size: size,
+    }))
+}
+
+pub async fn retry_step(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<outbox::StepView>, ApiError> {
+    Ok(Json(
+        actions::act_on_step(&state.bridge, id, StepAction::Retry, &caller_name(&caller)).await?,
+    ))
+}
+
+pub async fn discard_step(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<outbox::StepView>, ApiError> {
+    Ok(Json(
+        actions::act_on_step(&state.bridge, id, StepAction::Discard, &caller_name(&caller))
+            .await?,
+    ))
+}
+
+pub async fn pull(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .jobs
+        .pull(&caller_name(&caller))
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+pub async fn reconcile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .jobs
+        .reconcile(&caller_name(&caller))
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    since: Option<String>,
+    until: Option<String>,
+    format: Option<String>,
+}
+
+pub fn parse_instant(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    Err(format!(
+        "{field} must be an RFC 3339 time or a date YYYY-MM-DD (UTC), got {raw:?}"
+    ))
+}
+
+pub async fn audit_export(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let since = parse_instant("since", query.since.as_deref()).map_err(ApiError::BadRequest)?;
+    let until = parse_instant("until", query.until.as_deref()).map_err(ApiError::BadRequest)?;
+    let entries = audit::export(&state.bridge.pool, since, until).await?;
+    match query.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            audit::to_jsonl(&entries),
+        )
+            .into_response()),
+        "csv" => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            audit::to_csv(&entries),
+        )
+            .into_response()),
+        other => Err(ApiError::BadRequest(format!(
+            "format must be jsonl or csv, got {other:?}"
+        ))),
+    }
+}
+
+pub async fn audit_verify(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let v = audit::verify(&state.bridge.pool).await?;
+    Ok(Json(serde_json::to_value(v).unwrap_or(Value::Null)))
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let database = crate::db::migrations_current(&state.bridge.pool).await;
+    let token_ok = !state.bridge.gate.is_paused();
+    let db_ok = matches!(database, Ok(true));
+    let body = json!({
+        "ok": db_ok && token_ok,
+        "database": match &database { Ok(true) => "ok", Ok(false) => "migrations pending", Err(_) => "unreachable" },
+        "lapor_token": if token_ok { "ok" } else { "rejected" },
+    });
+    let code = if db_ok && token_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.bridge.metrics.render();
+    text.push_str(&crate::inbound::gauges(&state.bridge).await);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
+}
+
+pub async fn dashboard(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    let counts = complaints::count_by_sync_state(&state.bridge.pool).await?;
+    let mut rows = String::new();
+    for (s, n) in counts {
+        rows.push_str(&format!("<tr><td>{s}</td><td>{n}</td></tr>"));
+    }
+    Ok(Html(format!(
+        "<!doctype html><html lang=\"id\"><head><meta charset=\"utf-8\"><title>lapor-bridge</title></head>\
+         <body><h1>lapor-bridge</h1><p>Ringkasan status sinkronisasi pengaduan.</p>\
+         <table><tr><th>Status sinkronisasi</th><th>Jumlah</th></tr>{rows}</table>\
+         <p>API: <code>/api/v1/complaints</code> · <code>/metrics</code></p></body></html>"
+    )))
+}

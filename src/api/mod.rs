@@ -1,0 +1,177 @@
+//! The admin HTTP API, health and metrics.
+
+pub mod auth;
+mod handlers;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::ActionError;
+use crate::bridge::Bridge;
+use crate::config::Role;
+use auth::{Caller, TokenStore};
+
+/// Largest request body (a complaint with its attachments in base64).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub bridge: Bridge,
+    pub tokens: Arc<TokenStore>,
+    pub jobs: Arc<crate::inbound::Jobs>,
+}
+
+/// An error answer: `{"error": ..., "fields": {...}}`.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    BadRequest(String),
+    Invalid(BTreeMap<String, Vec<String>>),
+    Conflict(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing or unknown token"}),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "this token's role may not do that"}),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            ApiError::Invalid(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "invalid input", "fields": fields}),
+            ),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal error; see the bridge's log"}),
+                )
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound => ApiError::NotFound,
+            ActionError::Invalid(f) => ApiError::Invalid(f),
+            ActionError::Conflict(m) => ApiError::Conflict(m),
+            ActionError::Db(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Requires a token whose role allows `needed`; puts the caller in the
+/// request's extensions.
+async fn require(
+    state: &AppState,
+    needed: Role,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = auth::bearer(req.headers())
+        .and_then(|t| state.tokens.identify(t))
+        .ok_or(ApiError::Unauthorized)?;
+    if !caller.role.allows(needed) {
+        return Err(ApiError::Forbidden);
+    }
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+macro_rules! role_layer {
+    ($state:expr, $role:expr) => {{
+        let state = $state.clone();
+        axum::middleware::from_fn(move |req: Request, next: Next| {
+            let state = state.clone();
+            async move { require(&state, $role, req, next).await }
+        })
+    }};
+}
+
+pub fn router(state: AppState) -> Router {
+    let intake = Router::new()
+        .route("/api/v1/complaints", post(handlers::submit))
+        .route(
+            "/api/v1/complaints/{local_ref}/followups",
+            post(handlers::add_followup),
+        )
+        .layer(role_layer!(state, Role::Intake));
+    let operator = Router::new()
+        .route("/api/v1/complaints", get(handlers::list_complaints))
+        .route("/api/v1/complaints/{local_ref}", get(handlers::complaint))
+        .route(
+            "/api/v1/complaints/{local_ref}/timeline",
+            get(handlers::timeline),
+        )
+        .route(
+            "/api/v1/complaints/{local_ref}/forward",
+            post(handlers::forward),
+        )
+        .route("/api/v1/outbox", get(handlers::list_outbox))
+        .route("/api/v1/outbox/{id}/retry", post(handlers::retry_step))
+        .route("/api/v1/outbox/{id}/discard", post(handlers::discard_step))
+        .route("/api/v1/pull", post(handlers::pull))
+        .route("/api/v1/reconcile", post(handlers::reconcile))
+        .layer(role_layer!(state, Role::Operator));
+    let auditor = Router::new()
+        .route("/api/v1/audit", get(handlers::audit_export))
+        .route("/api/v1/audit/verify", get(handlers::audit_verify))
+        .layer(role_layer!(state, Role::Auditor));
+    Router::new()
+        .merge(intake)
+        .merge(operator)
+        .merge(auditor)
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/", get(handlers::dashboard))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+pub(crate) fn caller_name(caller: &Caller) -> String {
+    format!("token:{}", caller.name)
+}
+

@@ -1,0 +1,74 @@
+//! The status document of one complaint, as the API, the CLI and the
+//! dashboard show it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::sla::{self, SlaFacts, SlaView, WorkingCalendar};
+use crate::store::complaints::ComplaintRow;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusDocument {
+    pub local_ref: String,
+    pub origin: String,
+    pub lapor_complaint_id: Option<i64>,
+    pub tracking_id: Option<String>,
+    pub lapor_status_name: Option<String>,
+    /// The bridge's name of the status; `null` while unknown.
+    pub status: Option<String>,
+    pub sync_state: String,
+    /// Outbox steps not finished yet (pending, running or dead).
+    pub pending_ops: i64,
+    pub last_error: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub conflict_reason: Option<String>,
+    pub title: String,
+    pub disposition_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub sla: SlaView,
+}
+
+impl StatusDocument {
+    pub fn build(row: &ComplaintRow, calendar: &WorkingCalendar, now: DateTime<Utc>) -> Self {
+        let facts = SlaFacts {
+            created_at: row.lapor_created_at.unwrap_or(row.created_at),
+            dispositioned_to_us_at: row.dispositioned_at,
+            first_followup_by_us_at: row.first_followup_by_us_at,
+            last_followup_at: row.last_followup_at,
+            closed: row.closed_at.is_some(),
+        };
+        Self {
+            local_ref: row.local_ref.clone(),
+            origin: row.origin.clone(),
+            lapor_complaint_id: row.lapor_complaint_id,
+            tracking_id: row.tracking_id.clone(),
+            lapor_status_name: row.lapor_status_name.clone(),
+            status: row.status.clone(),
+            sync_state: row.sync_state.clone(),
+            pending_ops: row.pending_ops,
+            last_error: row.step_error.clone().or_else(|| row.last_error.clone()),
+            last_synced_at: row.last_synced_at,
+            conflict_reason: row.conflict_reason.clone(),
+            title: row.title.clone(),
+            disposition_id: row.lapor_disposition_id.or(row.disposition_id),
+            created_at: row.created_at,
+            sla: sla::evaluate(calendar, &facts, now),
+        }
+    }
+}
+
+/// Every list answers in this shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+/// Page numbers from query parameters: 1-based, page size 1..=500.
+pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> (i64, i64, i64) {
+    let page = page.unwrap_or(1).max(1);
+    let size = page_size.unwrap_or(50).clamp(1, 500);
+    (page, size, (page - 1) * size)
+}
