@@ -563,7 +563,8 @@ async fn followup_add(State(sim): State<Shared>, request: Request) -> Response {
     // `attachment[N]` given as upload ids.
     let mut upload_ids = Vec::new();
     for (key, value) in &input.fields {
-        if key.starts_with("attachment") {
+        let empty = value.as_str().is_some_and(|v| v.trim().is_empty());
+        if key.starts_with("attachment") && !empty {
             match as_int(value) {
                 Some(id) => upload_ids.push(id),
                 None => f.fail(key, format!("The {} must be a file.", label(key))),

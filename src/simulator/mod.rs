@@ -4,6 +4,29 @@
 //! and at the root; the control surface is under `/_sim/...` (no auth, never
 //! faulted, not counted in the statistics).
 //!
+//! Choices where the contract leaves room:
+//! - Timestamps are kept as `DateTime<Utc>` at full resolution (every change
+//!   moves `updated_at` forward) and shown in WIB to the second; lists order
+//!   by (that second, id), so changes within one second tie and sort by id.
+//! - Ids are never reused, not even after `/_sim/reset`.
+//! - Faults, per LAPOR! request, in this order: rate limit (429,
+//!   `Retry-After: 1`), latency, then at most one of timeout (held
+//!   `timeout_hold_ms`, default 60 s, or until shutdown, then 504 HTML; not
+//!   applied), error (`error_status`, JSON body; not applied), HTML error
+//!   (502; not applied), malformed (200 with a truncated JSON body: a GET runs
+//!   and its real body is cut; anything else is not applied), drop after
+//!   commit (applied, then the connection closes with no response).
+//! - `/_sim` answers: `POST /_sim/complaints` 201 `{"success", "complaint_id",
+//!   "tracking_id"}` (every field optional, `disposition_id` defaults to the
+//!   configured institution); `POST /_sim/complaints/{id}/status`
+//!   `{"status_name", "force"?, "disposition_id"?}`; `POST
+//!   /_sim/complaints/{id}/followups` 201 `{"success", "id"}` (any status);
+//!   `GET /_sim/complaints` `{"success", "data": [...], "total"}` and `GET
+//!   /_sim/complaints/{id}` `{"success", "data"}`; `GET /_sim/stats`
+//!   `{"requests": {endpoint: {status or "dropped": n}}}` with endpoints
+//!   `institutions`, `upload`, `create`, `detail`, `followups`,
+//!   `followup_add`, `forward`, `list`.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use lapor_bridge::simulator::{SimulatorConfig, spawn};

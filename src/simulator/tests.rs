@@ -384,6 +384,9 @@ async fn a_complaint_lives_through_verification_follow_up_and_forward() {
     assert_eq!(body["message"], "Data tidak ditemukan");
     let (status, _) = h.get("/complaints/abc/followups").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = h.get("/no/such/endpoint").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], false);
 
     let all = h.control_get("/complaints").await;
     let c = &all["data"][0];
@@ -753,4 +756,39 @@ async fn shutdown_releases_held_requests_and_stops_serving() {
     let status = held.await.expect("task");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(status.ok(), Some(StatusCode::GATEWAY_TIMEOUT));
+}
+
+/// A rough throughput check: `cargo test --release --lib simulator::tests::throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, not a check"]
+async fn throughput() {
+    let h = std::sync::Arc::new(start().await);
+    let started = Instant::now();
+    let total = 20_000usize;
+    let workers = 64usize;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..total / workers {
+                let id = h.create(&format!("T{w}-{i}")).await;
+                let (status, _) = h.get(&format!("/complaints/{id}/complaint")).await;
+                assert_eq!(status, StatusCode::OK);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("worker");
+    }
+    let elapsed = started.elapsed();
+    let requests = 2 * (total / workers) * workers;
+    eprintln!(
+        "{requests} requests in {elapsed:?}: {:.0}/s",
+        requests as f64 / elapsed.as_secs_f64()
+    );
+    let (_, body) = h.get("/complaints?scope=created&page_size=100").await;
+    assert_eq!(
+        body["results"]["meta"]["total"].as_u64(),
+        Some(((total / workers) * workers) as u64)
+    );
 }
