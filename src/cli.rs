@@ -1,7 +1,328 @@
-//! The command line.
+//! The command line: `lapor-bridge <command>`. Host commands read the
+//! database directly. Exit codes: 0 done, 1 the check or action failed,
+//! 2 usage or configuration error, or not available.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::actions::{self, ActionError, StepAction};
+use crate::bridge::Bridge;
+use crate::clock::SystemClock;
+use crate::config::{ProcessEnv, Settings};
+use crate::inbound::Jobs;
+use crate::status_document::{StatusDocument, page_bounds};
+use crate::store::{audit, complaints, outbox};
+
+#[derive(Debug, Parser)]
+#[command(name = "lapor-bridge", version, about = "Keeps a city's complaint center and SP4N-LAPOR! in step")]
+pub struct Cli {
+    /// TOML configuration file; environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The daemon: outbox workers, scheduled pull and reconcile, admin HTTP server.
+    Run,
+    /// Apply the embedded migrations and exit.
+    Migrate,
+    /// The LAPOR! simulator (state in memory).
+    Simulator {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// This institution's id on the simulated LAPOR!.
+        #[arg(long, default_value_t = 101)]
+        institution_id: i64,
+    },
+    /// Simulator + daemon + seeded sample complaints; prints the dashboard URL.
+    Demo,
+    /// Sync status of one complaint, or a summary table.
+    Status { local_ref: Option<String> },
+    /// Backlog and dead letters.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxCommand,
+    },
+    /// One incremental pull from LAPOR! now.
+    Pull,
+    /// One full reconciliation now.
+    Reconcile,
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// List steps: pending (with running), dead, done, discarded.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Send a dead step again, with fresh attempts.
+    Retry { id: i64 },
+    /// Give up a dead or pending step.
+    Discard { id: i64 },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Export a period (RFC 3339 times or dates, UTC; until is exclusive).
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Recompute the hash chain.
+    Verify,
+}
+
+/// A failure with the exit code it earns.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
 
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), &ProcessEnv) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lapor-bridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(settings.bridge.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lapor-bridge: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("lapor-bridge: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn bridge(settings: Settings) -> Result<Bridge, Failure> {
+    let pool = crate::db::connect(&settings.database).await?;
+    crate::db::migrate(&pool).await?;
+    Ok(Bridge::new(pool, settings, Arc::new(SystemClock))?)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("lapor-bridge: cannot encode output: {e}"),
+    }
+}
+
+async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
+    let json = cli.json;
+    match cli.command {
+        Command::Run => crate::app::run(settings).await.map_err(|e| Failure::from(format!("{e:#}"))),
+        Command::Migrate => {
+            let pool = crate::db::connect(&settings.database).await?;
+            crate::db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Simulator {
+            listen,
+            institution_id,
+        } => {
+            let mut config = crate::simulator::SimulatorConfig::from_env();
+            config.institution_id = institution_id;
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("LAPOR! simulator on http://{}/api (control: /_sim)", listener.local_addr()?);
+            crate::simulator::serve(listener, config, crate::shutdown::on_signal()).await?;
+            Ok(())
+        }
+        Command::Demo => crate::demo::run(settings)
+            .await
+            .map_err(|e| Failure::from(format!("{e:#}"))),
+        Command::Status { local_ref } => {
+            let bridge = bridge(settings).await?;
+            match local_ref {
+                Some(r) => match actions::status(&bridge, &r).await {
+                    Ok(doc) => {
+                        if json {
+                            print_json(&doc);
+                        } else {
+                            print_status(&doc);
+                        }
+                        Ok(())
+                    }
+                    Err(ActionError::NotFound) => Err(Failure::from(format!("no complaint {r:?}"))),
+                    Err(e) => Err(e.into()),
+                },
+                None => {
+                    let counts = complaints::count_by_sync_state(&bridge.pool).await?;
+                    if json {
+                        let map: serde_json::Map<String, Value> =
+                            counts.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+                        print_json(&map);
+                    } else {
+                        println!("{:<10} {:>8}", "SYNC", "COUNT");
+                        for (state, n) in counts {
+                            println!("{state:<10} {n:>8}");
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Outbox { action } => {
+            let bridge = bridge(settings).await?;
+            let (id, act) = match action {
+                OutboxCommand::List { state } => {
+                    let (_, size, offset) = page_bounds(Some(1), Some(500));
+                    let (items, total) =
+                        outbox::list(&bridge.pool, state.as_deref(), offset, size).await?;
+                    if json {
+                        print_json(&serde_json::json!({"items": items, "total": total}));
+                    } else {
+                        println!("{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR", "ID", "LOCAL_REF", "STEP", "STATE", "ATTEMPTS");
+                        for s in &items {
+                            println!(
+                                "{:>8} {:<24} {:<9} {:<8} {:>8}  {}",
+                                s.id,
+                                s.local_ref,
+                                s.step,
+                                s.state,
+                                s.attempts,
+                                s.last_error.as_deref().unwrap_or("")
+                            );
+                        }
+                        println!("{total} step(s)");
+                    }
+                    return Ok(());
+                }
+                OutboxCommand::Retry { id } => (id, StepAction::Retry),
+                OutboxCommand::Discard { id } => (id, StepAction::Discard),
+            };
+            let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+            match actions::act_on_step(&bridge, id, act, &actor).await {
+                Ok(step) => {
+                    if json {
+                        print_json(&step);
+                    } else {
+                        println!("step {} is now {}", step.id, step.state);
+                    }
+                    Ok(())
+                }
+                Err(ActionError::NotFound) => Err(Failure::from(format!("no outbox step {id}"))),
+                Err(e) => Err(Failure::from(e.to_string())),
+            }
+        }
+        Command::Pull | Command::Reconcile => {
+            let is_pull = matches!(cli.command, Command::Pull);
+            let bridge = bridge(settings).await?;
+            let jobs = Jobs::new(bridge);
+            let result = if is_pull {
+                jobs.pull("cli").await?
+            } else {
+                jobs.reconcile("cli").await?
+            };
+            print_json(&result);
+            if result.get("ok").and_then(Value::as_bool) == Some(true) {
+                Ok(())
+            } else {
+                Err(Failure::from("the run finished with errors (see summary)"))
+            }
+        }
+        Command::Audit { action } => {
+            let bridge = bridge(settings).await?;
+            match action {
+                AuditCommand::Verify => {
+                    let v = audit::verify(&bridge.pool).await?;
+                    print_json(&v);
+                    if v.is_ok() {
+                        Ok(())
+                    } else {
+                        Err(Failure::from("the audit chain is broken"))
+                    }
+                }
+                AuditCommand::Export {
+                    format,
+                    since,
+                    until,
+                } => {
+                    let since = crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
+                    let until = crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
+                    let entries = audit::export(&bridge.pool, since, until).await?;
+                    let text = match format {
+                        ExportFormat::Jsonl => audit::to_jsonl(&entries),
+                        ExportFormat::Csv => audit::to_csv(&entries),
+                    };
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn print_status(doc: &StatusDocument) {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!("local_ref          {}", doc.local_ref);
+    println!("origin             {}", doc.origin);
+    println!("sync_state         {}", doc.sync_state);
+    println!("pending_ops        {}", doc.pending_ops);
+    println!("lapor_complaint_id {}", opt(doc.lapor_complaint_id.map(|i| i.to_string())));
+    println!("tracking_id        {}", opt(doc.tracking_id.clone()));
+    println!("lapor_status_name  {}", opt(doc.lapor_status_name.clone()));
+    println!("status             {}", opt(doc.status.clone()));
+    println!("last_error         {}", opt(doc.last_error.clone()));
+    println!("last_synced_at     {}", opt(doc.last_synced_at.map(|t| t.to_rfc3339())));
+    if let Some(next) = &doc.sla.next {
+        println!(
+            "sla next           {:?} due {}{}",
+            next.kind,
+            next.due_at.to_rfc3339(),
+            if next.overdue { " (OVERDUE)" } else { "" }
+        );
+    }
 }

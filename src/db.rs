@@ -34,12 +34,28 @@ pub enum DbError {
 
 /// Connect options with `search_path` set to the bridge's schema.
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbError> {
-    let options = PgConnectOptions::from_str(settings.url.expose_secret())
-        .map_err(|e| DbError::BadUrl(e.to_string()))?;
+    let url = settings.url.expose_secret();
+    let mut options =
+        PgConnectOptions::from_str(url).map_err(|e| DbError::BadUrl(e.to_string()))?;
+    if !url_names_user(url) && std::env::var_os("PGUSER").is_none() {
+        // libpq's rule: the operating-system user. Without one, `postgres`.
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres".into());
+        options = options.username(&user);
+    }
     Ok(options
         .options([("search_path", SCHEMA)])
         .application_name("lapor-bridge")
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2)))
+}
+
+/// Whether a URL has a user part (`postgres://user@host/db`).
+fn url_names_user(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.contains('@')
 }
 
 /// Creates the database named by the options when it does not exist.

@@ -6,15 +6,19 @@
 //! reconciliation), `sla` (working-day deadlines), `api` (admin HTTP), `cli`.
 
 pub mod actions;
+pub mod api;
+pub mod app;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod inbound;
 pub mod lapor;
 pub mod metrics;
 pub mod outbox;
+pub mod shutdown;
 pub mod simulator;
 pub mod sla;
 pub mod status_document;

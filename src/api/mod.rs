@@ -3,6 +3,8 @@
 pub mod auth;
 mod handlers;
 
+pub use handlers::parse_instant;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,4 +1,183 @@
 //! LAPOR! to local: applying upstream changes, the scheduled pull, and
-//! reconciliation.
+//! reconciliation. Scheduled jobs run on one replica at a time (a
+//! PostgreSQL advisory lock); every run is stored with its summary.
 
 pub mod apply;
+pub mod sync;
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+use sqlx::Acquire;
+
+use crate::bridge::Bridge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("a {0} run is already under way on another replica")]
+    Busy(&'static str),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Pull,
+    Reconcile,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Pull => "pull",
+            Job::Reconcile => "reconcile",
+        }
+    }
+
+    fn lock_key(self) -> i64 {
+        match self {
+            Job::Pull => 7_305_872_201,
+            Job::Reconcile => 7_305_872_202,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Jobs {
+    bridge: Bridge,
+}
+
+impl Jobs {
+    pub fn new(bridge: Bridge) -> Self {
+        Self { bridge }
+    }
+
+    pub async fn pull(&self, trigger: &str) -> Result<Value, JobError> {
+        self.run(Job::Pull, trigger, true).await
+    }
+
+    pub async fn reconcile(&self, trigger: &str) -> Result<Value, JobError> {
+        self.run(Job::Reconcile, trigger, true).await
+    }
+
+    /// Runs a job under its advisory lock. `wait`: wait for a run on another
+    /// replica to finish (on demand); otherwise skip (scheduled).
+    pub async fn run(&self, job: Job, trigger: &str, wait: bool) -> Result<Value, JobError> {
+        let mut lock_conn = self.bridge.pool.acquire().await?;
+        let conn = lock_conn.acquire().await?;
+        if wait {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(job.lock_key())
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(job.lock_key())
+                .fetch_one(&mut *conn)
+                .await?;
+            if !got {
+                return Err(JobError::Busy(job.name()));
+            }
+        }
+        let result = self.run_locked(job, trigger).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(job.lock_key())
+            .execute(&mut *conn)
+            .await?;
+        result
+    }
+
+    async fn run_locked(&self, job: Job, trigger: &str) -> Result<Value, JobError> {
+        let started = self.bridge.clock.now();
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO lapor_bridge.job_runs (job, trigger, started_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(job.name())
+        .bind(trigger)
+        .bind(started)
+        .fetch_one(&self.bridge.pool)
+        .await?;
+        let outcome = match job {
+            Job::Pull => sync::pull(&self.bridge).await,
+            Job::Reconcile => sync::reconcile(&self.bridge).await,
+        };
+        let finished = self.bridge.clock.now();
+        let (ok, summary, error) = match &outcome {
+            Ok(s) => (
+                s.errors == 0,
+                serde_json::to_value(s).unwrap_or(Value::Null),
+                None,
+            ),
+            Err(e) => (false, Value::Null, Some(e.to_string())),
+        };
+        sqlx::query(
+            "UPDATE lapor_bridge.job_runs SET finished_at = $2, ok = $3, summary = $4, error = $5 WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(finished)
+        .bind(ok)
+        .bind(&summary)
+        .bind(&error)
+        .execute(&self.bridge.pool)
+        .await?;
+        self.bridge
+            .metrics
+            .inc("job_runs_total", &[("job", job.name()), ("ok", if ok { "true" } else { "false" })]);
+        if let Ok(s) = &outcome {
+            for (kind, n) in &s.drift {
+                self.bridge
+                    .metrics
+                    .add("drift_total", &[("job", job.name()), ("kind", kind)], u64::from(*n));
+            }
+        }
+        outcome?;
+        Ok(json!({
+            "run_id": run_id,
+            "job": job.name(),
+            "started_at": started,
+            "finished_at": finished,
+            "ok": ok,
+            "summary": summary,
+        }))
+    }
+}
+
+/// Gauges read from the database at scrape time.
+pub async fn gauges(bridge: &Bridge) -> String {
+    let mut out = String::new();
+    let depth: Result<Vec<(String, i64)>, _> =
+        sqlx::query_as("SELECT state, count(*) FROM lapor_bridge.outbox GROUP BY state")
+            .fetch_all(&bridge.pool)
+            .await;
+    if let Ok(rows) = depth {
+        let _ = writeln!(out, "# TYPE lapor_bridge_outbox_depth gauge");
+        for (state, n) in rows {
+            let _ = writeln!(out, "lapor_bridge_outbox_depth{{state=\"{state}\"}} {n}");
+        }
+    }
+    let oldest: Result<Option<f64>, _> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM ($1 - min(created_at)))::float8 FROM lapor_bridge.outbox WHERE state IN ('pending', 'running')",
+    )
+    .bind(bridge.clock.now())
+    .fetch_one(&bridge.pool)
+    .await;
+    if let Ok(age) = oldest {
+        let _ = writeln!(out, "# TYPE lapor_bridge_outbox_oldest_age_seconds gauge");
+        let _ = writeln!(out, "lapor_bridge_outbox_oldest_age_seconds {}", age.unwrap_or(0.0));
+    }
+    if let Ok(rows) = crate::store::complaints::count_by_sync_state(&bridge.pool).await {
+        let _ = writeln!(out, "# TYPE lapor_bridge_complaints gauge");
+        for (state, n) in rows {
+            let _ = writeln!(out, "lapor_bridge_complaints{{sync_state=\"{state}\"}} {n}");
+        }
+    }
+    if let Ok(n) = crate::store::audit::count(&bridge.pool).await {
+        let _ = writeln!(out, "# TYPE lapor_bridge_audit_entries gauge");
+        let _ = writeln!(out, "lapor_bridge_audit_entries {n}");
+    }
+    let _ = writeln!(out, "# TYPE lapor_bridge_lapor_token_ok gauge");
+    let _ = writeln!(out, "lapor_bridge_lapor_token_ok {}", u8::from(!bridge.gate.is_paused()));
+    let _ = writeln!(out, "# TYPE lapor_bridge_build_info gauge");
+    let _ = writeln!(out, "lapor_bridge_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    out
+}

@@ -1,0 +1,165 @@
+//! The daemon (`lapor-bridge run`): outbox workers, scheduled pull and
+//! reconciliation, and the admin HTTP server, stopped by one cancellation
+//! signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, auth::TokenStore};
+use crate::bridge::Bridge;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Settings;
+use crate::inbound::{Job, JobError, Jobs};
+use crate::outbox::Engine;
+use crate::store::audit::{self, NewEntry};
+
+/// A running daemon, for `run`, `demo` and tests.
+pub struct Daemon {
+    pub bridge: Bridge,
+    pub addr: std::net::SocketAddr,
+    pub engine: Arc<Engine>,
+    tasks: tokio::task::JoinSet<()>,
+    scheduler: Option<JobScheduler>,
+}
+
+impl Daemon {
+    /// Connects, migrates, records the configuration in force, binds the
+    /// admin server and starts every part. `schedule`: run the pull and
+    /// reconcile schedules (tests leave them off and call jobs directly).
+    pub async fn start(
+        settings: Settings,
+        clock: SharedClock,
+        shutdown: CancellationToken,
+        schedule: bool,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::connect(&settings.database)
+            .await
+            .context("connecting to PostgreSQL")?;
+        crate::db::migrate(&pool).await.context("applying migrations")?;
+        let listener = tokio::net::TcpListener::bind(settings.bridge.listen)
+            .await
+            .with_context(|| format!("binding BRIDGE_LISTEN {}", settings.bridge.listen))?;
+        let addr = listener.local_addr()?;
+        let bridge = Bridge::new(pool, settings, clock).context("building the LAPOR! client")?;
+        record_configuration(&bridge).await?;
+
+        let mut tasks = tokio::task::JoinSet::new();
+        let engine = Engine::new(bridge.clone());
+        tasks.spawn(engine.clone().run(shutdown.clone()));
+
+        let jobs = Arc::new(Jobs::new(bridge.clone()));
+        let state = AppState {
+            bridge: bridge.clone(),
+            tokens: Arc::new(TokenStore::from_settings(&bridge.settings)),
+            jobs: jobs.clone(),
+        };
+        let server_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = api::serve(listener, state, server_shutdown).await {
+                tracing::error!(error = %e, "admin HTTP server failed");
+            }
+        });
+        let scheduler = if schedule {
+            Some(start_schedules(&bridge, jobs).await?)
+        } else {
+            None
+        };
+        tracing::info!(%addr, "lapor-bridge running");
+        Ok(Self {
+            bridge,
+            addr,
+            engine,
+            tasks,
+            scheduler,
+        })
+    }
+
+    /// Waits for every part to stop (after the shutdown signal).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(mut s) = self.scheduler.take() {
+            let _ = s.shutdown().await;
+        }
+    }
+}
+
+/// The configuration in force at start goes into the audit log (no secrets).
+async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
+    let s = &bridge.settings;
+    let mut conn = bridge.pool.acquire().await?;
+    audit::append(
+        &mut conn,
+        &NewEntry {
+            at: bridge.clock.now(),
+            actor: "bridge",
+            local_ref: None,
+            action: "bridge.started",
+            before: None,
+            after: Some(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "lapor_base_url": s.lapor.base_url,
+                "institution_id": s.lapor.institution_id,
+                "auth_header": format!("{:?}", s.lapor.auth_header),
+                "concurrency": s.bridge.concurrency,
+                "rate_limit_per_sec": s.bridge.rate_limit_per_sec,
+                "retry_base_ms": s.bridge.retry_base_ms,
+                "retry_max_ms": s.bridge.retry_max_ms,
+                "max_attempts": s.bridge.max_attempts,
+                "http_timeout_ms": s.bridge.http_timeout_ms,
+                "poll_interval_secs": s.bridge.poll_interval_secs,
+                "reconcile_cron": s.bridge.reconcile_cron,
+                "holidays": s.sla.holidays.len(),
+                "tokens": s.tokens.iter().map(|t| json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
+            })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn scheduled(jobs: Arc<Jobs>, job: Job) {
+    match jobs.run(job, "schedule", false).await {
+        Ok(summary) => tracing::info!(job = job.name(), %summary, "scheduled run finished"),
+        Err(JobError::Busy(_)) => {
+            tracing::debug!(job = job.name(), "another replica is running it")
+        }
+        Err(e) => tracing::error!(job = job.name(), error = %e, "scheduled run failed; retried at the next tick"),
+    }
+}
+
+async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await?;
+    let every = Duration::from_secs(bridge.settings.bridge.poll_interval_secs);
+    let pull_jobs = jobs.clone();
+    scheduler
+        .add(CronJob::new_repeated_async(every, move |_, _| {
+            let jobs = pull_jobs.clone();
+            Box::pin(async move { scheduled(jobs, Job::Pull).await })
+        })?)
+        .await?;
+    let cron = bridge.settings.bridge.reconcile_cron.clone();
+    scheduler
+        .add(
+            CronJob::new_async_tz(cron.as_str(), crate::lapor::wib::wib(), move |_, _| {
+                let jobs = jobs.clone();
+                Box::pin(async move { scheduled(jobs, Job::Reconcile).await })
+            })
+            .with_context(|| format!("bridge.reconcile_cron {cron:?} is not a valid schedule"))?,
+        )
+        .await?;
+    scheduler.start().await?;
+    Ok(scheduler)
+}
+
+/// `lapor-bridge run`.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal();
+    let daemon = Daemon::start(settings, Arc::new(SystemClock), shutdown, true).await?;
+    daemon.wait().await;
+    Ok(())
+}

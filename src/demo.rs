@@ -1,0 +1,187 @@
+//! `lapor-bridge demo`: the simulator with mild faults, the daemon and its
+//! dashboard, against a throw-away database `lapor_bridge_demo` on the
+//! configured PostgreSQL, seeded with sample complaints and upstream activity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::RngExt;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+
+use crate::app::Daemon;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::simulator::{self, SimulatorConfig};
+
+pub const DEMO_DATABASE: &str = "lapor_bridge_demo";
+
+pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal();
+    crate::lapor::client::install_crypto_provider();
+
+    // A database of its own, emptied at every start.
+    let options = crate::db::connect_options(&settings.database)?.database(DEMO_DATABASE);
+    crate::db::ensure_database(&options).await?;
+    let pool = crate::db::pool(options.clone(), 2).await?;
+    sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    settings.database.url = SecretString::from(options.to_url_lossy().to_string());
+
+    let sim = simulator::spawn(SimulatorConfig::default()).await?;
+    let http = reqwest::Client::new();
+    let root = sim.root_url();
+    http.post(format!("{root}/_sim/faults"))
+        .json(&json!({"error_rate": 0.05, "html_error_rate": 0.02, "drop_after_commit_rate": 0.02, "latency_ms": [10, 60]}))
+        .send()
+        .await
+        .context("configuring the simulator's faults")?;
+
+    let token = format!("demo-{:032x}", rand::rng().random::<u128>());
+    settings.lapor.base_url = sim.base_url();
+    settings.lapor.api_token = SecretString::from("api-token");
+    settings.lapor.instansi_token = SecretString::from("instansi-token");
+    settings.bridge.admin_token = Some(SecretString::from(token.clone()));
+    settings.bridge.poll_interval_secs = 10;
+    settings.bridge.retry_base_ms = 500;
+    settings.bridge.retry_max_ms = 5_000;
+    settings.bridge.max_attempts = 6;
+    settings.bridge.rate_limit_per_sec = 20;
+
+    let daemon = Daemon::start(settings, Arc::new(SystemClock), shutdown.clone(), true).await?;
+    let bridge = daemon.bridge.clone();
+    seed(&bridge).await?;
+    let activity_root = root.clone();
+    let activity_stop = shutdown.clone();
+    tokio::spawn(async move { upstream_activity(http, activity_root, activity_stop).await });
+
+    println!();
+    println!("lapor-bridge demo is running.");
+    println!("  dashboard:  http://{}/", daemon.addr);
+    println!("  API token:  {token}   (Authorization: Bearer <token>)");
+    println!("  LAPOR! simulator: {} (control: {root}/_sim)", sim.base_url());
+    println!("  database:   {DEMO_DATABASE} (emptied at every demo start)");
+    println!("Stop with ctrl-c.");
+    daemon.wait().await;
+    sim.shutdown();
+    Ok(())
+}
+
+const TOPICS: [(&str, &str); 6] = [
+    ("Jalan berlubang di Jl. Sudirman", "Jalan berlubang cukup dalam di depan pasar, membahayakan pengendara motor pada malam hari."),
+    ("Lampu jalan padam", "Lampu penerangan jalan di kawasan Ilir Barat padam sejak seminggu, warga khawatir keamanan."),
+    ("Sampah menumpuk di TPS", "Sampah di TPS dekat sekolah belum diangkut selama empat hari dan menimbulkan bau."),
+    ("Drainase tersumbat", "Saluran air tersumbat sehingga jalan tergenang setiap hujan deras turun di sore hari."),
+    ("Pelayanan KTP lambat", "Pengurusan KTP elektronik di kecamatan memakan waktu lebih dari sebulan tanpa kejelasan."),
+    ("Pohon tumbang", "Pohon tumbang menutup sebagian badan jalan dan belum ditangani petugas sejak kemarin."),
+];
+
+async fn seed(bridge: &crate::bridge::Bridge) -> anyhow::Result<()> {
+    for i in 1..=30 {
+        let (title, content) = TOPICS[i % TOPICS.len()];
+        // One complaint goes to an institution LAPOR! does not know: a
+        // permanent failure for the dead-letter page.
+        let disposition = if i == 7 { 999_999 } else { 101 };
+        let doc = json!({
+            "local_ref": format!("PLG-DEMO-{i:04}"),
+            "title": title,
+            "content": content,
+            "category_id": 1 + (i % 5),
+            "disposition_id": disposition,
+            "date_of_incident": "2026-11-20",
+            "is_anonymous": i % 9 == 0,
+            "is_secret": i % 11 == 0,
+            "reporter": {"name": format!("Warga {i}"), "phone": "08120000000", "email": "warga@example.org"},
+        });
+        actions_submit(bridge, &doc).await?;
+        if i % 3 == 0 {
+            crate::actions::add_followup(
+                bridge,
+                &format!("PLG-DEMO-{i:04}"),
+                "Laporan sedang ditindaklanjuti oleh dinas terkait.",
+                false,
+                "demo",
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn actions_submit(bridge: &crate::bridge::Bridge, doc: &Value) -> anyhow::Result<()> {
+    crate::actions::submit(bridge, doc, "demo")
+        .await
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("seeding {}: {e:?}", doc["local_ref"]))
+}
+
+/// LAPOR!'s side: the admin verifies complaints, citizens file new ones on
+/// lapor.go.id, reporters answer, some complaints close.
+async fn upstream_activity(
+    http: reqwest::Client,
+    root: String,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    for i in 0..3 {
+        let _ = http
+            .post(format!("{root}/_sim/complaints"))
+            .json(&json!({"title": format!("Pengaduan warga dari LAPOR! #{}", i + 1),
+                          "content": "Warga melaporkan kerusakan fasilitas umum melalui lapor.go.id.",
+                          "disposition_id": 101, "category_id": 3}))
+            .send()
+            .await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut round = 0u32;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        round += 1;
+        let Ok(resp) = http.get(format!("{root}/_sim/complaints")).send().await else {
+            continue;
+        };
+        let Ok(all) = resp.json::<Value>().await else {
+            continue;
+        };
+        let items = all["data"].as_array().cloned().unwrap_or_default();
+        for (n, c) in items.iter().enumerate() {
+            let Some(id) = c["id"].as_i64() else { continue };
+            let status = c["status_name"].as_str().unwrap_or_default();
+            let next = match (status, (n as u32 + round) % 4) {
+                ("Belum Terverifikasi", 0 | 1 | 2) => Some("Terverifikasi"),
+                ("Dalam Proses", 0) if round > 4 => Some("Selesai"),
+                _ => None,
+            };
+            if let Some(next) = next {
+                let _ = http
+                    .post(format!("{root}/_sim/complaints/{id}/status"))
+                    .json(&json!({"status_name": next}))
+                    .send()
+                    .await;
+            }
+            if round == 3 && n % 5 == 0 {
+                let _ = http
+                    .post(format!("{root}/_sim/complaints/{id}/followups"))
+                    .json(&json!({"content": "Terima kasih, mohon segera ditangani.", "institution_id": null}))
+                    .send()
+                    .await;
+            }
+        }
+        if round == 6 {
+            let _ = http
+                .post(format!("{root}/_sim/complaints"))
+                .json(&json!({"title": "Pengaduan baru dari lapor.go.id",
+                              "content": "Trotoar rusak di depan kantor kelurahan, mohon diperbaiki.",
+                              "disposition_id": 101, "category_id": 2}))
+                .send()
+                .await;
+        }
+    }
+}

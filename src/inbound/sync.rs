@@ -1,0 +1,429 @@
+//! Pull and reconciliation: reading LAPOR! and applying what it says.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use super::apply::{self, Applied};
+use crate::bridge::Bridge;
+use crate::lapor::LaporError;
+use crate::lapor::types::{self, ComplaintSummary, Scope};
+use crate::store::audit::{self, NewEntry};
+
+/// Re-read this far before the cursor: LAPOR!'s times have one-second
+/// resolution and no zone, so the window overlaps; applying is idempotent.
+const OVERLAP: Duration = Duration::seconds(120);
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RunSummary {
+    pub listed: u32,
+    pub imported: u32,
+    pub checked: u32,
+    #[serde(flatten)]
+    pub applied: Applied,
+    pub drift: BTreeMap<String, u32>,
+    pub repaired: u32,
+    pub conflicts: u32,
+    pub errors: u32,
+    pub problems: Vec<String>,
+}
+
+impl RunSummary {
+    fn problem(&mut self, text: String) {
+        self.errors += 1;
+        if self.problems.len() < 50 {
+            self.problems.push(text);
+        }
+    }
+
+    fn drift(&mut self, kind: &str) {
+        *self.drift.entry(kind.to_string()).or_default() += 1;
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Tracked {
+    id: i64,
+    local_ref: String,
+    lapor_complaint_id: i64,
+}
+
+fn epoch() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+async fn cursor(bridge: &Bridge, name: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    let value: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT value FROM lapor_bridge.sync_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&bridge.pool)
+            .await?;
+    Ok(value.unwrap_or_else(epoch))
+}
+
+async fn save_cursor(bridge: &Bridge, name: &str, value: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO lapor_bridge.sync_cursors (name, value, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (name) DO UPDATE SET value = greatest(sync_cursors.value, $2), updated_at = now()",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(&bridge.pool)
+    .await?;
+    Ok(())
+}
+
+/// Every summary of a scope updated since `since`.
+async fn list_all(
+    bridge: &Bridge,
+    scope: Scope,
+    since: DateTime<Utc>,
+) -> Result<Vec<ComplaintSummary>, LaporError> {
+    let mut out = Vec::new();
+    let mut page = 1;
+    loop {
+        let found = bridge
+            .client
+            .list(scope, since, page, crate::lapor::client::MAX_PAGE_SIZE)
+            .await?;
+        let done = found.items.is_empty() || page * found.page_size >= found.total;
+        out.extend(found.items);
+        if done {
+            return Ok(out);
+        }
+        page += 1;
+    }
+}
+
+/// Imports a complaint from our inbox as `LAPOR-<id>`.
+async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, String> {
+    let detail = bridge
+        .client
+        .complaint(summary.id)
+        .await
+        .map_err(|e| format!("LAPOR-{}: {e}", summary.id))?;
+    let local_ref = format!("LAPOR-{}", detail.id);
+    let now = bridge.clock.now();
+    let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO lapor_bridge.complaints
+             (local_ref, origin, title, content, category_id, disposition_id, is_anonymous,
+              is_secret, lapor_complaint_id, tracking_id, created_at, updated_at)
+         VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&local_ref)
+    .bind(&detail.title)
+    .bind(&detail.content)
+    .bind(detail.category_id)
+    .bind(detail.disposition_id)
+    .bind(detail.is_anonymous)
+    .bind(detail.is_secret)
+    .bind(detail.id)
+    .bind(&detail.tracking_id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    let Some(id) = inserted else {
+        return Ok(false);
+    };
+    audit::append(
+        &mut tx,
+        &NewEntry {
+            at: now,
+            actor: "bridge",
+            local_ref: Some(&local_ref),
+            action: "inbound.complaint_imported",
+            before: None,
+            after: Some(json!({"lapor_complaint_id": detail.id, "tracking_id": detail.tracking_id,
+                               "status_name": detail.status_name, "disposition_id": detail.disposition_id})),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    apply::apply_detail(&mut tx, bridge.institution_id(), id, &local_ref, &detail, "bridge", now)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// What one complaint's check found.
+#[derive(Debug, Default)]
+struct Checked {
+    applied: Applied,
+    drift: Vec<&'static str>,
+    conflict: Option<String>,
+}
+
+/// Reads one tracked complaint's detail and follow-ups and applies them.
+/// With `reconcile`, also compares follow-ups both ways and flags conflicts.
+async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked, String> {
+    let fail = |e: LaporError| format!("{}: {e}", t.local_ref);
+    let detail = match bridge.client.complaint(t.lapor_complaint_id).await {
+        Ok(d) => d,
+        Err(LaporError::Permanent { status: 404, .. }) if reconcile => {
+            return Ok(Checked {
+                drift: vec!["missing_upstream"],
+                conflict: Some(format!(
+                    "LAPOR! no longer knows complaint {} (404)",
+                    t.lapor_complaint_id
+                )),
+                ..Default::default()
+            });
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let followups = bridge
+        .client
+        .followups(t.lapor_complaint_id)
+        .await
+        .map_err(fail)?;
+    let now = bridge.clock.now();
+    let ours = bridge.institution_id();
+    let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
+    let mut checked = Checked::default();
+    let mut applied = apply::apply_detail(&mut tx, ours, t.id, &t.local_ref, &detail, "bridge", now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if applied.status_changes > 0 {
+        checked.drift.push("status");
+    }
+    if applied.disposition_changes > 0 {
+        checked.drift.push("disposition");
+    }
+    let f = apply::apply_followups(&mut tx, ours, t.id, &t.local_ref, &followups, "bridge", now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if f.followups_imported + f.followups_linked > 0 {
+        checked.drift.push("followups_missing_locally");
+    }
+    applied.add(f);
+    if reconcile {
+        // Ours, linked to an upstream id that LAPOR! no longer lists.
+        let upstream: HashSet<i64> = followups.iter().map(|f| f.id).collect();
+        let missing: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM lapor_bridge.followups
+              WHERE complaint_id = $1 AND lapor_followup_id IS NOT NULL
+                AND NOT (lapor_followup_id = ANY($2))",
+        )
+        .bind(t.id)
+        .bind(upstream.iter().copied().collect::<Vec<i64>>())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        if missing > 0 {
+            checked.drift.push("followups_missing_upstream");
+            checked.conflict = Some(format!(
+                "{missing} follow-up(s) delivered earlier are no longer listed on LAPOR!"
+            ));
+        }
+    }
+    if let Some(reason) = &checked.conflict {
+        flag_conflict(&mut tx, t.id, &t.local_ref, reason, now)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    checked.applied = applied;
+    Ok(checked)
+}
+
+async fn flag_conflict(
+    conn: &mut sqlx::PgConnection,
+    complaint_id: i64,
+    local_ref: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let before: Option<String> = sqlx::query_scalar(
+        "UPDATE lapor_bridge.complaints c SET conflict_reason = $2, updated_at = $3
+           FROM (SELECT conflict_reason FROM lapor_bridge.complaints WHERE id = $1 FOR UPDATE) old
+          WHERE c.id = $1 AND c.conflict_reason IS DISTINCT FROM $2
+      RETURNING old.conflict_reason",
+    )
+    .bind(complaint_id)
+    .bind(reason)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    audit::append(
+        conn,
+        &NewEntry {
+            at: now,
+            actor: "bridge",
+            local_ref: Some(local_ref),
+            action: "reconcile.conflict",
+            before: Some(json!({"conflict_reason": before})),
+            after: Some(json!({"conflict_reason": reason})),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn check_all(bridge: &Bridge, tracked: Vec<Tracked>, reconcile: bool, summary: &mut RunSummary) {
+    let parallel = bridge.settings.bridge.concurrency.max(1);
+    let mut results = futures_util::stream::iter(tracked)
+        .map(|t| async move { check(bridge, &t, reconcile).await })
+        .buffer_unordered(parallel);
+    while let Some(result) = results.next().await {
+        summary.checked += 1;
+        match result {
+            Ok(c) => {
+                summary.applied.add(c.applied);
+                for kind in &c.drift {
+                    summary.drift(kind);
+                }
+                if c.conflict.is_some() {
+                    summary.conflicts += 1;
+                } else if !c.drift.is_empty() {
+                    summary.repaired += 1;
+                }
+            }
+            Err(problem) => summary.problem(problem),
+        }
+    }
+}
+
+/// One incremental pull: new inbox complaints become local; every tracked
+/// open complaint, and every one whose `updated_at` moved, is re-read.
+pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
+    let mut summary = RunSummary::default();
+    let mut moved: HashSet<i64> = HashSet::new();
+    for (scope, name) in [(Scope::Inbox, "inbox"), (Scope::Created, "created")] {
+        let since = cursor(bridge, name).await? - OVERLAP;
+        let listed = match list_all(bridge, scope, since).await {
+            Ok(l) => l,
+            Err(e) => {
+                summary.problem(format!("list {name}: {e}"));
+                continue;
+            }
+        };
+        summary.listed += listed.len() as u32;
+        let known: Vec<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT lapor_complaint_id, lapor_updated_at FROM lapor_bridge.complaints
+              WHERE lapor_complaint_id = ANY($1)",
+        )
+        .bind(listed.iter().map(|s| s.id).collect::<Vec<i64>>())
+        .fetch_all(&bridge.pool)
+        .await?;
+        let known: BTreeMap<i64, Option<DateTime<Utc>>> = known.into_iter().collect();
+        for s in &listed {
+            match known.get(&s.id) {
+                Some(seen) if *seen == Some(s.updated_at) => {}
+                Some(_) => {
+                    moved.insert(s.id);
+                }
+                None if scope == Scope::Inbox => match import(bridge, s).await {
+                    Ok(true) => summary.imported += 1,
+                    Ok(false) => {}
+                    Err(p) => summary.problem(p),
+                },
+                None => {} // ours but not linked yet: reconciliation's job
+            }
+        }
+        if summary.errors == 0
+            && let Some(max) = listed.iter().map(|s| s.updated_at).max()
+        {
+            save_cursor(bridge, name, max).await?;
+        }
+    }
+    let tracked: Vec<Tracked> = sqlx::query_as(
+        "SELECT id, local_ref, lapor_complaint_id FROM lapor_bridge.complaints
+          WHERE lapor_complaint_id IS NOT NULL AND (closed_at IS NULL OR lapor_complaint_id = ANY($1))
+          ORDER BY id",
+    )
+    .bind(moved.iter().copied().collect::<Vec<i64>>())
+    .fetch_all(&bridge.pool)
+    .await?;
+    check_all(bridge, tracked, false, &mut summary).await;
+    Ok(summary)
+}
+
+/// A full comparison of every tracked complaint (closed ones within the
+/// horizon too), plus upstream complaints that carry our reference but are
+/// not linked locally.
+pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
+    let mut summary = RunSummary::default();
+    let now = bridge.clock.now();
+    let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
+    // Upstream complaints carrying our ref: with no local link.
+    match list_all(bridge, Scope::Created, horizon - Duration::days(365)).await {
+        Ok(listed) => {
+            summary.listed += listed.len() as u32;
+            for s in listed {
+                let Some(local_ref) = types::ref_in_tags(&s.tags_raw) else {
+                    continue;
+                };
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT id, lapor_complaint_id FROM lapor_bridge.complaints WHERE local_ref = $1",
+                )
+                .bind(local_ref)
+                .fetch_optional(&bridge.pool)
+                .await?;
+                match row {
+                    Some((id, None)) => {
+                        summary.drift("unlinked_upstream");
+                        let mut tx = bridge.pool.begin().await?;
+                        crate::store::complaints::link_created(&mut tx, id, s.id, &s.tracking_id, now).await?;
+                        audit::append(
+                            &mut tx,
+                            &NewEntry {
+                                at: now,
+                                actor: "bridge",
+                                local_ref: Some(local_ref),
+                                action: "reconcile.linked",
+                                before: Some(json!({"lapor_complaint_id": null})),
+                                after: Some(json!({"lapor_complaint_id": s.id, "tracking_id": s.tracking_id})),
+                            },
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        summary.repaired += 1;
+                    }
+                    Some((_, Some(linked))) if linked != s.id => {
+                        summary.drift("duplicate_upstream");
+                        summary.conflicts += 1;
+                        let mut tx = bridge.pool.begin().await?;
+                        let id: i64 = sqlx::query_scalar("SELECT id FROM lapor_bridge.complaints WHERE local_ref = $1")
+                            .bind(local_ref)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        flag_conflict(
+                            &mut tx,
+                            id,
+                            local_ref,
+                            &format!("LAPOR! complaint {} also carries ref:{local_ref}", s.id),
+                            now,
+                        )
+                        .await?;
+                        tx.commit().await?;
+                    }
+                    Some(_) => {}
+                    None => {
+                        summary.drift("unknown_ref_upstream");
+                    }
+                }
+            }
+        }
+        Err(e) => summary.problem(format!("list created: {e}")),
+    }
+    let tracked: Vec<Tracked> = sqlx::query_as(
+        "SELECT id, local_ref, lapor_complaint_id FROM lapor_bridge.complaints
+          WHERE lapor_complaint_id IS NOT NULL AND (closed_at IS NULL OR closed_at >= $1)
+          ORDER BY id",
+    )
+    .bind(horizon)
+    .fetch_all(&bridge.pool)
+    .await?;
+    check_all(bridge, tracked, true, &mut summary).await;
+    Ok(summary)
+}

@@ -1,0 +1,712 @@
+//! Integration tests of the LAPOR! client against the built-in simulator:
+//! every endpoint's happy path and the exact classification of every failure
+//! the simulator can inject.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use lapor_bridge::{
+    config::{AuthHeader, LaporSettings},
+    lapor::{
+        FailureKind, FileToUpload, LaporClient, LaporError, Status, StatusName, client, types::*,
+    },
+    metrics::Metrics,
+    simulator::{self, RunningSimulator, SimulatorConfig},
+};
+use serde_json::{Value, json};
+
+const API_TOKEN: &str = "api-token";
+const INSTANSI_TOKEN: &str = "instansi-token";
+
+/// A 1x1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+// ----- helpers -------------------------------------------------------------
+
+async fn spawn_sim(config: SimulatorConfig) -> RunningSimulator {
+    simulator::spawn(config)
+        .await
+        .expect("the simulator starts")
+}
+
+fn build_client(
+    sim: &RunningSimulator,
+    timeout: Duration,
+    api_token: &str,
+    instansi_token: &str,
+    auth_header: AuthHeader,
+) -> LaporClient {
+    let mut s = LaporSettings::default();
+    s.base_url = sim.base_url();
+    s.api_token = api_token.to_string().into();
+    s.instansi_token = instansi_token.to_string().into();
+    s.auth_header = auth_header;
+    LaporClient::new(&s, timeout, 0, Arc::new(Metrics::default())).expect("the client builds")
+}
+
+fn default_client(sim: &RunningSimulator) -> LaporClient {
+    build_client(
+        sim,
+        Duration::from_millis(2000),
+        API_TOKEN,
+        INSTANSI_TOKEN,
+        AuthHeader::AuthorizationBearer,
+    )
+}
+
+fn http() -> reqwest::Client {
+    client::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// POST `{root}/_sim{path}` with a JSON body; the answer must be a success.
+async fn sim_post(sim: &RunningSimulator, path: &str, body: Value) -> Value {
+    let response = http()
+        .post(format!("{}/_sim{path}", sim.root_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("the control surface answers");
+    let status = response.status();
+    let doc: Value = response.json().await.expect("a JSON answer from /_sim");
+    assert!(status.is_success(), "POST /_sim{path} {body}: {status} {doc}");
+    doc
+}
+
+async fn set_faults(sim: &RunningSimulator, faults: Value) {
+    sim_post(sim, "/faults", faults).await;
+}
+
+/// Every complaint the simulator holds (`GET /_sim/complaints`).
+async fn sim_complaints(sim: &RunningSimulator) -> Vec<Value> {
+    let doc: Value = http()
+        .get(format!("{}/_sim/complaints", sim.root_url()))
+        .send()
+        .await
+        .expect("the control surface answers")
+        .json()
+        .await
+        .expect("a JSON answer from /_sim/complaints");
+    doc["data"]
+        .as_array()
+        .expect("/_sim/complaints has a data list")
+        .clone()
+}
+
+/// A citizen's complaint, verified and dispositioned to 101 (status 2).
+async fn citizen_complaint(sim: &RunningSimulator) -> i64 {
+    let doc = sim_post(
+        sim,
+        "/complaints",
+        json!({
+            "title": "Jalan berlubang",
+            "content": "Jalan di depan pasar berlubang besar sejak sebulan.",
+            "disposition_id": 101,
+            "category_id": 1,
+        }),
+    )
+    .await;
+    doc["complaint_id"]
+        .as_i64()
+        .expect("/_sim/complaints answers a complaint_id")
+}
+
+fn new_complaint(local_ref: &str, attachment_ids: Vec<i64>) -> NewComplaint {
+    NewComplaint {
+        title: "Lampu jalan mati".into(),
+        content: "Lampu jalan di Jalan Sudirman mati sejak tiga hari.".into(),
+        category_id: 1,
+        disposition_id: 101,
+        location_id: None,
+        date_of_incident: Utc::now().date_naive(),
+        is_anonymous: false,
+        is_secret: false,
+        tags_raw: format!("ref:{local_ref}"),
+        attachment_ids,
+    }
+}
+
+// ----- 1. happy path -------------------------------------------------------
+
+#[tokio::test]
+async fn every_endpoint_works_on_the_happy_path() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let before = Utc::now();
+
+    // institutions
+    let institutions = client.institutions().await.expect("institutions");
+    assert!(
+        institutions.iter().any(|i| i.id == 101),
+        "101 is listed: {institutions:?}"
+    );
+
+    // upload
+    let uploaded = client
+        .upload(&[FileToUpload {
+            file_name: "foto.png".into(),
+            content: PNG.to_vec(),
+        }])
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.len(), 1, "{uploaded:?}");
+    assert_eq!(uploaded[0].file_name, "foto.png");
+    let upload_id = uploaded[0].id;
+    assert!(upload_id > 0);
+
+    // create
+    let created: Created = client
+        .create(&new_complaint("PLG-1", vec![upload_id]))
+        .await
+        .expect("create");
+    assert!(created.complaint_id > 0);
+    assert!(!created.tracking_id.is_empty());
+    let id = created.complaint_id;
+    let stored = sim_complaints(&sim).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["attachments"], json!([upload_id]));
+
+    // detail
+    let detail = client.complaint(id).await.expect("detail");
+    assert_eq!(detail.id, id);
+    assert_eq!(detail.tracking_id, created.tracking_id);
+    assert_eq!(detail.status, StatusName::Known(Status::Unverified));
+    assert_eq!(detail.status_name, "Belum Terverifikasi");
+    assert!(carries_ref(&detail.tags_raw, "PLG-1"), "{}", detail.tags_raw);
+    assert!(!carries_ref(&detail.tags_raw, "PLG-2"));
+    assert_eq!(detail.disposition_id, Some(101));
+    // WIB parsed to UTC: within the test's own run (to the second).
+    let skew = (detail.created_at - before).num_seconds();
+    assert!(
+        (-2..=60).contains(&skew),
+        "created_at {} vs test start {before}",
+        detail.created_at
+    );
+
+    // list
+    let page = client
+        .list(
+            Scope::Created,
+            Utc::now() - chrono::Duration::hours(1),
+            1,
+            100,
+        )
+        .await
+        .expect("list");
+    let summary = page
+        .items
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("the created complaint is listed: {page:?}"));
+    assert!(carries_ref(&summary.tags_raw, "PLG-1"));
+    assert_eq!(summary.status, StatusName::Known(Status::Unverified));
+    assert_eq!(page.page, 1);
+    assert_eq!(page.total, 1);
+
+    // follow-up before verification: 409
+    let followup = NewFollowup {
+        complaint_id: id,
+        institution_from_id: 101,
+        institution_to_id: 101,
+        content: "Petugas sudah dijadwalkan memperbaiki lampu.".into(),
+        is_secret: false,
+    };
+    let err = client
+        .add_followup(&followup)
+        .await
+        .expect_err("a follow-up before verification is refused");
+    assert!(
+        matches!(
+            err,
+            LaporError::Permanent {
+                status: 409,
+                kind: FailureKind::Conflict,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // upstream verification, then the follow-up goes through
+    sim_post(
+        &sim,
+        &format!("/complaints/{id}/status"),
+        json!({"status_name": "Terverifikasi"}),
+    )
+    .await;
+    let followup_id = client.add_followup(&followup).await.expect("follow-up");
+    assert!(followup_id > 0);
+    let detail = client.complaint(id).await.expect("detail after follow-up");
+    assert_eq!(detail.status, StatusName::Known(Status::InProcess));
+
+    // followups
+    let followups = client.followups(id).await.expect("followups");
+    assert_eq!(followups.len(), 1, "{followups:?}");
+    assert_eq!(followups[0].id, followup_id);
+    assert_eq!(followups[0].institution_id, Some(101));
+    assert_eq!(followups[0].content, followup.content);
+    let skew = (followups[0].created_at - before).num_seconds();
+    assert!((-2..=60).contains(&skew), "{:?}", followups[0].created_at);
+
+    // forward
+    client
+        .forward(&Forward {
+            complaint_id: id,
+            target_institution_id: 102,
+            reason: "Bukan kewenangan kota".into(),
+        })
+        .await
+        .expect("forward");
+    let detail = client.complaint(id).await.expect("detail after forward");
+    assert_eq!(detail.disposition_id, Some(102));
+    assert_eq!(detail.status, StatusName::Known(Status::Verified));
+
+    sim.shutdown();
+}
+
+// ----- 2. wrong tokens -----------------------------------------------------
+
+#[tokio::test]
+async fn wrong_tokens_are_unauthorized_and_never_shown() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let wrong_api = "wrong-token-abc123";
+    let wrong_instansi = "wrong-instansi-xyz789";
+    let clients = [
+        build_client(
+            &sim,
+            Duration::from_millis(2000),
+            wrong_api,
+            INSTANSI_TOKEN,
+            AuthHeader::AuthorizationBearer,
+        ),
+        build_client(
+            &sim,
+            Duration::from_millis(2000),
+            API_TOKEN,
+            wrong_instansi,
+            AuthHeader::AuthorizationBearer,
+        ),
+        build_client(
+            &sim,
+            Duration::from_millis(2000),
+            wrong_api,
+            wrong_instansi,
+            AuthHeader::AuthorizationBearer,
+        ),
+    ];
+    for client in &clients {
+        let shown = format!("{client:?}");
+        assert!(!shown.contains(wrong_api) && !shown.contains(wrong_instansi));
+        let errors = [
+            client.institutions().await.expect_err("a read is refused"),
+            client
+                .create(&new_complaint("PLG-1", vec![]))
+                .await
+                .expect_err("a write is refused"),
+        ];
+        for err in errors {
+            assert!(
+                matches!(err, LaporError::Unauthorized { status: 401, .. }),
+                "{err:?}"
+            );
+            assert_eq!(err.kind(), FailureKind::Unauthorized);
+            for text in [format!("{err:?}"), err.to_string(), err.message()] {
+                assert!(!text.contains(wrong_api), "api token shown: {text}");
+                assert!(
+                    !text.contains(wrong_instansi),
+                    "instansi token shown: {text}"
+                );
+            }
+        }
+    }
+    assert!(sim_complaints(&sim).await.is_empty());
+    sim.shutdown();
+}
+
+// ----- 3. the `auth` header ------------------------------------------------
+
+#[tokio::test]
+async fn auth_header_mode_works_and_bearer_is_refused_there() {
+    let sim = spawn_sim(SimulatorConfig {
+        auth_header: AuthHeader::Auth,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let auth_client = build_client(
+        &sim,
+        Duration::from_millis(2000),
+        API_TOKEN,
+        INSTANSI_TOKEN,
+        AuthHeader::Auth,
+    );
+    let institutions = auth_client.institutions().await.expect("auth header works");
+    assert!(institutions.iter().any(|i| i.id == 101));
+    let created = auth_client
+        .create(&new_complaint("PLG-AUTH", vec![]))
+        .await
+        .expect("create with the auth header");
+    assert!(created.complaint_id > 0);
+
+    let bearer_client = default_client(&sim);
+    let err = bearer_client
+        .institutions()
+        .await
+        .expect_err("Bearer is refused by an `auth` simulator");
+    assert!(
+        matches!(err, LaporError::Unauthorized { status: 401, .. }),
+        "{err:?}"
+    );
+    sim.shutdown();
+}
+
+// ----- 4. faults -----------------------------------------------------------
+
+#[tokio::test]
+async fn server_errors_are_retryable() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    set_faults(&sim, json!({"error_rate": 1.0})).await;
+
+    let err = client.institutions().await.expect_err("503 on a read");
+    assert!(
+        matches!(
+            err,
+            LaporError::Retryable {
+                kind: FailureKind::ServerError,
+                status: Some(503),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = client
+        .create(&new_complaint("PLG-503", vec![]))
+        .await
+        .expect_err("503 on a create");
+    assert!(
+        matches!(
+            err,
+            LaporError::Retryable {
+                kind: FailureKind::ServerError,
+                status: Some(503),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    set_faults(&sim, json!({})).await;
+    assert!(sim_complaints(&sim).await.is_empty(), "a 503 is not applied");
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn html_error_pages_are_retryable_html_errors() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    set_faults(&sim, json!({"html_error_rate": 1.0})).await;
+
+    let err = client.institutions().await.expect_err("502 HTML on a read");
+    assert!(
+        matches!(
+            err,
+            LaporError::Retryable {
+                kind: FailureKind::HtmlError,
+                status: Some(502),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = client
+        .create(&new_complaint("PLG-502", vec![]))
+        .await
+        .expect_err("502 HTML on a create");
+    assert!(
+        matches!(
+            err,
+            LaporError::Retryable {
+                kind: FailureKind::HtmlError,
+                status: Some(502),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn rate_limits_are_retryable_with_retry_after() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    set_faults(&sim, json!({"rate_limit_per_sec": 1})).await;
+
+    let mut limited = Vec::new();
+    for _ in 0..5 {
+        match client.institutions().await {
+            Ok(_) => {}
+            Err(err) => limited.push(err),
+        }
+    }
+    assert!(!limited.is_empty(), "at least one call is rate limited");
+    for err in &limited {
+        assert!(
+            matches!(
+                err,
+                LaporError::Retryable {
+                    kind: FailureKind::RateLimited,
+                    status: Some(429),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "{err:?}");
+    }
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn timeouts_are_unknown_on_writes_retryable_on_reads_and_not_applied() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = build_client(
+        &sim,
+        Duration::from_millis(500),
+        API_TOKEN,
+        INSTANSI_TOKEN,
+        AuthHeader::AuthorizationBearer,
+    );
+    set_faults(&sim, json!({"timeout_rate": 1.0, "timeout_hold_ms": 5000})).await;
+
+    let err = client
+        .create(&new_complaint("PLG-TIMEOUT", vec![]))
+        .await
+        .expect_err("a held create times out");
+    assert!(
+        matches!(
+            err,
+            LaporError::UnknownOutcome {
+                kind: FailureKind::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = client
+        .institutions()
+        .await
+        .expect_err("a held read times out");
+    assert!(
+        matches!(
+            err,
+            LaporError::Retryable {
+                kind: FailureKind::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    set_faults(&sim, json!({})).await;
+    assert!(
+        sim_complaints(&sim).await.is_empty(),
+        "the timed-out create was not applied"
+    );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_commit_is_an_unknown_outcome_that_was_applied() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    set_faults(&sim, json!({"drop_after_commit_rate": 1.0})).await;
+
+    let err = client
+        .create(&new_complaint("PLG-DROP", vec![]))
+        .await
+        .expect_err("no answer to the create");
+    assert!(
+        matches!(
+            err,
+            LaporError::UnknownOutcome {
+                kind: FailureKind::ConnectionLost,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    set_faults(&sim, json!({})).await;
+    let stored = sim_complaints(&sim).await;
+    assert_eq!(stored.len(), 1, "created exactly once: {stored:?}");
+    assert!(carries_ref(
+        stored[0]["tags_raw"].as_str().unwrap_or_default(),
+        "PLG-DROP"
+    ));
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_retryable_on_reads_and_unknown_on_writes() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let id = citizen_complaint(&sim).await;
+    set_faults(&sim, json!({"malformed_rate": 1.0})).await;
+
+    let err = client
+        .complaint(id)
+        .await
+        .expect_err("a truncated detail body");
+    assert!(
+        matches!(
+            err,
+            LaporError::Retryable {
+                kind: FailureKind::Malformed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = client
+        .create(&new_complaint("PLG-MALFORMED", vec![]))
+        .await
+        .expect_err("a truncated create answer");
+    assert!(
+        matches!(
+            err,
+            LaporError::UnknownOutcome {
+                kind: FailureKind::Malformed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn validation_errors_are_permanent_with_field_errors() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let mut bad = new_complaint("PLG-422", vec![]);
+    bad.title = String::new();
+    bad.content = "short".into();
+
+    let err = client
+        .create(&bad)
+        .await
+        .expect_err("an invalid create is refused");
+    match &err {
+        LaporError::Permanent {
+            kind: FailureKind::Validation,
+            status: 422,
+            field_errors,
+            ..
+        } => {
+            assert!(field_errors.contains_key("title"), "{field_errors:?}");
+            assert!(field_errors.contains_key("content"), "{field_errors:?}");
+        }
+        other => panic!("expected a 422 validation error, got {other:?}"),
+    }
+    let message = err.message();
+    assert!(message.contains("title"), "{message}");
+    assert!(message.contains("content"), "{message}");
+    assert!(sim_complaints(&sim).await.is_empty());
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn an_unknown_complaint_is_permanent_not_found() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let err = client
+        .complaint(999_999)
+        .await
+        .expect_err("no such complaint");
+    assert!(
+        matches!(
+            err,
+            LaporError::Permanent {
+                kind: FailureKind::NotFound,
+                status: 404,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn an_unknown_status_name_is_kept_raw() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let id = citizen_complaint(&sim).await;
+    sim_post(
+        &sim,
+        &format!("/complaints/{id}/status"),
+        json!({"status_name": "Menunggu Tanggapan", "force": true}),
+    )
+    .await;
+
+    let detail = client.complaint(id).await.expect("detail");
+    assert_eq!(
+        detail.status,
+        StatusName::Unknown("Menunggu Tanggapan".into())
+    );
+    assert_eq!(detail.status_name, "Menunggu Tanggapan");
+
+    let page = client
+        .list(
+            Scope::Inbox,
+            Utc::now() - chrono::Duration::hours(1),
+            1,
+            100,
+        )
+        .await
+        .expect("list");
+    let summary = page
+        .items
+        .iter()
+        .find(|s| s.id == id)
+        .expect("listed in the inbox");
+    assert_eq!(
+        summary.status,
+        StatusName::Unknown("Menunggu Tanggapan".into())
+    );
+    sim.shutdown();
+}
+
+// ----- 5. log templates ----------------------------------------------------
+
+#[tokio::test]
+async fn log_templates_are_filled() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let id = citizen_complaint(&sim).await;
+
+    let detail = client.complaint(id).await.expect("detail");
+    assert_eq!(detail.status, StatusName::Known(Status::Verified));
+    assert!(!detail.logs.is_empty(), "a dispositioned complaint has logs");
+    for log in &detail.logs {
+        assert!(!log.content.contains("{{"), "unfilled: {:?}", log.content);
+        assert!(!log.content.contains("}}"), "unfilled: {:?}", log.content);
+    }
+    let disposition = detail
+        .logs
+        .iter()
+        .find(|l| l.institution_to.as_ref().map(|i| i.id) == Some(101))
+        .expect("a disposition log entry to 101");
+    assert!(
+        disposition.content.contains("Pemerintah Kota Palembang"),
+        "{:?}",
+        disposition.content
+    );
+    sim.shutdown();
+}
