@@ -25,14 +25,21 @@ pub enum ActionError {
 }
 
 fn invalid(field: &str, message: &str) -> ActionError {
-    ActionError::Invalid(BTreeMap::from([(field.to_string(), vec![message.to_string()])]))
+    ActionError::Invalid(BTreeMap::from([(
+        field.to_string(),
+        vec![message.to_string()],
+    )]))
 }
 
 pub async fn status(bridge: &Bridge, local_ref: &str) -> Result<StatusDocument, ActionError> {
     let row = complaints::by_ref(&bridge.pool, local_ref)
         .await?
         .ok_or(ActionError::NotFound)?;
-    Ok(StatusDocument::build(&row, &bridge.calendar, bridge.clock.now()))
+    Ok(StatusDocument::build(
+        &row,
+        &bridge.calendar,
+        bridge.clock.now(),
+    ))
 }
 
 /// Submits a complaint; returns whether it is new, and its status document.
@@ -103,7 +110,15 @@ pub async fn add_followup(
         now,
     )
     .await?;
-    outbox::enqueue(&mut tx, complaint_id, "followup", Some(followup_id), &json!({}), now).await?;
+    outbox::enqueue(
+        &mut tx,
+        complaint_id,
+        "followup",
+        Some(followup_id),
+        &json!({}),
+        now,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &NewEntry {
@@ -175,7 +190,9 @@ pub async fn act_on_step(
 ) -> Result<outbox::StepView, ActionError> {
     let now = bridge.clock.now();
     let mut tx = bridge.pool.begin().await?;
-    let before = outbox::get(&mut tx, id).await?.ok_or(ActionError::NotFound)?;
+    let before = outbox::get(&mut tx, id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
     let changed = match action {
         StepAction::Retry => outbox::retry_dead(&mut tx, id, now).await?,
         StepAction::Discard => outbox::discard(&mut tx, id, now).await?,
@@ -184,11 +201,21 @@ pub async fn act_on_step(
         return Err(ActionError::Conflict(format!(
             "step {id} is {}: only {} steps can be {}",
             before.state,
-            if action == StepAction::Retry { "dead" } else { "dead or pending" },
-            if action == StepAction::Retry { "retried" } else { "discarded" },
+            if action == StepAction::Retry {
+                "dead"
+            } else {
+                "dead or pending"
+            },
+            if action == StepAction::Retry {
+                "retried"
+            } else {
+                "discarded"
+            },
         )));
     }
-    let after = outbox::get(&mut tx, id).await?.ok_or(ActionError::NotFound)?;
+    let after = outbox::get(&mut tx, id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
     audit::append(
         &mut tx,
         &NewEntry {

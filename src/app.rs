@@ -40,7 +40,9 @@ impl Daemon {
         let pool = crate::db::connect(&settings.database)
             .await
             .context("connecting to PostgreSQL")?;
-        crate::db::migrate(&pool).await.context("applying migrations")?;
+        crate::db::migrate(&pool)
+            .await
+            .context("applying migrations")?;
         let listener = tokio::net::TcpListener::bind(settings.bridge.listen)
             .await
             .with_context(|| format!("binding BRIDGE_LISTEN {}", settings.bridge.listen))?;
@@ -128,7 +130,9 @@ async fn scheduled(jobs: Arc<Jobs>, job: Job) {
         Err(JobError::Busy(_)) => {
             tracing::debug!(job = job.name(), "another replica is running it")
         }
-        Err(e) => tracing::error!(job = job.name(), error = %e, "scheduled run failed; retried at the next tick"),
+        Err(e) => {
+            tracing::error!(job = job.name(), error = %e, "scheduled run failed; retried at the next tick")
+        }
     }
 }
 

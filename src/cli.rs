@@ -18,7 +18,11 @@ use crate::status_document::{StatusDocument, page_bounds};
 use crate::store::{audit, complaints, outbox};
 
 #[derive(Debug, Parser)]
-#[command(name = "lapor-bridge", version, about = "Keeps a city's complaint center and SP4N-LAPOR! in step")]
+#[command(
+    name = "lapor-bridge",
+    version,
+    about = "Keeps a city's complaint center and SP4N-LAPOR! in step"
+)]
 pub struct Cli {
     /// TOML configuration file; environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -130,7 +134,10 @@ pub fn main() -> ExitCode {
         }
     };
     crate::telemetry::init(settings.bridge.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lapor-bridge: cannot start the runtime: {e}");
@@ -162,7 +169,9 @@ fn print_json(value: &impl serde::Serialize) {
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let json = cli.json;
     match cli.command {
-        Command::Run => crate::app::run(settings).await.map_err(|e| Failure::from(format!("{e:#}"))),
+        Command::Run => crate::app::run(settings)
+            .await
+            .map_err(|e| Failure::from(format!("{e:#}"))),
         Command::Migrate => {
             let pool = crate::db::connect(&settings.database).await?;
             crate::db::migrate(&pool).await?;
@@ -176,7 +185,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             let mut config = crate::simulator::SimulatorConfig::from_env();
             config.institution_id = institution_id;
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            println!("LAPOR! simulator on http://{}/api (control: /_sim)", listener.local_addr()?);
+            println!(
+                "LAPOR! simulator on http://{}/api (control: /_sim)",
+                listener.local_addr()?
+            );
             crate::simulator::serve(listener, config, crate::shutdown::on_signal()).await?;
             Ok(())
         }
@@ -201,8 +213,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 None => {
                     let counts = complaints::count_by_sync_state(&bridge.pool).await?;
                     if json {
-                        let map: serde_json::Map<String, Value> =
-                            counts.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+                        let map: serde_json::Map<String, Value> = counts
+                            .into_iter()
+                            .map(|(k, v)| (k, Value::from(v)))
+                            .collect();
                         print_json(&map);
                     } else {
                         println!("{:<10} {:>8}", "SYNC", "COUNT");
@@ -224,7 +238,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     if json {
                         print_json(&serde_json::json!({"items": items, "total": total}));
                     } else {
-                        println!("{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR", "ID", "LOCAL_REF", "STEP", "STATE", "ATTEMPTS");
+                        println!(
+                            "{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR",
+                            "ID", "LOCAL_REF", "STEP", "STATE", "ATTEMPTS"
+                        );
                         for s in &items {
                             println!(
                                 "{:>8} {:<24} {:<9} {:<8} {:>8}  {}",
@@ -243,7 +260,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 OutboxCommand::Retry { id } => (id, StepAction::Retry),
                 OutboxCommand::Discard { id } => (id, StepAction::Discard),
             };
-            let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+            let actor = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
             match actions::act_on_step(&bridge, id, act, &actor).await {
                 Ok(step) => {
                     if json {
@@ -290,8 +310,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     since,
                     until,
                 } => {
-                    let since = crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
-                    let until = crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
+                    let since =
+                        crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
+                    let until =
+                        crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
                     let entries = audit::export(&bridge.pool, since, until).await?;
                     let text = match format {
                         ExportFormat::Jsonl => audit::to_jsonl(&entries),
@@ -311,12 +333,18 @@ fn print_status(doc: &StatusDocument) {
     println!("origin             {}", doc.origin);
     println!("sync_state         {}", doc.sync_state);
     println!("pending_ops        {}", doc.pending_ops);
-    println!("lapor_complaint_id {}", opt(doc.lapor_complaint_id.map(|i| i.to_string())));
+    println!(
+        "lapor_complaint_id {}",
+        opt(doc.lapor_complaint_id.map(|i| i.to_string()))
+    );
     println!("tracking_id        {}", opt(doc.tracking_id.clone()));
     println!("lapor_status_name  {}", opt(doc.lapor_status_name.clone()));
     println!("status             {}", opt(doc.status.clone()));
     println!("last_error         {}", opt(doc.last_error.clone()));
-    println!("last_synced_at     {}", opt(doc.last_synced_at.map(|t| t.to_rfc3339())));
+    println!(
+        "last_synced_at     {}",
+        opt(doc.last_synced_at.map(|t| t.to_rfc3339()))
+    );
     if let Some(next) = &doc.sla.next {
         println!(
             "sla next           {:?} due {}{}",

@@ -63,7 +63,10 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     println!("lapor-bridge demo is running.");
     println!("  dashboard:  http://{}/", daemon.addr);
     println!("  API token:  {token}   (Authorization: Bearer <token>)");
-    println!("  LAPOR! simulator: {} (control: {root}/_sim)", sim.base_url());
+    println!(
+        "  LAPOR! simulator: {} (control: {root}/_sim)",
+        sim.base_url()
+    );
     println!("  database:   {DEMO_DATABASE} (emptied at every demo start)");
     println!("Stop with ctrl-c.");
     daemon.wait().await;
@@ -72,12 +75,30 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
 }
 
 const TOPICS: [(&str, &str); 6] = [
-    ("Jalan berlubang di Jl. Sudirman", "Jalan berlubang cukup dalam di depan pasar, membahayakan pengendara motor pada malam hari."),
-    ("Lampu jalan padam", "Lampu penerangan jalan di kawasan Ilir Barat padam sejak seminggu, warga khawatir keamanan."),
-    ("Sampah menumpuk di TPS", "Sampah di TPS dekat sekolah belum diangkut selama empat hari dan menimbulkan bau."),
-    ("Drainase tersumbat", "Saluran air tersumbat sehingga jalan tergenang setiap hujan deras turun di sore hari."),
-    ("Pelayanan KTP lambat", "Pengurusan KTP elektronik di kecamatan memakan waktu lebih dari sebulan tanpa kejelasan."),
-    ("Pohon tumbang", "Pohon tumbang menutup sebagian badan jalan dan belum ditangani petugas sejak kemarin."),
+    (
+        "Jalan berlubang di Jl. Sudirman",
+        "Jalan berlubang cukup dalam di depan pasar, membahayakan pengendara motor pada malam hari.",
+    ),
+    (
+        "Lampu jalan padam",
+        "Lampu penerangan jalan di kawasan Ilir Barat padam sejak seminggu, warga khawatir keamanan.",
+    ),
+    (
+        "Sampah menumpuk di TPS",
+        "Sampah di TPS dekat sekolah belum diangkut selama empat hari dan menimbulkan bau.",
+    ),
+    (
+        "Drainase tersumbat",
+        "Saluran air tersumbat sehingga jalan tergenang setiap hujan deras turun di sore hari.",
+    ),
+    (
+        "Pelayanan KTP lambat",
+        "Pengurusan KTP elektronik di kecamatan memakan waktu lebih dari sebulan tanpa kejelasan.",
+    ),
+    (
+        "Pohon tumbang",
+        "Pohon tumbang menutup sebagian badan jalan dan belum ditangani petugas sejak kemarin.",
+    ),
 ];
 
 async fn seed(bridge: &crate::bridge::Bridge) -> anyhow::Result<()> {
@@ -155,7 +176,7 @@ async fn upstream_activity(
             let Some(id) = c["id"].as_i64() else { continue };
             let status = c["status_name"].as_str().unwrap_or_default();
             let next = match (status, (n as u32 + round) % 4) {
-                ("Belum Terverifikasi", 0 | 1 | 2) => Some("Terverifikasi"),
+                ("Belum Terverifikasi", 0..=2) => Some("Terverifikasi"),
                 ("Dalam Proses", 0) if round > 4 => Some("Selesai"),
                 _ => None,
             };

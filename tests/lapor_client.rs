@@ -42,11 +42,13 @@ fn build_client(
     instansi_token: &str,
     auth_header: AuthHeader,
 ) -> LaporClient {
-    let mut s = LaporSettings::default();
-    s.base_url = sim.base_url();
-    s.api_token = api_token.to_string().into();
-    s.instansi_token = instansi_token.to_string().into();
-    s.auth_header = auth_header;
+    let s = LaporSettings {
+        base_url: sim.base_url(),
+        api_token: api_token.to_string().into(),
+        instansi_token: instansi_token.to_string().into(),
+        auth_header,
+        ..LaporSettings::default()
+    };
     LaporClient::new(&s, timeout, 0, Arc::new(Metrics::default())).expect("the client builds")
 }
 
@@ -75,7 +77,10 @@ async fn sim_post(sim: &RunningSimulator, path: &str, body: Value) -> Value {
         .expect("the control surface answers");
     let status = response.status();
     let doc: Value = response.json().await.expect("a JSON answer from /_sim");
-    assert!(status.is_success(), "POST /_sim{path} {body}: {status} {doc}");
+    assert!(
+        status.is_success(),
+        "POST /_sim{path} {body}: {status} {doc}"
+    );
     doc
 }
 
@@ -178,7 +183,11 @@ async fn every_endpoint_works_on_the_happy_path() {
     assert_eq!(detail.tracking_id, created.tracking_id);
     assert_eq!(detail.status, StatusName::Known(Status::Unverified));
     assert_eq!(detail.status_name, "Belum Terverifikasi");
-    assert!(carries_ref(&detail.tags_raw, "PLG-1"), "{}", detail.tags_raw);
+    assert!(
+        carries_ref(&detail.tags_raw, "PLG-1"),
+        "{}",
+        detail.tags_raw
+    );
     assert!(!carries_ref(&detail.tags_raw, "PLG-2"));
     assert_eq!(detail.disposition_id, Some(101));
     // WIB parsed to UTC: within the test's own run (to the second).
@@ -401,7 +410,10 @@ async fn server_errors_are_retryable() {
         "{err:?}"
     );
     set_faults(&sim, json!({})).await;
-    assert!(sim_complaints(&sim).await.is_empty(), "a 503 is not applied");
+    assert!(
+        sim_complaints(&sim).await.is_empty(),
+        "a 503 is not applied"
+    );
     sim.shutdown();
 }
 
@@ -493,6 +505,7 @@ async fn timeouts_are_unknown_on_writes_retryable_on_reads_and_not_applied() {
             err,
             LaporError::UnknownOutcome {
                 kind: FailureKind::Timeout,
+                status: None,
                 ..
             }
         ),
@@ -507,6 +520,7 @@ async fn timeouts_are_unknown_on_writes_retryable_on_reads_and_not_applied() {
             err,
             LaporError::Retryable {
                 kind: FailureKind::Timeout,
+                status: None,
                 ..
             }
         ),
@@ -536,6 +550,7 @@ async fn a_connection_dropped_after_commit_is_an_unknown_outcome_that_was_applie
             err,
             LaporError::UnknownOutcome {
                 kind: FailureKind::ConnectionLost,
+                status: None,
                 ..
             }
         ),
@@ -568,6 +583,7 @@ async fn malformed_bodies_are_retryable_on_reads_and_unknown_on_writes() {
             err,
             LaporError::Retryable {
                 kind: FailureKind::Malformed,
+                status: Some(200),
                 ..
             }
         ),
@@ -582,6 +598,7 @@ async fn malformed_bodies_are_retryable_on_reads_and_unknown_on_writes() {
             err,
             LaporError::UnknownOutcome {
                 kind: FailureKind::Malformed,
+                status: Some(200),
                 ..
             }
         ),
@@ -693,7 +710,10 @@ async fn log_templates_are_filled() {
 
     let detail = client.complaint(id).await.expect("detail");
     assert_eq!(detail.status, StatusName::Known(Status::Verified));
-    assert!(!detail.logs.is_empty(), "a dispositioned complaint has logs");
+    assert!(
+        !detail.logs.is_empty(),
+        "a dispositioned complaint has logs"
+    );
     for log in &detail.logs {
         assert!(!log.content.contains("{{"), "unfilled: {:?}", log.content);
         assert!(!log.content.contains("}}"), "unfilled: {:?}", log.content);

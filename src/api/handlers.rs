@@ -244,8 +244,13 @@ pub async fn discard_step(
     Path(id): Path<i64>,
 ) -> Result<Json<outbox::StepView>, ApiError> {
     Ok(Json(
-        actions::act_on_step(&state.bridge, id, StepAction::Discard, &caller_name(&caller))
-            .await?,
+        actions::act_on_step(
+            &state.bridge,
+            id,
+            StepAction::Discard,
+            &caller_name(&caller),
+        )
+        .await?,
     ))
 }
 
@@ -348,11 +353,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.bridge.metrics.render();
     text.push_str(&crate::inbound::gauges(&state.bridge).await);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 pub async fn dashboard(State(state): State<AppState>) -> Result<Html<String>, ApiError> {

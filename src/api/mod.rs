@@ -176,4 +176,3 @@ pub async fn serve(
 pub(crate) fn caller_name(caller: &Caller) -> String {
     format!("token:{}", caller.name)
 }
-

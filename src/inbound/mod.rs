@@ -120,14 +120,20 @@ impl Jobs {
         .bind(&error)
         .execute(&self.bridge.pool)
         .await?;
-        self.bridge
-            .metrics
-            .inc("job_runs_total", &[("job", job.name()), ("ok", if ok { "true" } else { "false" })]);
+        self.bridge.metrics.inc(
+            "job_runs_total",
+            &[
+                ("job", job.name()),
+                ("ok", if ok { "true" } else { "false" }),
+            ],
+        );
         if let Ok(s) = &outcome {
             for (kind, n) in &s.drift {
-                self.bridge
-                    .metrics
-                    .add("drift_total", &[("job", job.name()), ("kind", kind)], u64::from(*n));
+                self.bridge.metrics.add(
+                    "drift_total",
+                    &[("job", job.name()), ("kind", kind)],
+                    u64::from(*n),
+                );
             }
         }
         outcome?;
@@ -163,7 +169,11 @@ pub async fn gauges(bridge: &Bridge) -> String {
     .await;
     if let Ok(age) = oldest {
         let _ = writeln!(out, "# TYPE lapor_bridge_outbox_oldest_age_seconds gauge");
-        let _ = writeln!(out, "lapor_bridge_outbox_oldest_age_seconds {}", age.unwrap_or(0.0));
+        let _ = writeln!(
+            out,
+            "lapor_bridge_outbox_oldest_age_seconds {}",
+            age.unwrap_or(0.0)
+        );
     }
     if let Ok(rows) = crate::store::complaints::count_by_sync_state(&bridge.pool).await {
         let _ = writeln!(out, "# TYPE lapor_bridge_complaints gauge");
@@ -176,8 +186,16 @@ pub async fn gauges(bridge: &Bridge) -> String {
         let _ = writeln!(out, "lapor_bridge_audit_entries {n}");
     }
     let _ = writeln!(out, "# TYPE lapor_bridge_lapor_token_ok gauge");
-    let _ = writeln!(out, "lapor_bridge_lapor_token_ok {}", u8::from(!bridge.gate.is_paused()));
+    let _ = writeln!(
+        out,
+        "lapor_bridge_lapor_token_ok {}",
+        u8::from(!bridge.gate.is_paused())
+    );
     let _ = writeln!(out, "# TYPE lapor_bridge_build_info gauge");
-    let _ = writeln!(out, "lapor_bridge_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        out,
+        "lapor_bridge_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
     out
 }

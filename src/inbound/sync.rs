@@ -147,9 +147,17 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Str
     )
     .await
     .map_err(|e| e.to_string())?;
-    apply::apply_detail(&mut tx, bridge.institution_id(), id, &local_ref, &detail, "bridge", now)
-        .await
-        .map_err(|e| e.to_string())?;
+    apply::apply_detail(
+        &mut tx,
+        bridge.institution_id(),
+        id,
+        &local_ref,
+        &detail,
+        "bridge",
+        now,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     Ok(true)
 }
@@ -189,9 +197,10 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     let ours = bridge.institution_id();
     let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
     let mut checked = Checked::default();
-    let mut applied = apply::apply_detail(&mut tx, ours, t.id, &t.local_ref, &detail, "bridge", now)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut applied =
+        apply::apply_detail(&mut tx, ours, t.id, &t.local_ref, &detail, "bridge", now)
+            .await
+            .map_err(|e| e.to_string())?;
     if applied.status_changes > 0 {
         checked.drift.push("status");
     }
@@ -269,7 +278,12 @@ async fn flag_conflict(
     Ok(())
 }
 
-async fn check_all(bridge: &Bridge, tracked: Vec<Tracked>, reconcile: bool, summary: &mut RunSummary) {
+async fn check_all(
+    bridge: &Bridge,
+    tracked: Vec<Tracked>,
+    reconcile: bool,
+    summary: &mut RunSummary,
+) {
     let parallel = bridge.settings.bridge.concurrency.max(1);
     let mut results = futures_util::stream::iter(tracked)
         .map(|t| async move { check(bridge, &t, reconcile).await })
@@ -373,7 +387,14 @@ pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                     Some((id, None)) => {
                         summary.drift("unlinked_upstream");
                         let mut tx = bridge.pool.begin().await?;
-                        crate::store::complaints::link_created(&mut tx, id, s.id, &s.tracking_id, now).await?;
+                        crate::store::complaints::link_created(
+                            &mut tx,
+                            id,
+                            s.id,
+                            &s.tracking_id,
+                            now,
+                        )
+                        .await?;
                         audit::append(
                             &mut tx,
                             &NewEntry {
@@ -393,10 +414,12 @@ pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                         summary.drift("duplicate_upstream");
                         summary.conflicts += 1;
                         let mut tx = bridge.pool.begin().await?;
-                        let id: i64 = sqlx::query_scalar("SELECT id FROM lapor_bridge.complaints WHERE local_ref = $1")
-                            .bind(local_ref)
-                            .fetch_one(&mut *tx)
-                            .await?;
+                        let id: i64 = sqlx::query_scalar(
+                            "SELECT id FROM lapor_bridge.complaints WHERE local_ref = $1",
+                        )
+                        .bind(local_ref)
+                        .fetch_one(&mut *tx)
+                        .await?;
                         flag_conflict(
                             &mut tx,
                             id,

@@ -270,10 +270,16 @@ pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx
     Ok(done.rows_affected())
 }
 
-/// The earliest time a pending step becomes due, to sleep until then.
+/// The earliest time a claimable step becomes due, to sleep until then.
+/// Steps behind an earlier unfinished step of their complaint do not count.
 pub async fn next_due(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT min(next_attempt_at) FROM lapor_bridge.outbox WHERE state = 'pending'",
+        "SELECT min(o.next_attempt_at) FROM lapor_bridge.outbox o
+          WHERE o.state = 'pending'
+            AND NOT EXISTS (
+                SELECT 1 FROM lapor_bridge.outbox e
+                WHERE e.complaint_id = o.complaint_id AND e.seq < o.seq
+                  AND e.state IN ('pending', 'running', 'dead'))",
     )
     .fetch_one(pool)
     .await
