@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::retry::RetryPolicy;
 use crate::bridge::Bridge;
 use crate::inbound::apply;
-use crate::lapor::types::{self, Created, Scope};
+use crate::lapor::types::{self, Created};
 use crate::lapor::{FileToUpload, LaporError};
 use crate::store::audit::{self, NewEntry};
 use crate::store::complaints;
@@ -61,6 +61,7 @@ struct Delivered {
 pub(super) struct StepRunner<'a> {
     pub bridge: &'a Bridge,
     pub policy: RetryPolicy,
+    pub created: &'a super::lookup::CreatedIndex,
 }
 
 impl StepRunner<'_> {
@@ -346,7 +347,11 @@ impl StepRunner<'_> {
         if step.needs_lookup {
             let since = step.first_attempt_at.unwrap_or(c.created_at)
                 - ChronoDuration::minutes(LOOKUP_MARGIN_MINUTES);
-            match find_created(&self.bridge.client, &c.local_ref, since).await {
+            match self
+                .created
+                .find(&self.bridge.client, &c.local_ref, since)
+                .await
+            {
                 Ok(Some(found)) => {
                     return Ok(Delivered {
                         effect: Effect::Created(found),
@@ -628,39 +633,6 @@ pub fn may_have_committed(error: &LaporError) -> bool {
         LaporError::UnknownOutcome { .. } => true,
         LaporError::Retryable { status, .. } => matches!(status, Some(500 | 502 | 504)),
         _ => false,
-    }
-}
-
-/// Looks up a complaint our account created, by the `ref:` tag.
-pub async fn find_created(
-    client: &crate::lapor::LaporClient,
-    local_ref: &str,
-    since: DateTime<Utc>,
-) -> Result<Option<Created>, LaporError> {
-    let mut page = 1;
-    loop {
-        let found = client
-            .list(
-                Scope::Created,
-                since,
-                page,
-                crate::lapor::client::MAX_PAGE_SIZE,
-            )
-            .await?;
-        if let Some(hit) = found
-            .items
-            .iter()
-            .find(|s| types::carries_ref(&s.tags_raw, local_ref))
-        {
-            return Ok(Some(Created {
-                complaint_id: hit.id,
-                tracking_id: hit.tracking_id.clone(),
-            }));
-        }
-        if found.items.is_empty() || page * found.page_size >= found.total {
-            return Ok(None);
-        }
-        page += 1;
     }
 }
 

@@ -4,6 +4,7 @@
 //! leases of dead workers, and stops cleanly.
 
 pub mod deliver;
+pub mod lookup;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ pub struct Engine {
     /// Steps in flight: id → fence, for the heartbeat.
     in_flight: Mutex<HashMap<i64, i64>>,
     finished: Notify,
+    created: lookup::CreatedIndex,
 }
 
 impl Engine {
@@ -58,6 +60,7 @@ impl Engine {
             policy,
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
+            created: lookup::CreatedIndex::default(),
         })
     }
 
@@ -97,6 +100,7 @@ impl Engine {
         let runner = StepRunner {
             bridge: &self.bridge,
             policy: self.policy,
+            created: &self.created,
         };
         if let Err(e) = runner.run(&step).await {
             // The lease runs out and another worker (or this one) retries.
