@@ -72,12 +72,14 @@ impl TokenStore {
     }
 }
 
-/// The token of a request: `Authorization: Bearer <token>`.
+/// The token of a request: `Authorization: Bearer <token>` (the scheme is
+/// case-insensitive, RFC 9110 section 11.1).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }

@@ -3,7 +3,8 @@
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -15,6 +16,31 @@ use super::{ApiError, AppState, caller_name};
 use crate::actions::{self, StepAction};
 use crate::status_document::{Page, StatusDocument, page_bounds};
 use crate::store::{audit, complaints, outbox};
+
+/// `Query` and `Path` whose rejections answer in JSON like every other error
+/// (axum's own answer plain text).
+pub struct Q<T>(pub T);
+pub struct P<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| P(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
@@ -48,7 +74,7 @@ const SYNC_STATES: [&str; 5] = ["pending", "synced", "retrying", "dead", "confli
 
 pub async fn list_complaints(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    Q(query): Q<ListQuery>,
 ) -> Result<Json<Page<StatusDocument>>, ApiError> {
     if let Some(s) = &query.sync_state
         && !SYNC_STATES.contains(&s.as_str())
@@ -107,6 +133,10 @@ pub async fn timeline(
     drop(conn);
     let audit_entries = audit::of_complaint(pool, &local_ref).await?;
     let mut events: Vec<(DateTime<Utc>, Value)> = attempts;
+    // One time format for every event (PostgreSQL's jsonb writes +00:00).
+    for (at, v) in &mut events {
+        v["at"] = json!(at);
+    }
     for f in followups {
         let at = f.lapor_created_at.unwrap_or(f.created_at);
         let content = if f.is_secret {
@@ -140,21 +170,46 @@ pub async fn timeline(
     })))
 }
 
-#[derive(Debug, Deserialize)]
-struct FollowupBody {
-    content: String,
-    #[serde(default)]
-    is_secret: bool,
+/// A JSON object body: 400 when it is not JSON; 422 naming each unknown
+/// field (a misspelt `is_secret` must not publish a secret follow-up).
+fn body_object(
+    body: &Bytes,
+    allowed: &[&str],
+) -> Result<(serde_json::Map<String, Value>, FieldErrors), ApiError> {
+    let Value::Object(map) = parse_json(body)? else {
+        return Err(ApiError::Invalid(FieldErrors::from([(
+            "body".to_string(),
+            vec!["must be a JSON object".to_string()],
+        )])));
+    };
+    let mut errors = FieldErrors::new();
+    for k in map.keys().filter(|k| !allowed.contains(&k.as_str())) {
+        add_error(&mut errors, k, "unknown field");
+    }
+    Ok((map, errors))
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    let value = parse_json(body)?;
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::Invalid(std::collections::BTreeMap::from([(
-            "body".to_string(),
-            vec![e.to_string()],
-        )]))
-    })
+type FieldErrors = std::collections::BTreeMap<String, Vec<String>>;
+
+fn add_error(errors: &mut FieldErrors, field: &str, message: &str) {
+    errors
+        .entry(field.to_string())
+        .or_default()
+        .push(message.to_string());
+}
+
+fn required_string(
+    map: &serde_json::Map<String, Value>,
+    field: &str,
+    errors: &mut FieldErrors,
+) -> String {
+    match map.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            add_error(errors, field, "required string");
+            String::new()
+        }
+    }
 }
 
 pub async fn add_followup(
@@ -163,22 +218,28 @@ pub async fn add_followup(
     Path(local_ref): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: FollowupBody = parse_body(&body)?;
+    let (map, mut errors) = body_object(&body, &["content", "is_secret"])?;
+    let content = required_string(&map, "content", &mut errors);
+    let is_secret = match map.get("is_secret") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            add_error(&mut errors, "is_secret", "must be true or false");
+            false
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
     let status = actions::add_followup(
         &state.bridge,
         &local_ref,
-        &body.content,
-        body.is_secret,
+        &content,
+        is_secret,
         &caller_name(&caller),
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-struct ForwardBody {
-    institution_id: i64,
-    reason: String,
 }
 
 pub async fn forward(
@@ -187,12 +248,23 @@ pub async fn forward(
     Path(local_ref): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: ForwardBody = parse_body(&body)?;
+    let (map, mut errors) = body_object(&body, &["institution_id", "reason"])?;
+    let institution_id = map
+        .get("institution_id")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| {
+            add_error(&mut errors, "institution_id", "required integer");
+            0
+        });
+    let reason = required_string(&map, "reason", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
     let status = actions::forward(
         &state.bridge,
         &local_ref,
-        body.institution_id,
-        &body.reason,
+        institution_id,
+        &reason,
         &caller_name(&caller),
     )
     .await?;
@@ -208,7 +280,7 @@ pub struct OutboxQuery {
 
 pub async fn list_outbox(
     State(state): State<AppState>,
-    Query(query): Query<OutboxQuery>,
+    Q(query): Q<OutboxQuery>,
 ) -> Result<Json<Page<outbox::StepView>>, ApiError> {
     let wanted = query.state.filter(|s| !s.is_empty());
     if let Some(s) = &wanted
@@ -231,7 +303,7 @@ pub async fn list_outbox(
 pub async fn retry_step(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Json<outbox::StepView>, ApiError> {
     Ok(Json(
         actions::act_on_step(&state.bridge, id, StepAction::Retry, &caller_name(&caller)).await?,
@@ -241,7 +313,7 @@ pub async fn retry_step(
 pub async fn discard_step(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Json<outbox::StepView>, ApiError> {
     Ok(Json(
         actions::act_on_step(
@@ -302,7 +374,7 @@ pub fn parse_instant(field: &str, raw: Option<&str>) -> Result<Option<DateTime<U
 
 pub async fn audit_export(
     State(state): State<AppState>,
-    Query(query): Query<AuditQuery>,
+    Q(query): Q<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let since = parse_instant("since", query.since.as_deref()).map_err(ApiError::BadRequest)?;
     let until = parse_instant("until", query.until.as_deref()).map_err(ApiError::BadRequest)?;
