@@ -77,6 +77,21 @@ pub async fn apply_detail(
         }
     }
     after.lapor_disposition_id = detail.disposition_id;
+    let to_us = detail.disposition_id == Some(institution_id);
+    if !to_us {
+        // Not (or no longer) dispositioned to us, e.g. forwarded away: the
+        // follow-up is not ours to post, so no deadline of ours runs from an
+        // earlier disposition. The delivery of our forward may already have
+        // recorded the new disposition, so this holds whether or not
+        // anything else changed; the audit log keeps the history.
+        sqlx::query(
+            "UPDATE lapor_bridge.complaints SET dispositioned_at = NULL
+              WHERE id = $1 AND dispositioned_at IS NOT NULL",
+        )
+        .bind(complaint_id)
+        .execute(&mut *conn)
+        .await?;
+    }
     if after == before {
         complaints::touch_synced(conn, complaint_id, now).await?;
         return Ok(applied);
@@ -84,7 +99,6 @@ pub async fn apply_detail(
     if after.lapor_status_name != before.lapor_status_name || after.status != before.status {
         applied.status_changes += 1;
     }
-    let to_us = detail.disposition_id == Some(institution_id);
     if after.lapor_disposition_id != before.lapor_disposition_id {
         applied.disposition_changes += 1;
     }

@@ -177,12 +177,18 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     let detail = match bridge.client.complaint(t.lapor_complaint_id).await {
         Ok(d) => d,
         Err(LaporError::Permanent { status: 404, .. }) if reconcile => {
+            let reason = format!(
+                "LAPOR! no longer knows complaint {} (404)",
+                t.lapor_complaint_id
+            );
+            let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
+            flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
             return Ok(Checked {
                 drift: vec!["missing_upstream"],
-                conflict: Some(format!(
-                    "LAPOR! no longer knows complaint {} (404)",
-                    t.lapor_complaint_id
-                )),
+                conflict: Some(reason),
                 ..Default::default()
             });
         }
@@ -251,7 +257,8 @@ async fn flag_conflict(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let before: Option<String> = sqlx::query_scalar(
+    // No row: the same conflict is already flagged; nothing to write.
+    let Some(before): Option<Option<String>> = sqlx::query_scalar(
         "UPDATE lapor_bridge.complaints c SET conflict_reason = $2, updated_at = $3
            FROM (SELECT conflict_reason FROM lapor_bridge.complaints WHERE id = $1 FOR UPDATE) old
           WHERE c.id = $1 AND c.conflict_reason IS DISTINCT FROM $2
@@ -262,7 +269,9 @@ async fn flag_conflict(
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?
-    .flatten();
+    else {
+        return Ok(());
+    };
     audit::append(
         conn,
         &NewEntry {
@@ -322,26 +331,31 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
             }
         };
         summary.listed += listed.len() as u32;
-        let known: Vec<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT lapor_complaint_id, lapor_updated_at FROM lapor_bridge.complaints
+        let known: Vec<i64> = sqlx::query_scalar(
+            "SELECT lapor_complaint_id FROM lapor_bridge.complaints
               WHERE lapor_complaint_id = ANY($1)",
         )
         .bind(listed.iter().map(|s| s.id).collect::<Vec<i64>>())
         .fetch_all(&bridge.pool)
         .await?;
-        let known: BTreeMap<i64, Option<DateTime<Utc>>> = known.into_iter().collect();
+        let known: HashSet<i64> = known.into_iter().collect();
         for s in &listed {
-            match known.get(&s.id) {
-                Some(seen) if *seen == Some(s.updated_at) => {}
-                Some(_) => {
+            match known.contains(&s.id) {
+                // Listed in the window: re-read it even when the second it
+                // shows is the one we stored. LAPOR! shows `updated_at` to
+                // the second, so a change later in the second we last read
+                // (a closed complaint reopened) looks unchanged by time.
+                // The window only reaches the overlap before the cursor, and
+                // applying what did not change writes nothing.
+                true => {
                     moved.insert(s.id);
                 }
-                None if scope == Scope::Inbox => match import(bridge, s).await {
+                false if scope == Scope::Inbox => match import(bridge, s).await {
                     Ok(true) => summary.imported += 1,
                     Ok(false) => {}
                     Err(p) => summary.problem(p),
                 },
-                None => {} // ours but not linked yet: reconciliation's job
+                false => {} // ours but not linked yet: reconciliation's job
             }
         }
         if summary.errors == 0
