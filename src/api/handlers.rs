@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -426,18 +426,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.bridge.metrics.render();
     text.push_str(&crate::inbound::gauges(&state.bridge).await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-pub async fn dashboard(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
-    let counts = complaints::count_by_sync_state(&state.bridge.pool).await?;
-    let mut rows = String::new();
-    for (s, n) in counts {
-        rows.push_str(&format!("<tr><td>{s}</td><td>{n}</td></tr>"));
-    }
-    Ok(Html(format!(
-        "<!doctype html><html lang=\"id\"><head><meta charset=\"utf-8\"><title>lapor-bridge</title></head>\
-         <body><h1>lapor-bridge</h1><p>Ringkasan status sinkronisasi pengaduan.</p>\
-         <table><tr><th>Status sinkronisasi</th><th>Jumlah</th></tr>{rows}</table>\
-         <p>API: <code>/api/v1/complaints</code> · <code>/metrics</code></p></body></html>"
-    )))
 }

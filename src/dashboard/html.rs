@@ -1,0 +1,320 @@
+//! HTML building blocks. Every value that reaches a page goes through
+//! [`escape_html`] (or [`Esc`]); only the fixed markup of this module and the
+//! string table is written raw.
+
+use std::fmt::{self, Write};
+
+use chrono::{DateTime, Utc};
+
+use super::i18n::{K, Lang, t};
+use super::session::Session;
+use crate::config::Role;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Displays a value escaped: `format!("<td>{}</td>", Esc(&value))`.
+pub struct Esc<T: fmt::Display>(pub T);
+
+impl<T: fmt::Display> fmt::Display for Esc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape_html(&self.0.to_string()))
+    }
+}
+
+/// Percent-encodes a query parameter value or a path segment.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A time as operators read it: Western Indonesian Time.
+pub fn when(at: DateTime<Utc>) -> String {
+    at.with_timezone(&crate::lapor::wib::wib())
+        .format("%Y-%m-%d %H:%M:%S WIB")
+        .to_string()
+}
+
+pub fn when_opt(at: Option<DateTime<Utc>>) -> String {
+    at.map(when).unwrap_or_else(|| "—".into())
+}
+
+/// A coloured badge; `class` is one of this module's fixed CSS classes.
+pub fn badge(class: &str, text: &str) -> String {
+    format!(
+        "<span class=\"badge {}\">{}</span>",
+        escape_html(class),
+        escape_html(text)
+    )
+}
+
+/// The CSS class of a sync or step state.
+pub fn state_class(state: &str) -> &'static str {
+    match state {
+        "synced" | "done" => "ok",
+        "pending" | "running" | "retrying" => "wait",
+        "dead" | "conflict" => "bad",
+        _ => "muted",
+    }
+}
+
+/// A hidden CSRF field for a form of this session.
+pub fn csrf_field(session: &Session) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape_html(&session.csrf)
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Overview,
+    Complaints,
+    Dead,
+    Reconciliation,
+    Audit,
+    None,
+}
+
+const CSS: &str = "
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2733;background:#f4f6f9}
+header{background:#14365d;color:#fff}
+nav{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;max-width:1200px;margin:0 auto;padding:.6rem 1rem}
+nav a{color:#dce7f5;text-decoration:none;padding:.25rem .1rem;border-bottom:2px solid transparent}
+nav a:hover{color:#fff}
+nav a.active{color:#fff;border-bottom-color:#f5b82e}
+nav .brand{font-weight:700;color:#fff;margin-right:.75rem}
+nav .spacer{flex:1}
+nav .who{color:#b9c9de;font-size:.9em}
+nav form{margin:0}
+nav button{background:transparent;color:#fff;border:1px solid #7f9cc0;border-radius:4px;padding:.2rem .6rem;cursor:pointer}
+main{max-width:1200px;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.5rem 0 1rem}
+h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
+table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e8ef;vertical-align:top}
+th{background:#eef2f7;font-weight:600;font-size:.9em}
+td.num,th.num{text-align:right}
+table.kv th{width:38%}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:.75rem}
+.card{background:#fff;border-radius:6px;padding:.75rem 1rem;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+.card .label{color:#5b6b7f;font-size:.85em}
+.card .value{font-size:1.6rem;font-weight:600}
+.card .value a{color:#14365d;text-decoration:none}
+.card .value a:hover{text-decoration:underline}
+.card .sub{color:#5b6b7f;font-size:.85em}
+.card.alert{border-left:4px solid #c62828}
+.badge{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.85em;font-weight:600}
+.badge.ok{background:#dcf3e2;color:#1b6b34}
+.badge.wait{background:#fff2cc;color:#7a5a00}
+.badge.bad{background:#fbdcdc;color:#a12020}
+.badge.muted{background:#e6eaf0;color:#4b5a6b}
+.flash{padding:.6rem .9rem;border-radius:6px;margin:0 0 1rem;background:#e3f0ff;border:1px solid #9cc3f0}
+.flash.bad{background:#fde8e8;border-color:#f0a5a5}
+.error{color:#a12020}
+form.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;background:#fff;padding:.75rem;border-radius:6px;margin-bottom:1rem;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+label{display:flex;flex-direction:column;font-size:.85em;color:#44536a;gap:.2rem}
+input,select{font:inherit;padding:.3rem .45rem;border:1px solid #b8c3d1;border-radius:4px;background:#fff}
+button{font:inherit;padding:.3rem .8rem;border-radius:4px;border:1px solid #14365d;background:#14365d;color:#fff;cursor:pointer}
+button.secondary{background:#fff;color:#14365d}
+button.danger{background:#fff;color:#a12020;border-color:#a12020}
+form.inline{display:inline;margin:0}
+.pager{display:flex;gap:1rem;align-items:center;margin:.75rem 0}
+.muted{color:#5b6b7f}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em;word-break:break-all}
+.login{max-width:420px;margin:4rem auto;background:#fff;padding:1.5rem;border-radius:8px;box-shadow:0 2px 8px rgba(0,0,0,.1)}
+.login form{display:flex;flex-direction:column;gap:.75rem}
+.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 1.25rem;align-items:start}
+.cols h2:first-child{margin-top:0}
+.content{white-space:pre-wrap;background:#fff;padding:.75rem;border-radius:6px}
+";
+
+fn head(lang: Lang, title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · lapor-bridge</title><style>{CSS}</style></head>",
+        lang.code(),
+        escape_html(title)
+    )
+}
+
+/// What the layout needs to know about the page being drawn.
+pub struct Frame<'a> {
+    pub lang: Lang,
+    pub session: Option<&'a Session>,
+    /// The link to this page in the other language.
+    pub switch_href: String,
+    pub active: Nav,
+}
+
+/// A full page: navigation, title, then `body` (already HTML).
+pub fn page(frame: &Frame<'_>, title: &str, body: &str) -> String {
+    let lang = frame.lang;
+    let mut out = head(lang, title);
+    out.push_str("<body><header><nav><a class=\"brand\" href=\"/\">lapor-bridge</a>");
+    if let Some(session) = frame.session {
+        for (nav, href, key) in [
+            (Nav::Overview, "/", K::NavOverview),
+            (Nav::Complaints, "/complaints", K::NavComplaints),
+            (Nav::Dead, "/outbox/dead", K::NavDead),
+            (Nav::Reconciliation, "/reconciliation", K::NavReconciliation),
+            (Nav::Audit, "/audit", K::NavAudit),
+        ] {
+            let class = if nav == frame.active {
+                " class=\"active\""
+            } else {
+                ""
+            };
+            let _ = write!(out, "<a href=\"{href}\"{class}>{}</a>", t(lang, key));
+        }
+        let _ = write!(
+            out,
+            "<span class=\"spacer\"></span><span class=\"who\" id=\"who\">{}: {} ({})</span>",
+            t(lang, K::SignedInAs),
+            escape_html(&session.token_name),
+            role_name(session.role)
+        );
+        let _ = write!(
+            out,
+            "<a href=\"{}\" id=\"lang-switch\">{}</a>",
+            escape_html(&frame.switch_href),
+            t(lang, K::SwitchLang)
+        );
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"/logout\">{}<button type=\"submit\" id=\"logout\">{}</button></form>",
+            csrf_field(session),
+            t(lang, K::Logout)
+        );
+    } else {
+        let _ = write!(
+            out,
+            "<span class=\"spacer\"></span><a href=\"{}\" id=\"lang-switch\">{}</a>",
+            escape_html(&frame.switch_href),
+            t(lang, K::SwitchLang)
+        );
+    }
+    let _ = write!(
+        out,
+        "</nav></header><main><h1>{}</h1>{body}</main></body></html>",
+        escape_html(title)
+    );
+    out
+}
+
+/// The login page (no navigation).
+pub fn login_page(lang: Lang, switch_href: &str, error: Option<K>) -> String {
+    let mut out = head(lang, t(lang, K::LoginTitle));
+    let error = error
+        .map(|k| format!("<p class=\"error\" id=\"login-error\">{}</p>", t(lang, k)))
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "<body><div class=\"login\"><h1>{title}</h1>{error}\
+         <form method=\"post\" action=\"/login\">\
+         <label for=\"token\">{label}<input type=\"password\" id=\"token\" name=\"token\" \
+         autocomplete=\"current-password\" required autofocus></label>\
+         <button type=\"submit\" id=\"login-submit\">{submit}</button></form>\
+         <p class=\"muted\">{help}</p><p><a href=\"{switch}\" id=\"lang-switch\">{other}</a></p>\
+         </div></body></html>",
+        title = t(lang, K::LoginTitle),
+        label = t(lang, K::LoginToken),
+        submit = t(lang, K::LoginSubmit),
+        help = t(lang, K::LoginHelp),
+        switch = escape_html(switch_href),
+        other = t(lang, K::SwitchLang),
+    );
+    out
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Intake => "intake",
+        Role::Operator => "operator",
+        Role::Auditor => "auditor",
+        Role::Admin => "admin",
+    }
+}
+
+pub fn parse_role(name: &str) -> Option<Role> {
+    Some(match name {
+        "intake" => Role::Intake,
+        "operator" => Role::Operator,
+        "auditor" => Role::Auditor,
+        "admin" => Role::Admin,
+        _ => return None,
+    })
+}
+
+/// Previous/next links. `base` is the page's path with its filters as a
+/// query string (already encoded), without `page`.
+pub fn pager(lang: Lang, base: &str, page: i64, page_size: i64, total: i64) -> String {
+    let pages = ((total + page_size - 1) / page_size).max(1);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let mut out = String::from("<div class=\"pager\">");
+    if page > 1 {
+        let _ = write!(
+            out,
+            "<a href=\"{}\" rel=\"prev\">← {}</a>",
+            escape_html(&format!("{base}{sep}page={}", page - 1)),
+            t(lang, K::Previous)
+        );
+    }
+    let _ = write!(
+        out,
+        "<span class=\"muted\">{} {page} {} {pages} · {total}</span>",
+        t(lang, K::Page),
+        t(lang, K::Of)
+    );
+    if page < pages {
+        let _ = write!(
+            out,
+            "<a href=\"{}\" rel=\"next\">{} →</a>",
+            escape_html(&format!("{base}{sep}page={}", page + 1)),
+            t(lang, K::Next)
+        );
+    }
+    out.push_str("</div>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_that_can_open_markup() {
+        assert_eq!(
+            escape_html(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        assert_eq!(Esc("a<b").to_string(), "a&lt;b");
+    }
+
+    #[test]
+    fn url_encoding_keeps_only_unreserved_bytes() {
+        assert_eq!(url_encode("PLG 1/2&x=é"), "PLG%201%2F2%26x%3D%C3%A9");
+    }
+}

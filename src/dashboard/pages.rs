@@ -1,0 +1,1293 @@
+//! The dashboard's pages and form actions.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::html::{
+    self, Esc, Nav, badge, csrf_field, escape_html, pager, state_class, url_encode, when, when_opt,
+};
+use super::i18n::{self, K, Lang, label, t};
+use super::{Ctx, Fail, OrFail, queries, session, session_cookie};
+use crate::actions::{self, ActionError, StepAction};
+use crate::api::AppState;
+use crate::config::Role;
+use crate::sla::DeadlineKind;
+use crate::status_document::{StatusDocument, page_bounds};
+use crate::store::audit::{self, Verification};
+use crate::store::{complaints, outbox};
+
+type PageResult = Result<Response, Fail>;
+type Params = Query<HashMap<String, String>>;
+
+const PAGE_SIZE: i64 = 50;
+/// The overdue filter evaluates SLAs in Rust: at most this many of the newest
+/// matching complaints are checked.
+const OVERDUE_SCAN_CAP: i64 = 5000;
+const SYNC_STATES: [&str; 5] = ["pending", "synced", "retrying", "dead", "conflict"];
+
+/// A non-empty query parameter.
+fn param<'a>(p: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
+    p.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+fn page_param(p: &HashMap<String, String>) -> Option<i64> {
+    param(p, "page").and_then(|s| s.parse().ok())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    csrf: Option<String>,
+    back: Option<String>,
+}
+
+/// The CSRF token of a form; a body that is not a form has none.
+fn csrf_of(form: &Result<Form<ActionForm>, FormRejection>) -> Option<&str> {
+    form.as_ref().ok().and_then(|Form(f)| f.csrf.as_deref())
+}
+
+// Login and logout ------------------------------------------------------------
+
+fn login_response(status: StatusCode, lang: Lang, uri: &Uri, error: Option<K>) -> Response {
+    let href = super::switch_href(uri, lang);
+    (status, Html(html::login_page(lang, &href, error))).into_response()
+}
+
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let lang = Lang::of_request(uri.query(), &headers);
+    if let Some(id) = super::cookie(&headers, session::COOKIE)
+        && let Ok(Some(_)) = session::load(&state.bridge.pool, &id, state.bridge.clock.now()).await
+    {
+        return Redirect::to("/").into_response();
+    }
+    login_response(StatusCode::OK, lang, &uri, None)
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let lang = Lang::of_request(uri.query(), &headers);
+    let token = form.map(|Form(f)| f.token).unwrap_or_default();
+    let Some(caller) = state.tokens.identify(token.trim()) else {
+        return login_response(StatusCode::UNAUTHORIZED, lang, &uri, Some(K::LoginWrong));
+    };
+    if caller.role == Role::Intake {
+        return login_response(StatusCode::FORBIDDEN, lang, &uri, Some(K::LoginNoPages));
+    }
+    let now = state.bridge.clock.now();
+    match session::create(&state.bridge.pool, &caller.name, caller.role, now).await {
+        Ok((id, _)) => {
+            tracing::info!(token = %caller.name, "dashboard sign-in");
+            let home = if caller.role == Role::Auditor {
+                "/audit"
+            } else {
+                "/"
+            };
+            let mut resp = Redirect::to(home).into_response();
+            resp.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(Some(&id), &headers));
+            resp
+        }
+        Err(e) => Fail::internal(lang, e).into_response(),
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> PageResult {
+    ctx.check_csrf(csrf_of(&form))?;
+    session::delete(&state.bridge.pool, &ctx.session.id_sha256)
+        .await
+        .or_fail(&ctx)?;
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(None, &headers));
+    Ok(resp)
+}
+
+// Overview ----------------------------------------------------------------------
+
+fn card(label: &str, value: &str, sub: &str, href: Option<&str>, alert: bool) -> String {
+    let value = match href {
+        Some(h) => format!("<a href=\"{}\">{}</a>", escape_html(h), escape_html(value)),
+        None => escape_html(value),
+    };
+    format!(
+        "<div class=\"card{}\"><div class=\"label\">{}</div><div class=\"value\">{value}</div>\
+         <div class=\"sub\">{sub}</div></div>",
+        if alert { " alert" } else { "" },
+        escape_html(label),
+    )
+}
+
+/// One line about a job's newest run.
+fn run_line(lang: Lang, run: Option<&queries::JobRun>, now: DateTime<Utc>) -> (String, String) {
+    let Some(run) = run else {
+        return (t(lang, K::NeverRun).into(), String::new());
+    };
+    let ago = i18n::age(lang, (now - run.started_at).num_seconds());
+    let outcome = match (run.finished_at, run.ok) {
+        (None, _) => badge("wait", t(lang, K::Running)),
+        (Some(_), Some(true)) => badge("ok", t(lang, K::Succeeded)),
+        _ => badge("bad", t(lang, K::Failed)),
+    };
+    let summary = run.summary.as_ref();
+    let num = |k: &str| summary.and_then(|s| s.get(k)).and_then(Value::as_u64);
+    let drift: u64 = summary
+        .and_then(|s| s.get("drift"))
+        .and_then(Value::as_object)
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    let sub = format!(
+        "{outcome} {} · {}: {} · {}: {drift} · {}: {}",
+        Esc(when(run.started_at)),
+        t(lang, K::Checked),
+        num("checked").unwrap_or(0),
+        t(lang, K::Drift),
+        t(lang, K::Errors),
+        num("errors").unwrap_or(0),
+    );
+    (ago, sub)
+}
+
+pub async fn overview(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    ctx.need(Role::Operator)?;
+    let lang = ctx.lang;
+    let b = &state.bridge;
+    let pool = &b.pool;
+    let now = b.clock.now();
+    let counts: HashMap<String, i64> = complaints::count_by_sync_state(pool)
+        .await
+        .or_fail(&ctx)?
+        .into_iter()
+        .collect();
+    let (depth, oldest) = queries::backlog(pool).await.or_fail(&ctx)?;
+    let dead = queries::dead_count(pool).await.or_fail(&ctx)?;
+    let overdue = queries::overdue_count(pool, &b.calendar, now)
+        .await
+        .or_fail(&ctx)?;
+    let last_attempt = queries::last_attempt(pool).await.or_fail(&ctx)?;
+    let pull = queries::last_run(pool, "pull").await.or_fail(&ctx)?;
+    let reconcile = queries::last_run(pool, "reconcile").await.or_fail(&ctx)?;
+
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h2>{}</h2><div class=\"cards\">",
+        ctx.t(K::SyncStates)
+    );
+    for s in SYNC_STATES {
+        let n = counts.get(s).copied().unwrap_or(0);
+        let _ = write!(
+            body,
+            "<div class=\"card\" data-sync-state=\"{s}\"><div class=\"label\">{}</div>\
+             <div class=\"value\"><a href=\"/complaints?sync_state={s}\">{n}</a></div></div>",
+            badge(state_class(s), &label(lang, i18n::sync_state_key(s), s))
+        );
+    }
+    body.push_str("</div>");
+
+    let _ = write!(body, "<h2>{}</h2><div class=\"cards\">", ctx.t(K::Backlog));
+    let oldest_age = oldest
+        .map(|at| i18n::age(lang, (now - at).num_seconds()))
+        .unwrap_or_else(|| ctx.t(K::Nothing).into());
+    body.push_str(&card(
+        ctx.t(K::BacklogDepth),
+        &depth.to_string(),
+        &format!("{}: {}", ctx.t(K::OldestWaiting), Esc(&oldest_age)),
+        None,
+        false,
+    ));
+    body.push_str(&card(
+        ctx.t(K::DeadLetters),
+        &dead.to_string(),
+        ctx.t(K::ViewAll),
+        Some("/outbox/dead"),
+        dead > 0,
+    ));
+    body.push_str(&card(
+        ctx.t(K::OverdueSla),
+        &overdue.to_string(),
+        ctx.t(K::ViewAll),
+        Some("/complaints?overdue=yes"),
+        overdue > 0,
+    ));
+    body.push_str("</div>");
+
+    let _ = write!(
+        body,
+        "<h2>{}</h2><div class=\"cards\">",
+        ctx.t(K::LaporHealth)
+    );
+    let paused = b.gate.is_paused();
+    body.push_str(&card(
+        ctx.t(K::TokenHealth),
+        if paused {
+            ctx.t(K::TokenRejected)
+        } else {
+            ctx.t(K::TokenOk)
+        },
+        "",
+        None,
+        paused,
+    ));
+    let (reach, reach_sub, reach_bad) = match &last_attempt {
+        None => (ctx.t(K::NoContactYet).to_string(), String::new(), false),
+        Some((at, status, kind)) => {
+            let failing = kind.as_deref().is_some_and(|k| {
+                matches!(
+                    k,
+                    "connect" | "timeout" | "connection_lost" | "server_error" | "html_error"
+                )
+            });
+            let detail = match (status, kind) {
+                (Some(s), Some(k)) => format!("HTTP {s} ({k})"),
+                (Some(s), None) => format!("HTTP {s}"),
+                (None, Some(k)) => k.clone(),
+                (None, None) => String::new(),
+            };
+            (
+                if failing {
+                    ctx.t(K::Unreachable).to_string()
+                } else {
+                    ctx.t(K::Reachable).to_string()
+                },
+                format!(
+                    "{}: {} {}",
+                    ctx.t(K::LastAnswer),
+                    Esc(when(*at)),
+                    Esc(detail)
+                ),
+                failing,
+            )
+        }
+    };
+    body.push_str(&card(
+        ctx.t(K::Reachability),
+        &reach,
+        &reach_sub,
+        None,
+        reach_bad,
+    ));
+    let (pull_value, pull_sub) = run_line(lang, pull.as_ref(), now);
+    body.push_str(&card(
+        ctx.t(K::LastPull),
+        &pull_value,
+        &pull_sub,
+        Some("/reconciliation?job=pull"),
+        pull.as_ref().is_some_and(|r| r.ok == Some(false)),
+    ));
+    let (rec_value, rec_sub) = run_line(lang, reconcile.as_ref(), now);
+    body.push_str(&card(
+        ctx.t(K::LastReconcile),
+        &rec_value,
+        &rec_sub,
+        Some("/reconciliation?job=reconcile"),
+        reconcile.as_ref().is_some_and(|r| r.ok == Some(false)),
+    ));
+    body.push_str("</div>");
+    Ok(ctx.render(Nav::Overview, ctx.t(K::NavOverview), &body))
+}
+
+// Complaint list ------------------------------------------------------------------
+
+fn options(selected: Option<&str>, items: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (value, text) in items {
+        let sel = if Some(value.as_str()) == selected {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<option value=\"{}\"{sel}>{}</option>",
+            escape_html(value),
+            escape_html(text)
+        );
+    }
+    out
+}
+
+fn deadline_label(lang: Lang, kind: DeadlineKind) -> &'static str {
+    match kind {
+        DeadlineKind::FollowUp => t(lang, K::DeadlineFollowUp),
+        DeadlineKind::AutoClose => t(lang, K::DeadlineAutoClose),
+        DeadlineKind::Completion => t(lang, K::DeadlineCompletion),
+    }
+}
+
+fn status_label(lang: Lang, doc: &StatusDocument) -> String {
+    match (&doc.status, &doc.lapor_status_name) {
+        (Some(s), _) => label(lang, i18n::status_key(s), s),
+        (None, Some(raw)) => format!("{} ({})", raw, t(lang, K::Unknown)),
+        (None, None) => "—".into(),
+    }
+}
+
+pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Params) -> PageResult {
+    ctx.need(Role::Operator)?;
+    let lang = ctx.lang;
+    let b = &state.bridge;
+    let q = param(&p, "q");
+    let sync_state = param(&p, "sync_state").filter(|s| SYNC_STATES.contains(s));
+    let status = param(&p, "status");
+    let overdue = match param(&p, "overdue") {
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        _ => None,
+    };
+    let (page, size, offset) = page_bounds(page_param(&p), Some(PAGE_SIZE));
+    let filter = complaints::ListFilter {
+        sync_state: sync_state.map(str::to_string),
+        status: status.map(str::to_string),
+        search: q.map(str::to_string),
+    };
+    let now = b.clock.now();
+    let build = |r: &complaints::ComplaintRow| StatusDocument::build(r, &b.calendar, now);
+    let mut capped = false;
+    let (docs, total): (Vec<StatusDocument>, i64) = match overdue {
+        None => {
+            let (rows, total) = complaints::list(&b.pool, &filter, offset, size)
+                .await
+                .or_fail(&ctx)?;
+            (rows.iter().map(build).collect(), total)
+        }
+        Some(want) => {
+            let (rows, matching) = complaints::list(&b.pool, &filter, 0, OVERDUE_SCAN_CAP)
+                .await
+                .or_fail(&ctx)?;
+            capped = matching > OVERDUE_SCAN_CAP;
+            let all: Vec<StatusDocument> = rows
+                .iter()
+                .map(build)
+                .filter(|d| d.sla.is_overdue() == want)
+                .collect();
+            let total = all.len() as i64;
+            let items = all
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(0))
+                .take(usize::try_from(size).unwrap_or(0))
+                .collect();
+            (items, total)
+        }
+    };
+
+    let mut body = String::new();
+    let any = (String::new(), t(lang, K::Any).to_string());
+    let mut sync_opts = vec![any.clone()];
+    sync_opts.extend(
+        SYNC_STATES
+            .iter()
+            .map(|s| (s.to_string(), label(lang, i18n::sync_state_key(s), s))),
+    );
+    let mut status_opts = vec![any.clone()];
+    status_opts.extend(crate::lapor::status::Status::ALL.iter().map(|s| {
+        let c = s.canonical();
+        (c.to_string(), label(lang, i18n::status_key(c), c))
+    }));
+    status_opts.push(("unknown".into(), t(lang, K::Unknown).into()));
+    let overdue_opts = vec![
+        any,
+        ("yes".into(), t(lang, K::Yes).into()),
+        ("no".into(), t(lang, K::No).into()),
+    ];
+    let _ = write!(
+        body,
+        "<form class=\"filters\" method=\"get\" action=\"/complaints\">\
+         <label>{}<input type=\"search\" id=\"q\" name=\"q\" value=\"{}\"></label>\
+         <label>{}<select name=\"sync_state\" id=\"sync_state\">{}</select></label>\
+         <label>{}<select name=\"status\" id=\"status\">{}</select></label>\
+         <label>{}<select name=\"overdue\" id=\"overdue\">{}</select></label>\
+         <button type=\"submit\" id=\"search\">{}</button></form>",
+        ctx.t(K::SearchRef),
+        Esc(q.unwrap_or_default()),
+        ctx.t(K::SyncState),
+        options(sync_state, &sync_opts),
+        ctx.t(K::Status),
+        options(status, &status_opts),
+        ctx.t(K::Overdue),
+        options(param(&p, "overdue"), &overdue_opts),
+        ctx.t(K::Search),
+    );
+    if capped {
+        let _ = write!(
+            body,
+            "<p class=\"muted\">{} {OVERDUE_SCAN_CAP}</p>",
+            ctx.t(K::OverdueScanCapped)
+        );
+    }
+    if docs.is_empty() {
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::NoRows));
+    } else {
+        let _ = write!(
+            body,
+            "<table id=\"complaints\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
+             <th>{}</th><th>{}</th><th>{}</th></tr>",
+            ctx.t(K::Reference),
+            ctx.t(K::Title),
+            ctx.t(K::Status),
+            ctx.t(K::SyncState),
+            ctx.t(K::Overdue),
+            ctx.t(K::NextDeadline),
+            ctx.t(K::Created),
+        );
+        for d in &docs {
+            let overdue_cell = if d.sla.is_overdue() {
+                badge("bad", t(lang, K::Yes))
+            } else {
+                escape_html(t(lang, K::No))
+            };
+            let next = d
+                .sla
+                .next
+                .as_ref()
+                .map(|n| format!("{}: {}", deadline_label(lang, n.kind), Esc(when(n.due_at))))
+                .unwrap_or_else(|| "—".into());
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
+                url_encode(&d.local_ref),
+                Esc(&d.local_ref),
+                Esc(&d.local_ref),
+                Esc(&d.title),
+                Esc(status_label(lang, d)),
+                badge(
+                    state_class(&d.sync_state),
+                    &label(lang, i18n::sync_state_key(&d.sync_state), &d.sync_state)
+                ),
+                Esc(when(d.created_at)),
+            );
+        }
+        body.push_str("</table>");
+    }
+    let mut base = String::from("/complaints?");
+    for (k, v) in [
+        ("q", q),
+        ("sync_state", sync_state),
+        ("status", status),
+        ("overdue", param(&p, "overdue")),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(base, "{k}={}&", url_encode(v));
+        }
+    }
+    let base = base.trim_end_matches(['&', '?']).to_string();
+    body.push_str(&pager(lang, &base, page, size, total));
+    Ok(ctx.render(Nav::Complaints, ctx.t(K::NavComplaints), &body))
+}
+
+// One complaint ----------------------------------------------------------------------
+
+fn kv(out: &mut String, key: &str, value_html: &str) {
+    let _ = write!(
+        out,
+        "<tr><th>{}</th><td>{value_html}</td></tr>",
+        escape_html(key)
+    );
+}
+
+fn opt_text<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map(|v| escape_html(&v.to_string()))
+        .unwrap_or_else(|| "—".into())
+}
+
+fn compact_json(v: &Option<Value>) -> String {
+    v.as_ref().map(Value::to_string).unwrap_or_default()
+}
+
+/// The flash message of a redirect after an action: `?done=retry|discard&step=ID`
+/// or `?failed=conflict|notfound&step=ID`.
+async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> String {
+    let step: Option<i64> = param(p, "step").and_then(|s| s.parse().ok());
+    let lang = ctx.lang;
+    let (class, text) = match (param(p, "done"), param(p, "failed")) {
+        (Some(done @ ("retry" | "discard")), _) => {
+            let Some(id) = step else {
+                return String::new();
+            };
+            let current = match state.bridge.pool.acquire().await {
+                Ok(mut conn) => outbox::get(&mut conn, id).await.ok().flatten(),
+                Err(_) => None,
+            };
+            let now_state = current
+                .map(|s| label(lang, i18n::step_state_key(&s.state), &s.state))
+                .unwrap_or_else(|| "—".into());
+            let key = if done == "retry" {
+                K::FlashRetried
+            } else {
+                K::FlashDiscarded
+            };
+            ("", format!("#{id} — {}: {}", t(lang, key), Esc(now_state)))
+        }
+        (_, Some("conflict")) => (
+            " bad",
+            format!(
+                "#{} — {}",
+                step.unwrap_or_default(),
+                t(lang, K::FlashConflict)
+            ),
+        ),
+        (_, Some("notfound")) => (" bad", t(lang, K::FlashNotFound).to_string()),
+        _ => return String::new(),
+    };
+    format!("<div class=\"flash{class}\" id=\"flash\" role=\"status\">{text}</div>")
+}
+
+/// Retry and discard buttons of a step, returning to `back`.
+fn step_buttons(ctx: &Ctx, step: &outbox::StepView, back: &str) -> String {
+    let mut out = String::new();
+    let back = escape_html(back);
+    if step.state == "dead" {
+        let _ = write!(
+            out,
+            "<form class=\"inline\" method=\"post\" action=\"/outbox/{id}/retry\">{csrf}\
+             <input type=\"hidden\" name=\"back\" value=\"{back}\">\
+             <button type=\"submit\" data-retry=\"{id}\">{}</button></form> ",
+            ctx.t(K::Retry),
+            id = step.id,
+            csrf = csrf_field(&ctx.session),
+        );
+    }
+    if step.state == "dead" || step.state == "pending" {
+        let _ = write!(
+            out,
+            "<form class=\"inline\" method=\"post\" action=\"/outbox/{id}/discard\">{csrf}\
+             <input type=\"hidden\" name=\"back\" value=\"{back}\">\
+             <button type=\"submit\" class=\"danger\" data-discard=\"{id}\">{}</button></form>",
+            ctx.t(K::Discard),
+            id = step.id,
+            csrf = csrf_field(&ctx.session),
+        );
+    }
+    out
+}
+
+pub async fn complaint(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(local_ref): Path<String>,
+    Query(p): Params,
+) -> PageResult {
+    ctx.need(Role::Operator)?;
+    let lang = ctx.lang;
+    let b = &state.bridge;
+    let pool = &b.pool;
+    let row = complaints::by_ref(pool, &local_ref)
+        .await
+        .or_fail(&ctx)?
+        .ok_or_else(|| ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText))?;
+    let doc = StatusDocument::build(&row, &b.calendar, b.clock.now());
+    let steps = outbox::steps_of(pool, row.id).await.or_fail(&ctx)?;
+    let attempts = queries::attempts_of(pool, row.id).await.or_fail(&ctx)?;
+    let followups = {
+        let mut conn = pool.acquire().await.or_fail(&ctx)?;
+        complaints::followups_of(&mut conn, row.id)
+            .await
+            .or_fail(&ctx)?
+    };
+    let entries = audit::of_complaint(pool, &local_ref).await.or_fail(&ctx)?;
+
+    let mut body = flash(&state, &ctx, &p).await;
+    body.push_str("<div class=\"cols\"><div><table class=\"kv\" id=\"status-document\">");
+    kv(&mut body, ctx.t(K::Reference), &escape_html(&doc.local_ref));
+    kv(&mut body, ctx.t(K::Title), &escape_html(&doc.title));
+    kv(
+        &mut body,
+        ctx.t(K::Origin),
+        ctx.t(if doc.origin == "lapor" {
+            K::OriginLapor
+        } else {
+            K::OriginLocal
+        }),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::SyncState),
+        &badge(
+            state_class(&doc.sync_state),
+            &label(lang, i18n::sync_state_key(&doc.sync_state), &doc.sync_state),
+        ),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::Status),
+        &escape_html(&status_label(lang, &doc)),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::LaporStatusName),
+        &opt_text(&doc.lapor_status_name),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::LaporId),
+        &opt_text(&doc.lapor_complaint_id),
+    );
+    kv(&mut body, ctx.t(K::TrackingId), &opt_text(&doc.tracking_id));
+    kv(
+        &mut body,
+        ctx.t(K::PendingOps),
+        &escape_html(&doc.pending_ops.to_string()),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::LastError),
+        &doc.last_error
+            .as_ref()
+            .map(|e| format!("<span class=\"error\">{}</span>", Esc(e)))
+            .unwrap_or_else(|| "—".into()),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::LastSynced),
+        &escape_html(&when_opt(doc.last_synced_at)),
+    );
+    if doc.conflict_reason.is_some() {
+        kv(
+            &mut body,
+            ctx.t(K::ConflictReason),
+            &opt_text(&doc.conflict_reason),
+        );
+    }
+    kv(
+        &mut body,
+        ctx.t(K::Disposition),
+        &opt_text(&doc.disposition_id),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::Created),
+        &escape_html(&when(doc.created_at)),
+    );
+    let yes_no = |b: bool| t(lang, if b { K::Yes } else { K::No });
+    kv(&mut body, ctx.t(K::Anonymous), yes_no(row.is_anonymous));
+    kv(&mut body, ctx.t(K::Secret), yes_no(row.is_secret));
+    body.push_str("</table></div><div>");
+
+    // The reporter: admins only when anonymous or secret.
+    let _ = write!(body, "<h2>{}</h2>", ctx.t(K::Reporter));
+    let masked = (row.is_anonymous || row.is_secret) && ctx.session.role != Role::Admin;
+    let reporter = row.reporter.as_ref().and_then(Value::as_object);
+    body.push_str("<table class=\"kv\" id=\"reporter\">");
+    for (key, field) in [
+        (K::ReporterName, "name"),
+        (K::ReporterPhone, "phone"),
+        (K::ReporterEmail, "email"),
+    ] {
+        let value = reporter
+            .and_then(|r| r.get(field))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty());
+        let shown = match value {
+            None => "—".to_string(),
+            Some(_) if masked => "•••".to_string(),
+            Some(v) => escape_html(v),
+        };
+        kv(&mut body, ctx.t(key), &shown);
+    }
+    body.push_str("</table>");
+    if masked {
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::ReporterMasked));
+    }
+
+    // SLA
+    let _ = write!(
+        body,
+        "<h2>{}</h2><table class=\"kv\" id=\"sla\">",
+        ctx.t(K::Sla)
+    );
+    kv(
+        &mut body,
+        ctx.t(K::FollowUpDue),
+        &escape_html(&when_opt(doc.sla.follow_up_due_at)),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::AutoCloseExpected),
+        &escape_html(&when_opt(doc.sla.auto_close_expected_at)),
+    );
+    kv(
+        &mut body,
+        ctx.t(K::CompletionDue),
+        &escape_html(&when_opt(doc.sla.completion_due_at)),
+    );
+    let next = doc
+        .sla
+        .next
+        .as_ref()
+        .map(|n| format!("{}: {}", deadline_label(lang, n.kind), Esc(when(n.due_at))))
+        .unwrap_or_else(|| "—".into());
+    kv(&mut body, ctx.t(K::NextDeadline), &next);
+    let overdue = if doc.sla.overdue.is_empty() {
+        escape_html(ctx.t(K::No))
+    } else {
+        badge(
+            "bad",
+            &doc.sla
+                .overdue
+                .iter()
+                .map(|k| deadline_label(lang, *k))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    };
+    kv(&mut body, ctx.t(K::Overdue), &overdue);
+    body.push_str("</table></div></div>");
+
+    let _ = write!(
+        body,
+        "<h2>{}</h2><div class=\"content\">{}</div>",
+        ctx.t(K::Content),
+        Esc(&row.content)
+    );
+
+    // Outbox steps
+    let back = format!("/complaints/{}", url_encode(&local_ref));
+    let _ = write!(body, "<h2>{}</h2>", ctx.t(K::Steps));
+    if steps.is_empty() {
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::NoRows));
+    } else {
+        let _ = write!(
+            body,
+            "<table id=\"steps\"><tr><th>#</th><th>{}</th><th>{}</th><th class=\"num\">{}</th>\
+             <th>{}</th><th>{}</th><th>{}</th></tr>",
+            ctx.t(K::Step),
+            ctx.t(K::State),
+            ctx.t(K::Attempts),
+            ctx.t(K::NextAttempt),
+            ctx.t(K::LastError),
+            ctx.t(K::Actions),
+        );
+        for s in &steps {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
+                 <td class=\"mono\">{}</td><td>{}</td></tr>",
+                s.id,
+                Esc(&s.step),
+                badge(
+                    state_class(&s.state),
+                    &label(lang, i18n::step_state_key(&s.state), &s.state)
+                ),
+                s.attempts,
+                if s.state == "pending" {
+                    escape_html(&when(s.next_attempt_at))
+                } else {
+                    "—".into()
+                },
+                opt_text(&s.last_error),
+                step_buttons(&ctx, s, &back),
+            );
+        }
+        body.push_str("</table>");
+    }
+
+    // Timeline: attempts, follow-ups and audit entries in time order.
+    let mut events: Vec<(DateTime<Utc>, u8, String, String)> = Vec::new();
+    for a in &attempts {
+        let mut d = format!(
+            "{} #{} · {} {} · <b>{}</b>",
+            Esc(&a.step),
+            a.outbox_id,
+            ctx.t(K::Attempts),
+            a.attempt,
+            Esc(&a.outcome)
+        );
+        if let Some(s) = a.http_status {
+            let _ = write!(d, " · HTTP {s}");
+        }
+        if let Some(k) = &a.failure_kind {
+            let _ = write!(d, " · {}", Esc(k));
+        }
+        let _ = write!(d, " · {} ms", a.duration_ms);
+        if let Some(m) = &a.message {
+            let _ = write!(d, "<br><span class=\"mono\">{}</span>", Esc(m));
+        }
+        events.push((a.started_at, 0, ctx.t(K::KindAttempt).into(), d));
+    }
+    for f in &followups {
+        let at = f.lapor_created_at.unwrap_or(f.created_at);
+        let who = match f.institution_id {
+            Some(i) => format!("{} {i}", ctx.t(K::Institution)),
+            None => ctx.t(K::ByReporter).to_string(),
+        };
+        let content = if f.is_secret {
+            format!("<i>{}</i>", ctx.t(K::SecretContent))
+        } else {
+            escape_html(&f.content)
+        };
+        events.push((
+            at,
+            1,
+            ctx.t(K::KindFollowup).into(),
+            format!("{} · {}<br>{content}", Esc(&f.origin), Esc(who)),
+        ));
+    }
+    for e in &entries {
+        let kind = if e.action.starts_with("inbound.complaint_changed") {
+            K::KindStatusChange
+        } else {
+            K::KindAudit
+        };
+        let mut d = format!("<b>{}</b> · {}", Esc(&e.action), Esc(&e.actor));
+        if e.before.is_some() {
+            let _ = write!(
+                d,
+                "<br>{}: <span class=\"mono\">{}</span>",
+                ctx.t(K::Before),
+                Esc(compact_json(&e.before))
+            );
+        }
+        if e.after.is_some() {
+            let _ = write!(
+                d,
+                "<br>{}: <span class=\"mono\">{}</span>",
+                ctx.t(K::After),
+                Esc(compact_json(&e.after))
+            );
+        }
+        events.push((e.at, 2, ctx.t(kind).into(), d));
+    }
+    events.sort_by_key(|(at, order, _, _)| (*at, *order));
+    let _ = write!(body, "<h2>{}</h2>", ctx.t(K::Timeline));
+    if events.is_empty() {
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::NoRows));
+    } else {
+        let _ = write!(
+            body,
+            "<table id=\"timeline\"><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+            ctx.t(K::Time),
+            ctx.t(K::Kind),
+            ctx.t(K::Details)
+        );
+        for (at, _, kind, details) in &events {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{details}</td></tr>",
+                Esc(when(*at)),
+                Esc(kind)
+            );
+        }
+        body.push_str("</table>");
+    }
+    let title = format!("{} {}", ctx.t(K::Complaint), doc.local_ref);
+    Ok(ctx.render(Nav::Complaints, &title, &body))
+}
+
+// Dead letters ------------------------------------------------------------------------
+
+pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Params) -> PageResult {
+    ctx.need(Role::Operator)?;
+    let lang = ctx.lang;
+    let (page, size, offset) = page_bounds(page_param(&p), Some(PAGE_SIZE));
+    let (steps, total) = outbox::list(&state.bridge.pool, Some("dead"), offset, size)
+        .await
+        .or_fail(&ctx)?;
+    let mut body = flash(&state, &ctx, &p).await;
+    let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::DeadHelp));
+    if steps.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"muted\" id=\"no-dead\">{}</p>",
+            ctx.t(K::NoRows)
+        );
+    } else {
+        let _ = write!(
+            body,
+            "<table id=\"dead\"><tr><th>#</th><th>{}</th><th>{}</th><th class=\"num\">{}</th>\
+             <th>{}</th><th>{}</th><th>{}</th></tr>",
+            ctx.t(K::Reference),
+            ctx.t(K::Step),
+            ctx.t(K::Attempts),
+            ctx.t(K::LastError),
+            ctx.t(K::Finished),
+            ctx.t(K::Actions),
+        );
+        for s in &steps {
+            let _ = write!(
+                body,
+                "<tr data-step=\"{}\"><td>{}</td><td><a href=\"/complaints/{}\">{}</a></td><td>{}</td>\
+                 <td class=\"num\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+                s.id,
+                s.id,
+                url_encode(&s.local_ref),
+                Esc(&s.local_ref),
+                Esc(&s.step),
+                s.attempts,
+                opt_text(&s.last_error),
+                Esc(when_opt(s.finished_at)),
+                step_buttons(&ctx, s, "/outbox/dead"),
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str(&pager(lang, "/outbox/dead", page, size, total));
+    Ok(ctx.render(Nav::Dead, ctx.t(K::NavDead), &body))
+}
+
+/// Where an action may send the browser back to: the dead letters or a
+/// complaint page (a path we wrote ourselves; anything else is ignored).
+fn safe_back(back: Option<&str>) -> String {
+    match back {
+        Some(b)
+            if b.strip_prefix("/complaints/").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"-_.~%".contains(&c))
+            }) =>
+        {
+            b.to_string()
+        }
+        _ => "/outbox/dead".to_string(),
+    }
+}
+
+async fn act(
+    state: AppState,
+    ctx: Ctx,
+    id: String,
+    form: Result<Form<ActionForm>, FormRejection>,
+    action: StepAction,
+) -> PageResult {
+    ctx.need(Role::Operator)?;
+    ctx.check_csrf(csrf_of(&form))?;
+    let back = safe_back(form.as_ref().ok().and_then(|Form(f)| f.back.as_deref()));
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+    };
+    let actor = format!("token:{}", ctx.session.token_name);
+    let done = if action == StepAction::Retry {
+        "retry"
+    } else {
+        "discard"
+    };
+    let query = match actions::act_on_step(&state.bridge, id, action, &actor).await {
+        Ok(_) => format!("done={done}&step={id}"),
+        Err(ActionError::NotFound) => format!("failed=notfound&step={id}"),
+        Err(ActionError::Conflict(_) | ActionError::Invalid(_)) => {
+            format!("failed=conflict&step={id}")
+        }
+        Err(ActionError::Db(e)) => return Err(ctx.internal(e)),
+    };
+    Ok(Redirect::to(&format!("{back}?{query}")).into_response())
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> PageResult {
+    act(state, ctx, id, form, StepAction::Retry).await
+}
+
+pub async fn discard(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> PageResult {
+    act(state, ctx, id, form, StepAction::Discard).await
+}
+
+// Reconciliation ---------------------------------------------------------------------------
+
+pub async fn reconciliation(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(p): Params,
+) -> PageResult {
+    ctx.need(Role::Operator)?;
+    let lang = ctx.lang;
+    let job = param(&p, "job").filter(|j| matches!(*j, "pull" | "reconcile"));
+    let (page, size, offset) = page_bounds(page_param(&p), Some(PAGE_SIZE));
+    let (runs, total) = queries::runs(&state.bridge.pool, job, offset, size)
+        .await
+        .or_fail(&ctx)?;
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p><a href=\"/reconciliation\">{}</a> · <a href=\"/reconciliation?job=reconcile\">{}</a> · \
+         <a href=\"/reconciliation?job=pull\">{}</a></p>",
+        ctx.t(K::AllJobs),
+        ctx.t(K::JobReconcile),
+        ctx.t(K::JobPull)
+    );
+    if runs.is_empty() {
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::NoRows));
+    } else {
+        let _ = write!(
+            body,
+            "<table id=\"runs\"><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
+             <th>{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th>{}</th>\
+             <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th></tr>",
+            ctx.t(K::Job),
+            ctx.t(K::Trigger),
+            ctx.t(K::Started),
+            ctx.t(K::Duration),
+            ctx.t(K::Result),
+            ctx.t(K::Checked),
+            ctx.t(K::Imported),
+            ctx.t(K::Drift),
+            ctx.t(K::Repaired),
+            ctx.t(K::Conflicts),
+            ctx.t(K::Errors),
+        );
+        for r in &runs {
+            let s = r.summary.as_ref();
+            let num = |k: &str| {
+                s.and_then(|s| s.get(k))
+                    .and_then(Value::as_u64)
+                    .map_or_else(|| "—".to_string(), |n| n.to_string())
+            };
+            let drift = s
+                .and_then(|s| s.get("drift"))
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{}: {}", Esc(k), Esc(v)))
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                })
+                .unwrap_or_else(|| "—".into());
+            let result = match (r.finished_at, r.ok) {
+                (None, _) => badge("wait", t(lang, K::Running)),
+                (Some(_), Some(true)) => badge("ok", t(lang, K::Succeeded)),
+                _ => {
+                    let mut b = badge("bad", t(lang, K::Failed));
+                    if let Some(e) = &r.error {
+                        let _ = write!(b, "<br><span class=\"mono\">{}</span>", Esc(e));
+                    }
+                    b
+                }
+            };
+            let duration = r
+                .finished_at
+                .map(|f| i18n::age(lang, (f - r.started_at).num_seconds()))
+                .unwrap_or_else(|| "—".into());
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{result}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{drift}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                r.id,
+                Esc(label(lang, i18n::job_key(&r.job), &r.job)),
+                Esc(&r.trigger),
+                Esc(when(r.started_at)),
+                Esc(duration),
+                num("checked"),
+                num("imported"),
+                num("repaired"),
+                num("conflicts"),
+                num("errors"),
+            );
+        }
+        body.push_str("</table>");
+    }
+    let base = job
+        .map(|j| format!("/reconciliation?job={j}"))
+        .unwrap_or_else(|| "/reconciliation".into());
+    body.push_str(&pager(lang, &base, page, size, total));
+    Ok(ctx.render(Nav::Reconciliation, ctx.t(K::Runs), &body))
+}
+
+// Audit -----------------------------------------------------------------------------------------
+
+async fn audit_view(
+    state: &AppState,
+    ctx: &Ctx,
+    p: &HashMap<String, String>,
+    verification: Option<Verification>,
+) -> PageResult {
+    let lang = ctx.lang;
+    let (page, size, offset) = page_bounds(page_param(p), Some(PAGE_SIZE));
+    let (entries, total) = queries::audit_page(&state.bridge.pool, offset, size)
+        .await
+        .or_fail(ctx)?;
+    let mut body = String::new();
+    match verification {
+        Some(Verification::Ok { entries, .. }) => {
+            let _ = write!(
+                body,
+                "<div class=\"flash\" id=\"verify-result\" data-ok=\"true\">{}: {entries}</div>",
+                ctx.t(K::VerifyOk)
+            );
+        }
+        Some(Verification::Broken { first_bad_id, .. }) => {
+            let _ = write!(
+                body,
+                "<div class=\"flash bad\" id=\"verify-result\" data-ok=\"false\">{}: #{first_bad_id}</div>",
+                ctx.t(K::VerifyBroken)
+            );
+        }
+        None => {}
+    }
+    let _ = write!(
+        body,
+        "<h2>{export}</h2><p><a href=\"/audit/export.csv\" id=\"export-csv\">CSV</a> · \
+         <a href=\"/audit/export.jsonl\" id=\"export-jsonl\">JSONL</a></p>\
+         <form class=\"filters\" method=\"get\" action=\"/audit/export.csv\">\
+         <label>{since}<input name=\"since\" placeholder=\"2026-01-01\"></label>\
+         <label>{until}<input name=\"until\" placeholder=\"2026-02-01\"></label>\
+         <button type=\"submit\">CSV</button>\
+         <button type=\"submit\" class=\"secondary\" formaction=\"/audit/export.jsonl\">JSONL</button>\
+         <span class=\"muted\">{help}</span></form>\
+         <form method=\"post\" action=\"/audit/verify\">{csrf}\
+         <button type=\"submit\" id=\"verify\">{verify}</button></form>",
+        export = ctx.t(K::Export),
+        since = ctx.t(K::Since),
+        until = ctx.t(K::Until),
+        help = ctx.t(K::ExportHelp),
+        csrf = csrf_field(&ctx.session),
+        verify = ctx.t(K::Verify),
+    );
+    let _ = write!(body, "<h2>{}</h2>", ctx.t(K::AuditLog));
+    if entries.is_empty() {
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::NoRows));
+    } else {
+        let _ = write!(
+            body,
+            "<table id=\"audit\"><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
+             <th>{}</th><th>{}</th></tr>",
+            ctx.t(K::Time),
+            ctx.t(K::Actor),
+            ctx.t(K::Reference),
+            ctx.t(K::Action),
+            ctx.t(K::Before),
+            ctx.t(K::After),
+        );
+        for e in &entries {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+                e.id,
+                Esc(when(e.at)),
+                Esc(&e.actor),
+                Esc(e.local_ref.as_deref().unwrap_or("—")),
+                Esc(&e.action),
+                Esc(compact_json(&e.before)),
+                Esc(compact_json(&e.after)),
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str(&pager(lang, "/audit", page, size, total));
+    Ok(ctx.render(Nav::Audit, ctx.t(K::NavAudit), &body))
+}
+
+pub async fn audit(State(state): State<AppState>, ctx: Ctx, Query(p): Params) -> PageResult {
+    ctx.need(Role::Auditor)?;
+    audit_view(&state, &ctx, &p, None).await
+}
+
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> PageResult {
+    ctx.need(Role::Auditor)?;
+    ctx.check_csrf(csrf_of(&form))?;
+    let v = audit::verify(&state.bridge.pool).await.or_fail(&ctx)?;
+    audit_view(&state, &ctx, &HashMap::new(), Some(v)).await
+}
+
+async fn audit_export(
+    state: &AppState,
+    ctx: &Ctx,
+    p: &HashMap<String, String>,
+    csv: bool,
+) -> PageResult {
+    ctx.need(Role::Auditor)?;
+    let bad = |e: String| {
+        ctx.fail(StatusCode::BAD_REQUEST, K::BadRequest, K::ExportHelp)
+            .with_detail(e)
+    };
+    let since = crate::api::parse_instant("since", param(p, "since")).map_err(bad)?;
+    let until = crate::api::parse_instant("until", param(p, "until")).map_err(bad)?;
+    let entries = audit::export(&state.bridge.pool, since, until)
+        .await
+        .or_fail(ctx)?;
+    let (content_type, file, text) = if csv {
+        (
+            "text/csv; charset=utf-8",
+            "audit-log.csv",
+            audit::to_csv(&entries),
+        )
+    } else {
+        (
+            "application/x-ndjson",
+            "audit-log.jsonl",
+            audit::to_jsonl(&entries),
+        )
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+pub async fn audit_export_csv(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(p): Params,
+) -> PageResult {
+    audit_export(&state, &ctx, &p, true).await
+}
+
+pub async fn audit_export_jsonl(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(p): Params,
+) -> PageResult {
+    audit_export(&state, &ctx, &p, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_only_return_to_our_own_pages() {
+        assert_eq!(
+            safe_back(Some("/complaints/PLG-1%2F2")),
+            "/complaints/PLG-1%2F2"
+        );
+        assert_eq!(safe_back(Some("//evil.example/")), "/outbox/dead");
+        assert_eq!(safe_back(Some("/complaints//evil")), "/outbox/dead");
+        assert_eq!(safe_back(Some("https://evil.example")), "/outbox/dead");
+        assert_eq!(safe_back(None), "/outbox/dead");
+    }
+}
