@@ -61,6 +61,8 @@ enum Command {
     Pull,
     /// One full reconciliation now.
     Reconcile,
+    /// Measure drain rate, latency and reconciliation on this machine.
+    Bench(crate::bench::BenchOptions),
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -192,6 +194,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             crate::simulator::serve(listener, config, crate::shutdown::on_signal()).await?;
             Ok(())
         }
+        Command::Bench(opts) => crate::bench::run(settings, opts)
+            .await
+            .map_err(|e| Failure::from(format!("{e:#}"))),
         Command::Demo => crate::demo::run(settings)
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),

@@ -8,10 +8,12 @@
 pub mod actions;
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod demo;
 pub mod inbound;

@@ -49,6 +49,61 @@ struct Tracked {
     id: i64,
     local_ref: String,
     lapor_complaint_id: i64,
+    lapor_status_name: Option<String>,
+    status: Option<String>,
+    lapor_disposition_id: Option<i64>,
+    conflict_reason: Option<String>,
+    dispositioned: bool,
+    /// LAPOR! ids of the follow-ups we hold for it.
+    linked: Vec<i64>,
+}
+
+/// Tracked complaints with what the steady-state comparison needs, in one
+/// query; callers append their own conditions.
+const TRACKED: &str =
+    "SELECT c.id, c.local_ref, c.lapor_complaint_id, c.lapor_status_name, c.status,
+        c.lapor_disposition_id, c.conflict_reason, c.dispositioned_at IS NOT NULL AS dispositioned,
+        coalesce((SELECT array_agg(f.lapor_followup_id) FROM lapor_bridge.followups f
+                   WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}') AS linked
+   FROM lapor_bridge.complaints c
+  WHERE c.lapor_complaint_id IS NOT NULL";
+
+/// Whether LAPOR!'s answer matches what we hold, so that nothing would be
+/// written (the steady state of pull and reconcile: no transaction at all).
+fn unchanged(
+    t: &Tracked,
+    detail: &crate::lapor::types::ComplaintDetail,
+    followups: &[crate::lapor::types::Followup],
+    ours: i64,
+    reconcile: bool,
+) -> bool {
+    use crate::lapor::StatusName;
+    let status_matches = match &detail.status {
+        StatusName::Known(s) => {
+            t.status.as_deref() == Some(s.canonical())
+                && !t
+                    .conflict_reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(apply::UNKNOWN_STATUS))
+        }
+        StatusName::Unknown(raw) => {
+            t.status.is_none()
+                && t.conflict_reason.as_deref()
+                    == Some(format!("{} {raw:?}", apply::UNKNOWN_STATUS).as_str())
+        }
+    };
+    let stale_deadline = t.dispositioned && detail.disposition_id != Some(ours);
+    let all_imported = followups.iter().all(|f| t.linked.contains(&f.id));
+    let none_vanished = !reconcile
+        || t.linked
+            .iter()
+            .all(|id| followups.iter().any(|f| f.id == *id));
+    status_matches
+        && t.lapor_status_name.as_deref() == Some(detail.status_name.as_str())
+        && t.lapor_disposition_id == detail.disposition_id
+        && !stale_deadline
+        && all_imported
+        && none_vanished
 }
 
 fn epoch() -> DateTime<Utc> {
@@ -165,6 +220,8 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Str
 /// What one complaint's check found.
 #[derive(Debug, Default)]
 struct Checked {
+    /// Nothing to write: only `last_synced_at` moves (in bulk).
+    unchanged: bool,
     applied: Applied,
     drift: Vec<&'static str>,
     conflict: Option<String>,
@@ -201,6 +258,12 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
         .map_err(fail)?;
     let now = bridge.clock.now();
     let ours = bridge.institution_id();
+    if unchanged(t, &detail, &followups, ours, reconcile) {
+        return Ok(Checked {
+            unchanged: true,
+            ..Default::default()
+        });
+    }
     let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
     let mut checked = Checked::default();
     let mut applied =
@@ -295,11 +358,18 @@ async fn check_all(
 ) {
     let parallel = bridge.settings.bridge.concurrency.max(1);
     let mut results = futures_util::stream::iter(tracked)
-        .map(|t| async move { check(bridge, &t, reconcile).await })
+        .map(|t| async move { (t.id, check(bridge, &t, reconcile).await) })
         .buffer_unordered(parallel);
-    while let Some(result) = results.next().await {
+    let mut synced = Vec::new();
+    while let Some((id, result)) = results.next().await {
         summary.checked += 1;
         match result {
+            Ok(c) if c.unchanged => {
+                synced.push(id);
+                if synced.len() >= 1_000 {
+                    touch_synced(bridge, &mut synced, summary).await;
+                }
+            }
             Ok(c) => {
                 summary.applied.add(c.applied);
                 for kind in &c.drift {
@@ -314,6 +384,24 @@ async fn check_all(
             Err(problem) => summary.problem(problem),
         }
     }
+    touch_synced(bridge, &mut synced, summary).await;
+}
+
+/// `last_synced_at` of complaints found unchanged, in one statement.
+async fn touch_synced(bridge: &Bridge, ids: &mut Vec<i64>, summary: &mut RunSummary) {
+    if ids.is_empty() {
+        return;
+    }
+    let result =
+        sqlx::query("UPDATE lapor_bridge.complaints SET last_synced_at = $2 WHERE id = ANY($1)")
+            .bind(&*ids)
+            .bind(bridge.clock.now())
+            .execute(&bridge.pool)
+            .await;
+    if let Err(e) = result {
+        summary.problem(format!("recording last_synced_at: {e}"));
+    }
+    ids.clear();
 }
 
 /// One incremental pull: new inbox complaints become local; every tracked
@@ -364,14 +452,13 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
             save_cursor(bridge, name, max).await?;
         }
     }
-    let tracked: Vec<Tracked> = sqlx::query_as(
-        "SELECT id, local_ref, lapor_complaint_id FROM lapor_bridge.complaints
-          WHERE lapor_complaint_id IS NOT NULL AND (closed_at IS NULL OR lapor_complaint_id = ANY($1))
-          ORDER BY id",
-    )
-    .bind(moved.iter().copied().collect::<Vec<i64>>())
-    .fetch_all(&bridge.pool)
-    .await?;
+    let sql = format!(
+        "{TRACKED} AND (c.closed_at IS NULL OR c.lapor_complaint_id = ANY($1)) ORDER BY c.id"
+    );
+    let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(moved.iter().copied().collect::<Vec<i64>>())
+        .fetch_all(&bridge.pool)
+        .await?;
     check_all(bridge, tracked, false, &mut summary).await;
     Ok(summary)
 }
@@ -453,14 +540,11 @@ pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
         }
         Err(e) => summary.problem(format!("list created: {e}")),
     }
-    let tracked: Vec<Tracked> = sqlx::query_as(
-        "SELECT id, local_ref, lapor_complaint_id FROM lapor_bridge.complaints
-          WHERE lapor_complaint_id IS NOT NULL AND (closed_at IS NULL OR closed_at >= $1)
-          ORDER BY id",
-    )
-    .bind(horizon)
-    .fetch_all(&bridge.pool)
-    .await?;
+    let sql = format!("{TRACKED} AND (c.closed_at IS NULL OR c.closed_at >= $1) ORDER BY c.id");
+    let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(horizon)
+        .fetch_all(&bridge.pool)
+        .await?;
     check_all(bridge, tracked, true, &mut summary).await;
     Ok(summary)
 }

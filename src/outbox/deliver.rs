@@ -65,9 +65,8 @@ pub(super) struct StepRunner<'a> {
 }
 
 impl StepRunner<'_> {
-    /// Delivers one step and records the outcome. Returns false when the
-    /// lease was lost before the outcome could be recorded.
-    pub async fn run(&self, step: &ClaimedStep) -> Result<bool, sqlx::Error> {
+    /// Delivers one step; the outcome is written by the caller (batched).
+    pub async fn run(&self, step: &ClaimedStep) -> Completion {
         let started_at = self.bridge.clock.now();
         let timer = Instant::now();
         let result = match step.step.as_str() {
@@ -83,17 +82,17 @@ impl StepRunner<'_> {
             &[("step", &step.step)],
             elapsed,
         );
-        self.record(step, result, started_at, elapsed.as_millis() as i32)
-            .await
+        self.outcome(step, result, started_at, elapsed.as_millis() as i32)
     }
 
-    async fn record(
+    /// What to write for an attempt's result.
+    fn outcome(
         &self,
         step: &ClaimedStep,
         result: Result<Delivered, Failure>,
         started_at: DateTime<Utc>,
         duration_ms: i32,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Completion {
         let now = self.bridge.clock.now();
         let attempt_no = step.attempts + 1;
         let mut attempt = Attempt {
@@ -108,7 +107,6 @@ impl StepRunner<'_> {
             message: None,
             outcome: String::new(),
         };
-        let mut tx = self.bridge.pool.begin().await?;
         let (next, last_error, audit_after) = match &result {
             Ok(delivered) => {
                 attempt.outcome = if delivered.adopted {
@@ -117,8 +115,6 @@ impl StepRunner<'_> {
                     "delivered"
                 }
                 .into();
-                self.apply_effect(&mut tx, step, &delivered.effect, now)
-                    .await?;
                 let mut after = effect_json(&delivered.effect);
                 after["outcome"] = json!(attempt.outcome);
                 after["attempt"] = json!(attempt_no);
@@ -208,90 +204,18 @@ impl StepRunner<'_> {
                 (next, Some(text), after)
             }
         };
-        let owned = outbox::finish(
-            &mut tx,
-            step.id,
-            step.fence,
-            &next,
-            last_error.as_deref(),
+        Completion {
+            outbox_id: step.id,
+            fence: step.fence,
+            complaint_id: step.complaint_id,
+            local_ref: step.local_ref.clone(),
+            step: step.step.clone(),
+            attempt,
+            next,
+            last_error,
+            effect: result.ok().map(|d| d.effect),
+            audit_after,
             now,
-        )
-        .await?;
-        if !owned {
-            // Another worker owns the step now; its outcome stands. Keep the
-            // history of this call in a fresh transaction.
-            tx.rollback().await?;
-            attempt.outcome = "lease_lost".into();
-            let mut conn = self.bridge.pool.acquire().await?;
-            outbox::record_attempt(&mut conn, &attempt).await?;
-            tracing::warn!(step = step.id, local_ref = %step.local_ref, "lease lost during delivery; outcome left to the new holder");
-            return Ok(false);
-        }
-        outbox::record_attempt(&mut tx, &attempt).await?;
-        if let Some(after) = audit_after {
-            let action = format!("delivery.{}", step.step);
-            audit::append(
-                &mut tx,
-                &NewEntry {
-                    at: now,
-                    actor: "bridge",
-                    local_ref: Some(&step.local_ref),
-                    action: &action,
-                    before: None,
-                    after: Some(after),
-                },
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        self.bridge.metrics.inc(
-            "deliveries_total",
-            &[("step", &step.step), ("outcome", &attempt.outcome)],
-        );
-        Ok(true)
-    }
-
-    async fn apply_effect(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        step: &ClaimedStep,
-        effect: &Effect,
-        now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        match effect {
-            Effect::Uploaded => Ok(()),
-            Effect::Created(created) => {
-                complaints::link_created(
-                    conn,
-                    step.complaint_id,
-                    created.complaint_id,
-                    &created.tracking_id,
-                    now,
-                )
-                .await
-            }
-            Effect::FollowupPosted {
-                followup_id,
-                lapor_followup_id,
-            } => {
-                complaints::link_followup(conn, *followup_id, *lapor_followup_id, Some(now))
-                    .await?;
-                complaints::note_our_followup(conn, step.complaint_id, now).await
-            }
-            Effect::Forwarded { target } => {
-                sqlx::query(
-                    "UPDATE lapor_bridge.complaints
-                        SET lapor_disposition_id = $2, status = 'verified',
-                            lapor_status_name = 'Terverifikasi', updated_at = $3
-                      WHERE id = $1",
-                )
-                .bind(step.complaint_id)
-                .bind(target)
-                .bind(now)
-                .execute(conn)
-                .await?;
-                Ok(())
-            }
         }
     }
 
@@ -331,7 +255,7 @@ impl StepRunner<'_> {
 
     async fn create(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
         let mut conn = self.bridge.pool.acquire().await?;
-        let Some(c) = complaints::by_id(&mut conn, step.complaint_id).await? else {
+        let Some(c) = complaints::for_delivery(&mut conn, step.complaint_id).await? else {
             return Err(Failure::Impossible("complaint row is gone".into()));
         };
         if let Some(id) = c.lapor_complaint_id {
@@ -449,7 +373,7 @@ impl StepRunner<'_> {
     /// Returns the LAPOR! id when the step may go ahead.
     async fn verified_target(&self, step: &ClaimedStep) -> Result<i64, Failure> {
         let mut conn = self.bridge.pool.acquire().await?;
-        let Some(c) = complaints::by_id(&mut conn, step.complaint_id).await? else {
+        let Some(c) = complaints::for_delivery(&mut conn, step.complaint_id).await? else {
             return Err(Failure::Impossible("complaint row is gone".into()));
         };
         drop(conn);
@@ -540,7 +464,7 @@ impl StepRunner<'_> {
         }
         let c_disposition = {
             let mut conn = self.bridge.pool.acquire().await?;
-            complaints::by_id(&mut conn, step.complaint_id)
+            complaints::for_delivery(&mut conn, step.complaint_id)
                 .await?
                 .and_then(|c| c.lapor_disposition_id)
         };
@@ -652,4 +576,115 @@ fn effect_json(effect: &Effect) -> Value {
 
 fn to_chrono(d: std::time::Duration) -> ChronoDuration {
     ChronoDuration::from_std(d).unwrap_or(ChronoDuration::MAX)
+}
+
+/// The outcome of one attempt, to be written in one transaction (possibly
+/// with others): the fenced state change, the attempt row, the effect on the
+/// complaint and the audit entry.
+#[derive(Debug)]
+pub struct Completion {
+    outbox_id: i64,
+    fence: i64,
+    complaint_id: i64,
+    local_ref: String,
+    pub step: String,
+    attempt: Attempt,
+    next: NextState,
+    last_error: Option<String>,
+    effect: Option<Effect>,
+    audit_after: Option<Value>,
+    now: DateTime<Utc>,
+}
+
+impl Completion {
+    pub fn outcome(&self) -> &str {
+        &self.attempt.outcome
+    }
+
+    /// Writes the outcome inside the caller's transaction. Returns false when
+    /// the lease was lost: then only the attempt is kept, as `lease_lost`, and
+    /// the newer holder's outcome stands.
+    pub async fn write(&self, conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+        let owned = outbox::finish(
+            conn,
+            self.outbox_id,
+            self.fence,
+            &self.next,
+            self.last_error.as_deref(),
+            self.now,
+        )
+        .await?;
+        if !owned {
+            let mut attempt = self.attempt.clone();
+            attempt.outcome = "lease_lost".into();
+            outbox::record_attempt(conn, &attempt).await?;
+            tracing::warn!(step = self.outbox_id, local_ref = %self.local_ref, "lease lost during delivery; outcome left to the new holder");
+            return Ok(false);
+        }
+        if let Some(effect) = &self.effect {
+            self.apply_effect(conn, effect).await?;
+        }
+        outbox::record_attempt(conn, &self.attempt).await?;
+        if let Some(after) = &self.audit_after {
+            let action = format!("delivery.{}", self.step);
+            audit::append(
+                conn,
+                &NewEntry {
+                    at: self.now,
+                    actor: "bridge",
+                    local_ref: Some(&self.local_ref),
+                    action: &action,
+                    before: None,
+                    after: Some(after.clone()),
+                },
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+
+    async fn apply_effect(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        effect: &Effect,
+    ) -> Result<(), sqlx::Error> {
+        let now = self.now;
+        match effect {
+            Effect::Uploaded => Ok(()),
+            Effect::Created(created) => {
+                complaints::link_created(
+                    conn,
+                    self.complaint_id,
+                    created.complaint_id,
+                    &created.tracking_id,
+                    now,
+                )
+                .await
+            }
+            Effect::FollowupPosted {
+                followup_id,
+                lapor_followup_id,
+            } => {
+                complaints::link_followup(conn, *followup_id, *lapor_followup_id, Some(now))
+                    .await?;
+                complaints::note_our_followup(conn, self.complaint_id, now).await
+            }
+            Effect::Forwarded { target } => {
+                sqlx::query(
+                    "UPDATE lapor_bridge.complaints
+                        SET lapor_disposition_id = $2, status = 'verified',
+                            lapor_status_name = 'Terverifikasi', updated_at = $3,
+                            -- no longer ours: our follow-up deadline ends
+                            dispositioned_at = NULL
+                      WHERE id = $1",
+                )
+                .bind(self.complaint_id)
+                .bind(target)
+                .bind(now)
+                .execute(conn)
+                .await?;
+                Ok(())
+            }
+        }
+    }
 }

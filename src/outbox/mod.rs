@@ -6,6 +6,7 @@
 pub mod deliver;
 pub mod lookup;
 pub mod retry;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ pub struct Engine {
     in_flight: Mutex<HashMap<i64, i64>>,
     finished: Notify,
     created: lookup::CreatedIndex,
+    writer: writer::Writer,
 }
 
 impl Engine {
@@ -55,12 +57,13 @@ impl Engine {
             rand::random::<u32>()
         );
         Arc::new(Self {
-            bridge,
             owner,
             policy,
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
             created: lookup::CreatedIndex::default(),
+            writer: writer::Writer::spawn(bridge.pool.clone(), bridge.metrics.clone()),
+            bridge,
         })
     }
 
@@ -102,7 +105,8 @@ impl Engine {
             policy: self.policy,
             created: &self.created,
         };
-        if let Err(e) = runner.run(&step).await {
+        let completion = runner.run(&step).await;
+        if let Err(e) = self.writer.write(completion).await {
             // The lease runs out and another worker (or this one) retries.
             tracing::error!(step = step.id, local_ref = %step.local_ref, error = %e, "cannot record a delivery outcome");
         }
@@ -172,7 +176,10 @@ impl Engine {
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             let mut claimed = 0;
-            if free > 0 && !self.bridge.gate.is_paused() {
+            // Claim in batches: while most workers are busy, wait for more
+            // to finish rather than paying a claim transaction per step.
+            let batch_ready = free * 2 >= concurrency || tasks.is_empty();
+            if free > 0 && batch_ready && !self.bridge.gate.is_paused() {
                 match self.claim(free).await {
                     Ok(steps) => {
                         claimed = steps.len();
@@ -195,10 +202,14 @@ impl Engine {
             if claimed > 0 && claimed == free {
                 continue; // more may be due
             }
-            let wait = self.wait_hint().await;
+            let wait = if batch_ready {
+                self.wait_hint().await
+            } else {
+                FALLBACK_POLL
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.finished.notified(), if free == 0 || claimed > 0 => {}
+                _ = self.finished.notified(), if !tasks.is_empty() => {}
                 _ = recv(&mut listener) => {}
                 _ = tokio::time::sleep(wait) => {}
             }

@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/complaints/{id}/status", post(set_status))
         .route("/complaints/{id}/followups", post(upstream_followup))
         .route("/stats", get(stats))
+        .route("/seed", post(seed))
 }
 
 /// Empty state, no faults, statistics cleared. Ids keep counting.
@@ -233,4 +234,49 @@ async fn upstream_followup(
 
 async fn stats(State(sim): State<Shared>) -> Response {
     axum::Json(sim.stats.json()).into_response()
+}
+
+/// `{"count": N, "ref_prefix": "BENCH-"}`: N complaints created through the
+/// API by our account (status 1), tagged `ref:<prefix><i>` for i in 0..N.
+/// For benchmarks. Answers the first and last ids.
+async fn seed(State(sim): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
+    let map = match json_object(body) {
+        Ok(map) => map,
+        Err(reject) => return reject.into_response(),
+    };
+    let count = map
+        .get("count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(2_000_000);
+    let prefix = map
+        .get("ref_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("SEED-")
+        .to_string();
+    let mut ids = Vec::with_capacity(2);
+    for i in 0..count {
+        let mut state = lock(&sim.state);
+        let disposition_id = state.own_institution();
+        let (id, _) = state.create_from_api(NewComplaint {
+            title: format!("Seeded complaint {i}"),
+            content: "A complaint seeded for a benchmark run.".into(),
+            category_id: 1,
+            disposition_id,
+            location_id: None,
+            channel: None,
+            date_of_incident: None,
+            is_anonymous: 0,
+            is_secret: 0,
+            tags_raw: Some(format!("ref:{prefix}{i}")),
+            attachments: Vec::new(),
+        });
+        if i == 0 || i + 1 == count {
+            ids.push(id);
+        }
+    }
+    axum::Json(
+        json!({"success": true, "count": count, "first_id": ids.first(), "last_id": ids.last()}),
+    )
+    .into_response()
 }

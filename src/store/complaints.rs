@@ -83,25 +83,45 @@ pub struct ComplaintRow {
     pub step_error: Option<String>,
 }
 
-const SELECT_SYNC: &str =
-    "SELECT id, local_ref, origin, title, content, category_id, disposition_id,
+/// The stored columns of a complaint, in `ComplaintRow` order.
+const COLUMNS: &str = "id, local_ref, origin, title, content, category_id, disposition_id,
         location_id, date_of_incident, is_anonymous, is_secret, reporter, lapor_complaint_id,
         tracking_id, lapor_status_name, status, lapor_disposition_id, lapor_created_at,
         lapor_updated_at, dispositioned_at, first_followup_by_us_at, last_followup_at,
-        closed_at, conflict_reason, last_error, last_synced_at, created_at, updated_at,
-        sync_state, pending_ops, step_error
-   FROM lapor_bridge.complaint_sync";
+        closed_at, conflict_reason, last_error, last_synced_at, created_at, updated_at";
+
+fn select_sync() -> String {
+    format!(
+        "SELECT {COLUMNS}, sync_state, pending_ops, step_error FROM lapor_bridge.complaint_sync"
+    )
+}
 
 pub async fn by_ref(pool: &PgPool, local_ref: &str) -> Result<Option<ComplaintRow>, sqlx::Error> {
-    let sql = format!("{SELECT_SYNC} WHERE local_ref = $1");
+    let sql = format!("{} WHERE local_ref = $1", select_sync());
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(local_ref)
         .fetch_optional(pool)
         .await
 }
 
+/// One complaint without its derived sync state (cheap: no outbox scan), for
+/// delivery. `sync_state`, `pending_ops` and `step_error` are not filled.
+pub async fn for_delivery(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<ComplaintRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, '' AS sync_state, 0::bigint AS pending_ops, NULL::text AS step_error
+           FROM lapor_bridge.complaints WHERE id = $1"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn by_id(conn: &mut PgConnection, id: i64) -> Result<Option<ComplaintRow>, sqlx::Error> {
-    let sql = format!("{SELECT_SYNC} WHERE id = $1");
+    let sql = format!("{} WHERE id = $1", select_sync());
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
@@ -126,7 +146,10 @@ pub async fn list(
                   AND ($2::text IS NULL OR status = $2 OR ($2 = 'unknown' AND status IS NULL AND lapor_status_name IS NOT NULL))
                   AND ($3::text IS NULL OR local_ref ILIKE '%' || $3 || '%'
                        OR tracking_id = $3 OR lapor_complaint_id::text = $3)";
-    let sql = format!("{SELECT_SYNC} {cond} ORDER BY id DESC LIMIT $4 OFFSET $5");
+    let sql = format!(
+        "{} {cond} ORDER BY id DESC LIMIT $4 OFFSET $5",
+        select_sync()
+    );
     let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&filter.sync_state)
         .bind(&filter.status)

@@ -1,0 +1,342 @@
+//! `lapor-bridge bench`: measures the outbox and reconciliation on this
+//! machine, in one run, against a LAPOR! simulator in a child process (so
+//! that the bridge's own memory is measured alone):
+//!
+//! 1. `pgbench -N` TPS on the same PostgreSQL (the database's commit rate);
+//! 2. drain rate: N queued complaints delivered (create step, no faults);
+//! 3. enqueue-to-delivered latency at an offered rate for a while;
+//! 4. a full reconciliation of M tracked complaints.
+//!
+//! Peak resident memory of this process is taken for each phase.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::Bridge;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::outbox::Engine;
+
+pub const BENCH_DATABASE: &str = "lapor_bridge_bench";
+const PGBENCH_DATABASE: &str = "lapor_bridge_pgbench";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Complaints queued for the drain phase.
+    #[arg(long, default_value_t = 10_000)]
+    pub complaints: usize,
+    /// Offered complaints a second in the latency phase.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Length of the latency phase.
+    #[arg(long, default_value_t = 30)]
+    pub latency_secs: u64,
+    /// Tracked complaints in the reconciliation phase.
+    #[arg(long, default_value_t = 100_000)]
+    pub reconcile: usize,
+    /// Length of the pgbench run.
+    #[arg(long, default_value_t = 15)]
+    pub pgbench_secs: u64,
+    /// Outbox workers (BRIDGE_CONCURRENCY for the run).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// Peak resident memory since the last reset, in MiB (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<()> {
+    crate::lapor::client::install_crypto_provider();
+    let mut report = serde_json::Map::new();
+    report.insert("machine".into(), machine());
+
+    // pgbench on the same server.
+    let base = crate::db::connect_options(&settings.database)?;
+    let pg = base.clone().database(PGBENCH_DATABASE);
+    crate::db::ensure_database(&pg).await?;
+    let tps = pgbench(&pg, opts.pgbench_secs).await?;
+    report.insert("pgbench_n_tps".into(), json!(tps));
+    eprintln!("pgbench -N: {tps:.0} TPS");
+
+    // A fresh bench database.
+    let options = base.clone().database(BENCH_DATABASE);
+    crate::db::ensure_database(&options).await?;
+    settings.database.url = SecretString::from(options.to_url_lossy().to_string());
+    settings.database.max_connections = (opts.concurrency as u32 + 8).min(90);
+    let pool = crate::db::connect(&settings.database).await?;
+    sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
+        .execute(&pool)
+        .await?;
+    crate::db::migrate(&pool).await?;
+
+    let sim = SimulatorProcess::start().await?;
+    settings.lapor.base_url = format!("{}/api", sim.root);
+    settings.lapor.api_token = SecretString::from("api-token");
+    settings.lapor.instansi_token = SecretString::from("instansi-token");
+    settings.bridge.concurrency = opts.concurrency;
+    settings.bridge.rate_limit_per_sec = 0;
+    let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
+
+    // Drain.
+    let enqueue_started = Instant::now();
+    enqueue(&pool, "DRAIN", opts.complaints).await?;
+    let enqueue_rate = opts.complaints as f64 / enqueue_started.elapsed().as_secs_f64();
+    reset_peak_rss();
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(bridge.clone());
+    let worker = tokio::spawn(engine.clone().run(shutdown.clone()));
+    let started = Instant::now();
+    wait_until_done(&pool, Duration::from_secs(1800)).await?;
+    let drain_secs = started.elapsed().as_secs_f64();
+    let drain_rate = opts.complaints as f64 / drain_secs;
+    let drain_rss = peak_rss_mib();
+    eprintln!(
+        "drain: {} complaints in {drain_secs:.1} s = {drain_rate:.0}/s ({:.2}x pgbench)",
+        opts.complaints,
+        drain_rate / tps
+    );
+    report.insert(
+        "drain".into(),
+        json!({"complaints": opts.complaints, "seconds": drain_secs, "per_second": drain_rate,
+               "ratio_to_pgbench": drain_rate / tps, "enqueue_per_second": enqueue_rate,
+               "peak_rss_mib": drain_rss}),
+    );
+
+    // Latency at an offered rate.
+    reset_peak_rss();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let total = (u64::from(opts.rate) * opts.latency_secs) as usize;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in 0..total {
+        tick.tick().await;
+        let doc = bench_doc(&format!("LAT-{i:07}"));
+        sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
+            .bind(&doc)
+            .execute(&pool)
+            .await?;
+    }
+    wait_until_done(&pool, Duration::from_secs(600)).await?;
+    let (p50, p99, max): (f64, f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8
+           FROM (SELECT (extract(epoch FROM (o.finished_at - o.created_at)) * 1000)::float8 AS ms
+                   FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id
+                  WHERE c.local_ref LIKE 'LAT-%' AND o.state = 'done') t",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let latency_rss = peak_rss_mib();
+    eprintln!(
+        "latency at {}/s for {} s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        opts.rate, opts.latency_secs
+    );
+    report.insert(
+        "latency".into(),
+        json!({"offered_per_second": opts.rate, "seconds": opts.latency_secs, "complaints": total,
+               "p50_ms": p50, "p99_ms": p99, "max_ms": max, "peak_rss_mib": latency_rss}),
+    );
+    shutdown.cancel();
+    let _ = worker.await;
+
+    // Reconciliation of M tracked complaints.
+    let seeded = seed_tracked(&bridge, &sim, opts.reconcile).await?;
+    reset_peak_rss();
+    let started = Instant::now();
+    let summary = crate::inbound::sync::reconcile(&bridge).await?;
+    let reconcile_secs = started.elapsed().as_secs_f64();
+    let reconcile_rss = peak_rss_mib();
+    eprintln!(
+        "reconcile: {} tracked complaints checked in {reconcile_secs:.1} s ({} errors)",
+        summary.checked, summary.errors
+    );
+    report.insert(
+        "reconcile".into(),
+        json!({"tracked": seeded, "checked": summary.checked, "errors": summary.errors,
+               "seconds": reconcile_secs, "per_second": f64::from(summary.checked) / reconcile_secs,
+               "peak_rss_mib": reconcile_rss}),
+    );
+    println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+    Ok(())
+}
+
+fn machine() -> Value {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or_default().trim().to_string())
+        })
+        .unwrap_or_default();
+    json!({"cpus": cpus, "cpu": cpu, "memory": mem, "date": chrono::Utc::now().to_rfc3339(),
+           "version": env!("CARGO_PKG_VERSION")})
+}
+
+fn bench_doc(local_ref: &str) -> Value {
+    json!({"local_ref": local_ref, "title": "Benchmark complaint",
+           "content": "A complaint queued by the benchmark.", "category_id": 1,
+           "date_of_incident": "2026-11-01"})
+}
+
+async fn enqueue(pool: &PgPool, prefix: &str, n: usize) -> anyhow::Result<()> {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let mut tx = pool.begin().await?;
+        for i in chunk {
+            sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
+                .bind(bench_doc(&format!("{prefix}-{i:07}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn wait_until_done(pool: &PgPool, limit: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + limit;
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM lapor_bridge.outbox WHERE state IN ('pending', 'running')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("{left} steps still pending after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// M complaints on the simulator, each linked to a local complaint whose
+/// LAPOR!-owned fields already match (a steady-state reconciliation).
+async fn seed_tracked(bridge: &Bridge, sim: &SimulatorProcess, n: usize) -> anyhow::Result<usize> {
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(format!("{}/_sim/seed", sim.root))
+        .json(&json!({"count": n, "ref_prefix": "REC-"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let first = answer["first_id"]
+        .as_i64()
+        .context("seed answered no first id")?;
+    sqlx::query(
+        "INSERT INTO lapor_bridge.complaints
+             (local_ref, origin, title, content, category_id, lapor_complaint_id, tracking_id,
+              lapor_status_name, status, lapor_disposition_id)
+         SELECT 'REC-' || i, 'local', 'Seeded complaint ' || i, 'seeded', 1, $1 + i, '',
+                'Belum Terverifikasi', 'unverified', $3
+           FROM generate_series(0, $2 - 1) AS i",
+    )
+    .bind(first)
+    .bind(n as i64)
+    .bind(bridge.institution_id())
+    .execute(&bridge.pool)
+    .await?;
+    Ok(n)
+}
+
+async fn pgbench(options: &sqlx::postgres::PgConnectOptions, secs: u64) -> anyhow::Result<f64> {
+    let db = options
+        .get_database()
+        .unwrap_or(PGBENCH_DATABASE)
+        .to_string();
+    let host = options.get_host().to_string();
+    let port = options.get_port().to_string();
+    let user = options.get_username().to_string();
+    let common = ["-h", &host, "-p", &port, "-U", &user];
+    let init = tokio::process::Command::new("pgbench")
+        .args(common)
+        .args(["-i", "-q", "-s", "10", &db])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .context("running pgbench -i (is pgbench installed?)")?;
+    if !init.status.success() {
+        bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+    }
+    let run = tokio::process::Command::new("pgbench")
+        .args(common)
+        .args(["-N", "-c", "8", "-j", "2", "-T", &secs.to_string(), &db])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&run.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .with_context(|| format!("no tps in pgbench output: {text}"))
+}
+
+/// The simulator as a child process (`lapor-bridge simulator`).
+struct SimulatorProcess {
+    child: tokio::process::Child,
+    root: String,
+}
+
+impl SimulatorProcess {
+    async fn start() -> anyhow::Result<Self> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let exe = std::env::current_exe()?;
+        let child = tokio::process::Command::new(exe)
+            .args(["simulator", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("LAPOR_API_TOKEN")
+            .env_remove("LAPOR_INSTANSI_TOKEN")
+            .env_remove("LAPOR_AUTH_HEADER")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let root = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{root}/_sim/faults")).send().await.is_ok() {
+                return Ok(Self { child, root });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the simulator did not start")
+    }
+}
+
+impl Drop for SimulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
