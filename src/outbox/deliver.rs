@@ -11,16 +11,15 @@ use crate::bridge::Bridge;
 use crate::inbound::apply;
 use crate::lapor::types::{self, Created};
 use crate::lapor::{FileToUpload, LaporError};
-use crate::store::audit::{self, NewEntry};
 use crate::store::complaints;
-use crate::store::outbox::{self, Attempt, ClaimedStep, NextState};
+use crate::store::outbox::{Attempt, ClaimedStep, NextState};
 
 /// How far before the first attempt a lookup searches (clock skew margin).
 const LOOKUP_MARGIN_MINUTES: i64 = 10;
 
 /// What a step achieved.
 #[derive(Debug)]
-enum Effect {
+pub(super) enum Effect {
     Uploaded,
     Created(Created),
     FollowupPosted {
@@ -254,26 +253,22 @@ impl StepRunner<'_> {
     }
 
     async fn create(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
-        let mut conn = self.bridge.pool.acquire().await?;
-        let Some(c) = complaints::for_delivery(&mut conn, step.complaint_id).await? else {
-            return Err(Failure::Impossible("complaint row is gone".into()));
-        };
-        if let Some(id) = c.lapor_complaint_id {
+        if let Some(id) = step.lapor_complaint_id {
             // Linked already (by reconciliation, or an earlier holder).
             return Ok(Delivered {
                 effect: Effect::Created(Created {
                     complaint_id: id,
-                    tracking_id: c.tracking_id.unwrap_or_default(),
+                    tracking_id: step.tracking_id.clone().unwrap_or_default(),
                 }),
                 adopted: true,
             });
         }
         if step.needs_lookup {
-            let since = step.first_attempt_at.unwrap_or(c.created_at)
+            let since = step.first_attempt_at.unwrap_or(step.complaint_created_at)
                 - ChronoDuration::minutes(LOOKUP_MARGIN_MINUTES);
             match self
                 .created
-                .find(&self.bridge.client, &c.local_ref, since)
+                .find(&self.bridge.client, &step.local_ref, since)
                 .await
             {
                 Ok(Some(found)) => {
@@ -291,34 +286,30 @@ impl StepRunner<'_> {
                 }
             }
         }
-        let files = complaints::attachments_of(&mut conn, step.complaint_id).await?;
-        let mut attachment_ids = Vec::new();
-        for f in &files {
-            match f.lapor_file_id {
-                Some(id) => attachment_ids.push(id),
-                None => {
-                    return Err(Failure::Impossible(format!(
-                        "attachment {:?} was never uploaded",
-                        f.file_name
-                    )));
-                }
-            }
-        }
-        drop(conn);
+        let Some(attachment_ids) = step
+            .attachment_ids
+            .iter()
+            .copied()
+            .collect::<Option<Vec<i64>>>()
+        else {
+            return Err(Failure::Impossible(
+                "an attachment was never uploaded to LAPOR!".into(),
+            ));
+        };
         let new = types::NewComplaint {
-            title: c.title,
-            content: c.content,
-            category_id: c.category_id.unwrap_or_default(),
-            disposition_id: c.disposition_id.unwrap_or(self.bridge.institution_id()),
-            location_id: c.location_id,
-            date_of_incident: c.date_of_incident.unwrap_or_else(|| {
-                c.created_at
+            title: step.title.clone(),
+            content: step.content.clone(),
+            category_id: step.category_id.unwrap_or_default(),
+            disposition_id: step.disposition_id.unwrap_or(self.bridge.institution_id()),
+            location_id: step.location_id,
+            date_of_incident: step.date_of_incident.unwrap_or_else(|| {
+                step.complaint_created_at
                     .with_timezone(&crate::lapor::wib::wib())
                     .date_naive()
             }),
-            is_anonymous: c.is_anonymous,
-            is_secret: c.is_secret,
-            tags_raw: format!("ref:{}", c.local_ref),
+            is_anonymous: step.is_anonymous,
+            is_secret: step.is_secret,
+            tags_raw: format!("ref:{}", step.local_ref),
             attachment_ids,
         };
         match self.bridge.client.create(&new).await {
@@ -583,17 +574,17 @@ fn to_chrono(d: std::time::Duration) -> ChronoDuration {
 /// complaint and the audit entry.
 #[derive(Debug)]
 pub struct Completion {
-    outbox_id: i64,
-    fence: i64,
-    complaint_id: i64,
-    local_ref: String,
+    pub(super) outbox_id: i64,
+    pub(super) fence: i64,
+    pub(super) complaint_id: i64,
+    pub(super) local_ref: String,
     pub step: String,
-    attempt: Attempt,
-    next: NextState,
-    last_error: Option<String>,
-    effect: Option<Effect>,
-    audit_after: Option<Value>,
-    now: DateTime<Utc>,
+    pub(super) attempt: Attempt,
+    pub(super) next: NextState,
+    pub(super) last_error: Option<String>,
+    pub(super) effect: Option<Effect>,
+    pub(super) audit_after: Option<Value>,
+    pub(super) now: DateTime<Utc>,
 }
 
 impl Completion {
@@ -601,49 +592,7 @@ impl Completion {
         &self.attempt.outcome
     }
 
-    /// Writes the outcome inside the caller's transaction. Returns false when
-    /// the lease was lost: then only the attempt is kept, as `lease_lost`, and
-    /// the newer holder's outcome stands.
-    pub async fn write(&self, conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
-        let owned = outbox::finish(
-            conn,
-            self.outbox_id,
-            self.fence,
-            &self.next,
-            self.last_error.as_deref(),
-            self.now,
-        )
-        .await?;
-        if !owned {
-            let mut attempt = self.attempt.clone();
-            attempt.outcome = "lease_lost".into();
-            outbox::record_attempt(conn, &attempt).await?;
-            tracing::warn!(step = self.outbox_id, local_ref = %self.local_ref, "lease lost during delivery; outcome left to the new holder");
-            return Ok(false);
-        }
-        if let Some(effect) = &self.effect {
-            self.apply_effect(conn, effect).await?;
-        }
-        outbox::record_attempt(conn, &self.attempt).await?;
-        if let Some(after) = &self.audit_after {
-            let action = format!("delivery.{}", self.step);
-            audit::append(
-                conn,
-                &NewEntry {
-                    at: self.now,
-                    actor: "bridge",
-                    local_ref: Some(&self.local_ref),
-                    action: &action,
-                    before: None,
-                    after: Some(after.clone()),
-                },
-            )
-            .await?;
-        }
-        Ok(true)
-    }
-
-    async fn apply_effect(
+    pub(super) async fn apply_effect(
         &self,
         conn: &mut sqlx::PgConnection,
         effect: &Effect,

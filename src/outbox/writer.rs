@@ -6,8 +6,12 @@
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::deliver::Completion;
+use serde_json::Value;
+
+use super::deliver::{Completion, Effect};
 use crate::metrics::Metrics;
+use crate::store::complaints;
+use crate::store::outbox::{self, Attempt, NextState};
 
 /// Most completions written in one transaction.
 const MAX_BATCH: usize = 128;
@@ -82,15 +86,143 @@ async fn run(
     }
 }
 
+/// Writes a batch in one transaction with one statement per kind: the fenced
+/// state changes, the attempt rows, the complaints' new LAPOR! ids, and the
+/// audit entries (chained in order by `audit_append_many`). Returns, per
+/// completion, whether its lease was still held.
 async fn write_batch<R>(
     pool: &PgPool,
     batch: &[(Completion, R)],
 ) -> Result<Vec<bool>, sqlx::Error> {
+    let items: Vec<&Completion> = batch.iter().map(|(c, _)| c).collect();
     let mut tx = pool.begin().await?;
-    let mut owned = Vec::with_capacity(batch.len());
-    for (completion, _) in batch {
-        owned.push(completion.write(&mut tx).await?);
+
+    let mut ids = Vec::new();
+    let mut fences = Vec::new();
+    let mut states = Vec::new();
+    let mut ats = Vec::new();
+    let mut lookups = Vec::new();
+    let mut counts = Vec::new();
+    let mut waiting = Vec::new();
+    let mut errors = Vec::new();
+    let mut nows = Vec::new();
+    for c in &items {
+        let (state, at, lookup, count, wait) = match &c.next {
+            NextState::Done => ("done", c.now, false, true, None),
+            NextState::Dead => ("dead", c.now, false, true, None),
+            NextState::Pending {
+                at,
+                needs_lookup,
+                count_attempt,
+                waiting_reason,
+            } => (
+                "pending",
+                *at,
+                *needs_lookup,
+                *count_attempt,
+                waiting_reason.clone(),
+            ),
+        };
+        ids.push(c.outbox_id);
+        fences.push(c.fence);
+        states.push(state);
+        ats.push(at);
+        lookups.push(lookup);
+        counts.push(count);
+        waiting.push(wait);
+        errors.push(c.last_error.clone());
+        nows.push(c.now);
     }
+    let owned_ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE lapor_bridge.outbox o
+            SET state = b.state, next_attempt_at = b.at, needs_lookup = b.lookup,
+                attempts = o.attempts + CASE WHEN b.count THEN 1 ELSE 0 END,
+                waiting_reason = b.waiting, last_error = b.error,
+                lease_owner = NULL, lease_expires_at = NULL,
+                finished_at = CASE WHEN b.state IN ('done', 'dead') THEN b.now END
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
+                       $6::bool[], $7::text[], $8::text[], $9::timestamptz[])
+                AS b(id, fence, state, at, lookup, count, waiting, error, now)
+          WHERE o.id = b.id AND o.fence = b.fence AND o.state = 'running'
+      RETURNING o.id",
+    )
+    .bind(&ids)
+    .bind(&fences)
+    .bind(&states)
+    .bind(&ats)
+    .bind(&lookups)
+    .bind(&counts)
+    .bind(&waiting)
+    .bind(&errors)
+    .bind(&nows)
+    .fetch_all(&mut *tx)
+    .await?;
+    let owned: Vec<bool> = items
+        .iter()
+        .map(|c| owned_ids.contains(&c.outbox_id))
+        .collect();
+
+    let attempts: Vec<Attempt> = items
+        .iter()
+        .zip(&owned)
+        .map(|(c, owned)| {
+            let mut a = c.attempt.clone();
+            if !owned {
+                tracing::warn!(step = c.outbox_id, local_ref = %c.local_ref, "lease lost during delivery; outcome left to the new holder");
+                a.outcome = "lease_lost".into();
+            }
+            a
+        })
+        .collect();
+    outbox::record_attempts(&mut tx, &attempts).await?;
+
+    // Effects: creates in one statement, the rarer kinds one by one.
+    let mut created_ids = Vec::new();
+    let mut lapor_ids = Vec::new();
+    let mut tracking = Vec::new();
+    let mut created_at = Vec::new();
+    for (c, owned) in items.iter().zip(&owned) {
+        match (&c.effect, owned) {
+            (Some(Effect::Created(created)), true) => {
+                created_ids.push(c.complaint_id);
+                lapor_ids.push(created.complaint_id);
+                tracking.push(created.tracking_id.clone());
+                created_at.push(c.now);
+            }
+            (Some(effect), true) => c.apply_effect(&mut tx, effect).await?,
+            _ => {}
+        }
+    }
+    if !created_ids.is_empty() {
+        complaints::link_created_many(&mut tx, &created_ids, &lapor_ids, &tracking, &created_at)
+            .await?;
+    }
+
+    let mut at = Vec::new();
+    let mut actor = Vec::new();
+    let mut local_ref = Vec::new();
+    let mut action = Vec::new();
+    let mut before: Vec<Option<Value>> = Vec::new();
+    let mut after: Vec<Option<Value>> = Vec::new();
+    for (c, owned) in items.iter().zip(&owned) {
+        if let (Some(entry), true) = (&c.audit_after, owned) {
+            at.push(c.now);
+            actor.push("bridge");
+            local_ref.push(c.local_ref.as_str());
+            action.push(format!("delivery.{}", c.step));
+            before.push(None);
+            after.push(Some(entry.clone()));
+        }
+    }
+    sqlx::query("SELECT lapor_bridge.audit_append_many($1, $2, $3, $4, $5, $6)")
+        .bind(&at)
+        .bind(&actor)
+        .bind(&local_ref)
+        .bind(&action)
+        .bind(&before)
+        .bind(&after)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(owned)
 }

@@ -352,6 +352,33 @@ pub async fn link_created(
     Ok(())
 }
 
+/// `link_created` for several complaints in one statement.
+pub async fn link_created_many(
+    conn: &mut PgConnection,
+    complaint_ids: &[i64],
+    lapor_complaint_ids: &[i64],
+    tracking_ids: &[String],
+    now: &[DateTime<Utc>],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints c
+            SET lapor_complaint_id = b.lapor_id, tracking_id = b.tracking,
+                lapor_status_name = coalesce(c.lapor_status_name, 'Belum Terverifikasi'),
+                status = coalesce(c.status, 'unverified'),
+                last_synced_at = b.now, updated_at = b.now, last_error = NULL
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[])
+                AS b(id, lapor_id, tracking, now)
+          WHERE c.id = b.id",
+    )
+    .bind(complaint_ids)
+    .bind(lapor_complaint_ids)
+    .bind(tracking_ids)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn set_last_error(
     conn: &mut PgConnection,
     complaint_id: i64,

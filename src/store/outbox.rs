@@ -20,6 +20,20 @@ pub struct ClaimedStep {
     pub needs_lookup: bool,
     pub first_attempt_at: Option<DateTime<Utc>>,
     pub local_ref: String,
+    // What a create needs of its complaint, read by the claim itself.
+    pub title: String,
+    pub content: String,
+    pub category_id: Option<i64>,
+    pub disposition_id: Option<i64>,
+    pub location_id: Option<i64>,
+    pub date_of_incident: Option<chrono::NaiveDate>,
+    pub is_anonymous: bool,
+    pub is_secret: bool,
+    pub lapor_complaint_id: Option<i64>,
+    pub tracking_id: Option<String>,
+    pub complaint_created_at: DateTime<Utc>,
+    /// LAPOR! ids of the complaint's attachments (`None`: not uploaded).
+    pub attachment_ids: Vec<Option<i64>>,
 }
 
 /// Claims up to `limit` due steps: the first unfinished step of each
@@ -51,7 +65,12 @@ pub async fn claim(
            FROM due, lapor_bridge.complaints c
           WHERE o.id = due.id AND c.id = o.complaint_id
       RETURNING o.id, o.complaint_id, o.seq, o.step, o.followup_id, o.payload, o.attempts,
-                o.fence, o.needs_lookup, o.first_attempt_at, c.local_ref",
+                o.fence, o.needs_lookup, o.first_attempt_at, c.local_ref,
+                c.title, c.content, c.category_id, c.disposition_id, c.location_id,
+                c.date_of_incident, c.is_anonymous, c.is_secret, c.lapor_complaint_id,
+                c.tracking_id, c.created_at AS complaint_created_at,
+                ARRAY(SELECT a.lapor_file_id FROM lapor_bridge.attachments a
+                       WHERE a.complaint_id = c.id ORDER BY a.id) AS attachment_ids",
     )
     .bind(now)
     .bind(limit)
@@ -217,23 +236,33 @@ pub struct Attempt {
     pub outcome: String,
 }
 
-pub async fn record_attempt(conn: &mut PgConnection, a: &Attempt) -> Result<(), sqlx::Error> {
+/// Several attempts in one statement.
+pub async fn record_attempts(
+    conn: &mut PgConnection,
+    attempts: &[Attempt],
+) -> Result<(), sqlx::Error> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Attempt) -> Option<String>| attempts.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO lapor_bridge.outbox_attempts
              (outbox_id, complaint_id, step, attempt, started_at, duration_ms, http_status,
               failure_kind, message, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[],
+                              $5::timestamptz[], $6::int[], $7::int[], $8::text[], $9::text[],
+                              $10::text[])",
     )
-    .bind(a.outbox_id)
-    .bind(a.complaint_id)
-    .bind(&a.step)
-    .bind(a.attempt)
-    .bind(a.started_at)
-    .bind(a.duration_ms)
-    .bind(a.http_status)
-    .bind(&a.failure_kind)
-    .bind(&a.message)
-    .bind(&a.outcome)
+    .bind(attempts.iter().map(|a| a.outbox_id).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.complaint_id).collect::<Vec<_>>())
+    .bind(col(|a| Some(a.step.clone())))
+    .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.http_status).collect::<Vec<_>>())
+    .bind(col(|a| a.failure_kind.clone()))
+    .bind(col(|a| a.message.clone()))
+    .bind(col(|a| Some(a.outcome.clone())))
     .execute(conn)
     .await?;
     Ok(())
