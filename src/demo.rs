@@ -62,7 +62,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     println!();
     println!("lapor-bridge demo is running.");
     println!("  dashboard:  http://{}/", daemon.addr);
-    println!("  API token:  {token}   (Authorization: Bearer <token>)");
+    println!(
+        "  API token:  {token}   (sign in to the dashboard with it, or send Authorization: Bearer <token>)"
+    );
     println!(
         "  LAPOR! simulator: {} (control: {root}/_sim)",
         sim.base_url()

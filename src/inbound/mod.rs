@@ -123,7 +123,7 @@ impl Jobs {
         self.bridge.metrics.inc(
             "job_runs_total",
             &[
-                ("job", job.name()),
+                ("task", job.name()),
                 ("ok", if ok { "true" } else { "false" }),
             ],
         );
@@ -131,7 +131,7 @@ impl Jobs {
             for (kind, n) in &s.drift {
                 self.bridge.metrics.add(
                     "drift_total",
-                    &[("job", job.name()), ("kind", kind)],
+                    &[("task", job.name()), ("kind", kind)],
                     u64::from(*n),
                 );
             }
@@ -181,6 +181,44 @@ pub async fn gauges(bridge: &Bridge) -> String {
             let _ = writeln!(out, "lapor_bridge_complaints{{sync_state=\"{state}\"}} {n}");
         }
     }
+    if let Ok(n) = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM lapor_bridge.complaints WHERE conflict_reason IS NOT NULL",
+    )
+    .fetch_one(&bridge.pool)
+    .await
+    {
+        let _ = writeln!(out, "# TYPE lapor_bridge_conflicts gauge");
+        let _ = writeln!(out, "lapor_bridge_conflicts {n}");
+    }
+    if let Ok((follow_up, completion)) = sla_overdue(bridge).await {
+        let _ = writeln!(out, "# TYPE lapor_bridge_sla_overdue gauge");
+        let _ = writeln!(
+            out,
+            "lapor_bridge_sla_overdue{{kind=\"follow_up\"}} {follow_up}"
+        );
+        let _ = writeln!(
+            out,
+            "lapor_bridge_sla_overdue{{kind=\"completion\"}} {completion}"
+        );
+    }
+    let last: Result<Vec<(String, f64)>, _> = sqlx::query_as(
+        "SELECT job, extract(epoch FROM max(finished_at))::float8 FROM lapor_bridge.job_runs
+          WHERE ok GROUP BY job ORDER BY job",
+    )
+    .fetch_all(&bridge.pool)
+    .await;
+    if let Ok(rows) = last {
+        let _ = writeln!(
+            out,
+            "# TYPE lapor_bridge_job_last_success_timestamp_seconds gauge"
+        );
+        for (task, at) in rows {
+            let _ = writeln!(
+                out,
+                "lapor_bridge_job_last_success_timestamp_seconds{{task=\"{task}\"}} {at}"
+            );
+        }
+    }
     if let Ok(n) = crate::store::audit::count(&bridge.pool).await {
         let _ = writeln!(out, "# TYPE lapor_bridge_audit_entries gauge");
         let _ = writeln!(out, "lapor_bridge_audit_entries {n}");
@@ -198,4 +236,41 @@ pub async fn gauges(bridge: &Bridge) -> String {
         env!("CARGO_PKG_VERSION")
     );
     out
+}
+
+/// Open complaints past their follow-up and completion deadlines.
+async fn sla_overdue(bridge: &Bridge) -> Result<(u64, u64), sqlx::Error> {
+    type Row = (
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT coalesce(lapor_created_at, created_at), dispositioned_at, first_followup_by_us_at,
+                last_followup_at
+           FROM lapor_bridge.complaints WHERE closed_at IS NULL",
+    )
+    .fetch_all(&bridge.pool)
+    .await?;
+    let now = bridge.clock.now();
+    let (mut follow_up, mut completion) = (0, 0);
+    for (created_at, dispositioned, first_ours, last) in rows {
+        let facts = crate::sla::SlaFacts {
+            created_at,
+            dispositioned_to_us_at: dispositioned,
+            first_followup_by_us_at: first_ours,
+            last_followup_at: last,
+            closed: false,
+        };
+        let view = crate::sla::evaluate(&bridge.calendar, &facts, now);
+        for kind in &view.overdue {
+            match kind {
+                crate::sla::DeadlineKind::FollowUp => follow_up += 1,
+                crate::sla::DeadlineKind::Completion => completion += 1,
+                crate::sla::DeadlineKind::AutoClose => {}
+            }
+        }
+    }
+    Ok((follow_up, completion))
 }

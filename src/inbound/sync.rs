@@ -470,8 +470,20 @@ pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     let mut summary = RunSummary::default();
     let now = bridge.clock.now();
     let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
-    // Upstream complaints carrying our ref: with no local link.
-    match list_all(bridge, Scope::Created, horizon - Duration::days(365)).await {
+    // Upstream complaints carrying the ref: of a local complaint that has no
+    // LAPOR! id: listed from shortly before the oldest such complaint was
+    // written (nothing to list when every local complaint is linked).
+    let oldest_unlinked: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT min(created_at) FROM lapor_bridge.complaints
+          WHERE origin = 'local' AND lapor_complaint_id IS NULL",
+    )
+    .fetch_one(&bridge.pool)
+    .await?;
+    let listing = match oldest_unlinked {
+        Some(since) => Some(list_all(bridge, Scope::Created, since - Duration::minutes(10)).await),
+        None => None,
+    };
+    match listing.unwrap_or_else(|| Ok(Vec::new())) {
         Ok(listed) => {
             summary.listed += listed.len() as u32;
             for s in listed {
