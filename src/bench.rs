@@ -47,6 +47,101 @@ pub struct BenchOptions {
     /// Outbox workers (BRIDGE_CONCURRENCY for the run).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Instead of the measurements: a soak of this many seconds at
+    /// `--soak-rate` complaints a second with faults on, sampling memory and
+    /// the outbox table's size every `--soak-sample-secs`.
+    #[arg(long)]
+    pub soak_secs: Option<u64>,
+    #[arg(long, default_value_t = 50)]
+    pub soak_rate: u32,
+    #[arg(long, default_value_t = 60)]
+    pub soak_sample_secs: u64,
+}
+
+fn current_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The soak: steady load with faults; memory and the hot table must stay flat.
+async fn soak(
+    bridge: &Bridge,
+    sim: &SimulatorProcess,
+    opts: &BenchOptions,
+    secs: u64,
+) -> anyhow::Result<Value> {
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_sim/faults", sim.root))
+        .json(
+            &json!({"error_rate": 0.1, "drop_after_commit_rate": 0.05, "html_error_rate": 0.03,
+                      "malformed_rate": 0.03, "latency_ms": [1, 20]}),
+        )
+        .send()
+        .await?;
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(bridge.clone());
+    let worker = tokio::spawn(engine.clone().run(shutdown.clone()));
+    let pool = &bridge.pool;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.soak_rate.max(1)));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut next_sample = Duration::ZERO;
+    let mut samples = Vec::new();
+    let mut i = 0u64;
+    let mut submit_errors = 0u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        tick.tick().await;
+        // The database may go away for a moment (a restart): count it and go on.
+        match sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
+            .bind(bench_doc(&format!("SOAK-{i:08}")))
+            .execute(pool)
+            .await
+        {
+            Ok(_) => i += 1,
+            Err(e) => {
+                submit_errors += 1;
+                eprintln!("soak: submit failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        if started.elapsed() >= next_sample {
+            // Prune as the daemon's maintenance would, with no retention, so
+            // the table size shows the steady state of the hot queue.
+            let _ = engine.maintain().await;
+            let measured: Result<(i64, i64, i64), _> = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM lapor_bridge.outbox),
+                        pg_total_relation_size('lapor_bridge.outbox'),
+                        (SELECT n_dead_tup FROM pg_stat_user_tables
+                          WHERE schemaname = 'lapor_bridge' AND relname = 'outbox')",
+            )
+            .fetch_one(pool)
+            .await;
+            let Ok((rows, bytes, dead)) = measured else {
+                continue;
+            };
+            let sample = json!({"at_secs": started.elapsed().as_secs(), "submitted": i,
+                                "rss_mib": current_rss_mib(), "outbox_rows": rows,
+                                "outbox_bytes": bytes, "outbox_dead_tuples": dead});
+            eprintln!("soak: {sample}");
+            samples.push(sample);
+            next_sample += Duration::from_secs(opts.soak_sample_secs);
+        }
+    }
+    wait_until_done(pool, Duration::from_secs(600)).await?;
+    shutdown.cancel();
+    let _ = worker.await;
+    let dead: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.outbox WHERE state = 'dead'")
+            .fetch_one(pool)
+            .await?;
+    Ok(
+        json!({"seconds": secs, "rate": opts.soak_rate, "submitted": i, "dead": dead,
+              "submit_errors": submit_errors,
+              "peak_rss_mib": peak_rss_mib(), "samples": samples}),
+    )
 }
 
 /// Peak resident memory since the last reset, in MiB (Linux).
@@ -91,7 +186,21 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     settings.lapor.instansi_token = SecretString::from("instansi-token");
     settings.bridge.concurrency = opts.concurrency;
     settings.bridge.rate_limit_per_sec = 0;
+    let mut settings = settings;
+    if opts.soak_secs.is_some() {
+        settings.bridge.outbox_retention_hours = 0;
+        settings.bridge.retry_base_ms = 100;
+        settings.bridge.retry_max_ms = 5_000;
+        settings.bridge.max_attempts = 50;
+    }
     let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
+    if let Some(secs) = opts.soak_secs {
+        reset_peak_rss();
+        let result = soak(&bridge, &sim, &opts, secs).await?;
+        report.insert("soak".into(), result);
+        println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+        return Ok(());
+    }
 
     // Drain.
     let enqueue_started = Instant::now();

@@ -189,6 +189,15 @@ async fn upstream_activity(
                     .send()
                     .await;
             }
+            // One complaint gets a status name the bridge does not know: a
+            // conflict for an operator.
+            if round == 4 && n == 1 {
+                let _ = http
+                    .post(format!("{root}/_sim/complaints/{id}/status"))
+                    .json(&json!({"status_name": "Menunggu Tanggapan Pelapor", "force": true}))
+                    .send()
+                    .await;
+            }
             if round == 3 && n % 5 == 0 {
                 let _ = http
                     .post(format!("{root}/_sim/complaints/{id}/followups"))
