@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::outbox::Engine;
 
 pub const BENCH_DATABASE: &str = "lapor_bridge_bench";
+pub const SOAK_DATABASE: &str = "lapor_bridge_soak";
 const PGBENCH_DATABASE: &str = "lapor_bridge_pgbench";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -170,7 +171,12 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     eprintln!("pgbench -N: {tps:.0} TPS");
 
     // A fresh bench database.
-    let options = base.clone().database(BENCH_DATABASE);
+    let name = if opts.soak_secs.is_some() {
+        SOAK_DATABASE
+    } else {
+        BENCH_DATABASE
+    };
+    let options = base.clone().database(name);
     crate::db::ensure_database(&options).await?;
     settings.database.url = SecretString::from(options.to_url_lossy().to_string());
     settings.database.max_connections = (opts.concurrency as u32 + 8).min(90);
