@@ -253,14 +253,41 @@ impl Browser {
             .as_str()
             .expect("a session id")
             .to_string();
-        Self {
+        let browser = Self {
             http,
             driver,
             port,
             session,
             child,
             profile,
-        }
+        };
+        // Element look-ups wait for a page that is still loading after a
+        // click, instead of failing at once.
+        browser
+            .post("/timeouts", json!({"implicit": 5000, "pageLoad": 30000}))
+            .await;
+        browser
+    }
+
+    /// The page text, or `None` while the page is being replaced.
+    async fn try_text(&self) -> Option<String> {
+        let found = self
+            .http
+            .post(self.url("/element"))
+            .json(&json!({"using": "css selector", "value": "body"}))
+            .send()
+            .await
+            .ok()?;
+        let v: Value = found.json().await.ok()?;
+        let el = v["value"][ELEMENT].as_str()?.to_string();
+        let text = self
+            .http
+            .get(self.url(&format!("/element/{el}/text")))
+            .send()
+            .await
+            .ok()?;
+        let v: Value = text.json().await.ok()?;
+        v["value"].as_str().map(str::to_string)
     }
 
     fn url(&self, path: &str) -> String {
@@ -326,7 +353,7 @@ impl Browser {
     async fn wait_text(&self, needle: &str) -> String {
         let until = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let text = self.text().await;
+            let text = self.try_text().await.unwrap_or_default();
             if text.contains(needle) {
                 return text;
             }
