@@ -180,11 +180,40 @@ impl Default for BridgeSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlaSettings {
     /// Non-working days besides weekends (national holidays and cuti bersama).
+    /// Without this key: the list shipped in `data/id-holidays.csv`.
     pub holidays: Vec<Holiday>,
+}
+
+/// Indonesia's national holidays and collective leave days shipped with the
+/// binary (see `data/README.md` for the decrees).
+pub const SHIPPED_HOLIDAYS: &str = include_str!("../data/id-holidays.csv");
+
+/// Parses `date,kind,name` lines (with a header line).
+pub fn parse_holiday_csv(text: &str) -> Vec<Holiday> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ',');
+            let date = NaiveDate::parse_from_str(parts.next()?.trim(), "%Y-%m-%d").ok()?;
+            Some(Holiday {
+                date,
+                kind: parts.next().unwrap_or_default().trim().to_string(),
+                name: parts.next().unwrap_or_default().trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        Self {
+            holidays: parse_holiday_csv(SHIPPED_HOLIDAYS),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -441,6 +470,16 @@ mod tests {
         let settings = Settings::from_toml_file(&path).unwrap();
         settings.validate().unwrap();
         assert!(settings.sla.holidays.len() >= 50);
+    }
+
+    #[test]
+    fn the_shipped_holidays_are_the_default_and_match_the_example_config() {
+        let shipped = SlaSettings::default().holidays;
+        assert_eq!(shipped.len(), 53);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lapor-bridge.example.toml");
+        let example = Settings::from_toml_file(&path).unwrap().sla.holidays;
+        let dates = |h: &[Holiday]| h.iter().map(|d| d.date).collect::<Vec<_>>();
+        assert_eq!(dates(&shipped), dates(&example));
     }
 
     #[test]

@@ -428,8 +428,8 @@ async fn follow_up_deadline_skips_weekends_and_holidays() {
 
 #[tokio::test]
 async fn without_a_holiday_list_only_weekends_count() {
-    // The harness default: no holidays. The same Tuesday is due a week later.
-    let app = spawn_app().await;
+    // An empty holiday list: the same Tuesday is due a week earlier.
+    let app = spawn_app_with(|s| s.sla.holidays.clear()).await;
     let tuesday = inbox_complaint(&app, wib(2026, 3, 17, 10, 0)).await;
     let sla = sla_at(&app, &tuesday, wib(2026, 3, 18, 9, 0)).await;
     assert_eq!(sla["follow_up_due_at"], json!(end_of_wib_day(2026, 3, 24)));
