@@ -338,16 +338,6 @@ impl Browser {
             .await;
     }
 
-    /// The visible text of the page.
-    async fn text(&self) -> String {
-        let el = self.find("body").await;
-        self.get(&format!("/element/{el}/text"))
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
     /// Waits until the page's text contains `needle` (pages load on click,
     /// but a form submission may still be under way).
     async fn wait_text(&self, needle: &str) -> String {
