@@ -553,6 +553,42 @@ async fn reconcile_relinks_an_upstream_complaint_carrying_our_ref() {
     app.finish().await;
 }
 
+/// Our own complaint lands in our inbox (we file it to ourselves). When the
+/// create's response was lost it is not linked yet, and a pull that runs
+/// first must leave it to the outbox instead of importing it as a second,
+/// inbound complaint.
+#[tokio::test]
+async fn pull_does_not_import_our_own_unlinked_complaint() {
+    let app = spawn_app().await;
+    app.submit("PLG-OWN").await;
+    app.settle(5).await;
+    let lapor_id = app.status("PLG-OWN").await.lapor_complaint_id.unwrap();
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints SET lapor_complaint_id = NULL WHERE local_ref = 'PLG-OWN'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let run = pull(&app).await;
+    assert_eq!(n(&run, "imported"), 0, "{run}");
+    assert_eq!(
+        scalar(&app, "SELECT count(*) FROM lapor_bridge.complaints").await,
+        1
+    );
+    reconcile(&app).await;
+    assert_eq!(
+        app.status("PLG-OWN").await.lapor_complaint_id,
+        Some(lapor_id)
+    );
+    let run = pull(&app).await;
+    assert_eq!(n(&run, "imported"), 0, "{run}");
+    assert_eq!(
+        scalar(&app, "SELECT count(*) FROM lapor_bridge.complaints").await,
+        1
+    );
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn malformed_answers_are_recorded_and_never_stored_as_fact() {
     let app = spawn_app().await;

@@ -427,6 +427,28 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
         .fetch_all(&bridge.pool)
         .await?;
         let known: HashSet<i64> = known.into_iter().collect();
+        // An inbox complaint that carries the ref: of one of our own filed
+        // complaints is that complaint, seen before it was linked (the
+        // create's response was lost): linking it is the outbox's and
+        // reconciliation's job, importing it would file it twice locally.
+        let ours: HashSet<String> = if scope == Scope::Inbox {
+            let refs: Vec<&str> = listed
+                .iter()
+                .filter(|s| !known.contains(&s.id))
+                .filter_map(|s| types::ref_in_tags(&s.tags_raw))
+                .collect();
+            sqlx::query_scalar(
+                "SELECT local_ref FROM lapor_bridge.complaints
+                  WHERE origin = 'local' AND local_ref = ANY($1)",
+            )
+            .bind(refs)
+            .fetch_all(&bridge.pool)
+            .await?
+            .into_iter()
+            .collect()
+        } else {
+            HashSet::new()
+        };
         for s in &listed {
             match known.contains(&s.id) {
                 // Listed in the window: re-read it even when the second it
@@ -438,6 +460,7 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                 true => {
                     moved.insert(s.id);
                 }
+                false if types::ref_in_tags(&s.tags_raw).is_some_and(|r| ours.contains(r)) => {}
                 false if scope == Scope::Inbox => match import(bridge, s).await {
                     Ok(true) => summary.imported += 1,
                     Ok(false) => {}
