@@ -169,6 +169,45 @@ async fn response_lost_after_commit_is_looked_up_not_resent() {
     app.finish().await;
 }
 
+/// The lookup finds our complaint upstream, but its LAPOR! id is already
+/// held by another local complaint: linking would break the one-to-one rule.
+/// The step is dead-lettered with the reason, not retried forever.
+#[tokio::test]
+async fn an_outcome_that_breaks_an_integrity_rule_is_dead_lettered() {
+    let app = spawn_app().await;
+    app.submit("PLG-X1").await;
+    app.settle(5).await;
+    app.submit("PLG-X2").await;
+    app.faults(json!({"drop_after_commit_rate": 1.0})).await;
+    app.engine.drain_once().await.unwrap();
+    app.faults(json!({})).await;
+    let upstream = app.upstream_with_ref("PLG-X2").await;
+    let taken = upstream[0]["id"].as_i64().unwrap();
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints SET lapor_complaint_id = $1 WHERE local_ref = 'PLG-X1'",
+    )
+    .bind(taken)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.settle(5).await;
+    let (state, _, _, last_error) = step_row(&app, "PLG-X2", "create").await;
+    assert_eq!(state, "dead");
+    assert!(
+        last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot be recorded")),
+        "{last_error:?}"
+    );
+    assert_eq!(app.status("PLG-X2").await.lapor_complaint_id, None);
+    assert_eq!(
+        app.upstream_with_ref("PLG-X2").await.len(),
+        1,
+        "never resent"
+    );
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn timeout_is_an_unknown_outcome_resent_only_after_an_empty_lookup() {
     let app = spawn_app_with(|s| s.bridge.http_timeout_ms = 300).await;

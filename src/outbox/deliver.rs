@@ -592,6 +592,21 @@ impl Completion {
         &self.attempt.outcome
     }
 
+    /// The same attempt, dead-lettered with `reason` and without its effect.
+    pub(super) fn into_dead(mut self, reason: String) -> Self {
+        self.attempt.outcome = "dead".into();
+        self.attempt.message = Some(reason.clone());
+        self.next = NextState::Dead;
+        self.effect = None;
+        self.audit_after = Some(json!({
+            "outcome": "dead",
+            "attempt": self.attempt.attempt,
+            "message": reason,
+        }));
+        self.last_error = Some(reason);
+        self
+    }
+
     pub(super) async fn apply_effect(
         &self,
         conn: &mut sqlx::PgConnection,

@@ -70,20 +70,40 @@ async fn run(
                 // One bad completion must not sink the others: one by one.
                 tracing::warn!(error = %e, size = batch.len(), "batched outcome write failed; writing one by one");
                 for (completion, reply) in batch.drain(..) {
-                    let result = write_batch(&pool, std::slice::from_ref(&(completion, ())))
-                        .await
-                        .map(|owned| owned.first().copied().unwrap_or(false))
-                        .map_err(|e| e.to_string());
-                    let _ = reply.send(result);
+                    let _ = reply.send(write_one(&pool, completion).await);
                 }
             }
-            Err(e) => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.to_string()));
+            Err(_) => {
+                for (completion, reply) in batch.drain(..) {
+                    let _ = reply.send(write_one(&pool, completion).await);
                 }
             }
         }
     }
+}
+
+/// Writes one completion. When its effect breaks an integrity rule (the
+/// LAPOR! id it would link is already another complaint's), retrying the
+/// delivery would only meet the same wall: the step is dead-lettered with
+/// the reason, for an operator to decide, instead of looping unseen.
+async fn write_one(pool: &PgPool, completion: Completion) -> Result<bool, String> {
+    let item = [(completion, ())];
+    let e = match write_batch(pool, &item).await {
+        Ok(owned) => return Ok(owned.first().copied().unwrap_or(false)),
+        Err(e) => e,
+    };
+    let [(completion, ())] = item;
+    let integrity = matches!(&e, sqlx::Error::Database(d)
+        if d.code().is_some_and(|c| c.starts_with("23")));
+    if !integrity {
+        return Err(e.to_string());
+    }
+    let reason = format!("the outcome cannot be recorded: {e}");
+    tracing::error!(step = completion.outbox_id, local_ref = %completion.local_ref, %reason, "dead-lettering a step whose outcome breaks an integrity rule");
+    write_batch(pool, &[(completion.into_dead(reason), ())])
+        .await
+        .map(|owned| owned.first().copied().unwrap_or(false))
+        .map_err(|e| e.to_string())
 }
 
 /// Writes a batch in one transaction with one statement per kind: the fenced
