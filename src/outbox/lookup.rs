@@ -15,8 +15,9 @@ use tokio::sync::Mutex;
 use crate::lapor::types::{self, Created, Scope};
 use crate::lapor::{LaporClient, LaporError};
 
-/// Re-read this far before the cursor (one-second, zone-less timestamps).
-const OVERLAP: Duration = Duration::seconds(120);
+/// Re-read this far before the cursor: LAPOR!'s timestamps have one-second
+/// resolution, and its transactions may commit slightly out of order.
+const OVERLAP: Duration = Duration::seconds(10);
 /// Above this many entries the index starts afresh at the next lookup.
 const MAX_ENTRIES: usize = 200_000;
 /// Attempts per page: reads are safe to repeat at once.
@@ -28,6 +29,8 @@ struct Index {
     start: Option<DateTime<Utc>>,
     cursor: Option<DateTime<Utc>>,
     by_ref: HashMap<String, Created>,
+    /// When the last complete refresh began.
+    refreshed_from: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +46,7 @@ impl CreatedIndex {
         local_ref: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Created>, LaporError> {
+        let asked = std::time::Instant::now();
         let mut index = self.inner.lock().await;
         let covers = index.start.is_some_and(|start| start <= since);
         if !covers || index.by_ref.len() > MAX_ENTRIES {
@@ -50,8 +54,15 @@ impl CreatedIndex {
                 start: Some(since),
                 cursor: Some(since),
                 by_ref: HashMap::new(),
+                refreshed_from: None,
             };
         }
+        // A refresh that began after this lookup was asked for (while it
+        // waited for the lock) saw everything this one would: share it.
+        if index.refreshed_from.is_some_and(|began| began > asked) {
+            return Ok(index.by_ref.get(local_ref).cloned());
+        }
+        let began = std::time::Instant::now();
         let from = index.cursor.unwrap_or(since) - OVERLAP;
         let mut page = 1;
         let mut newest = index.cursor;
@@ -75,6 +86,7 @@ impl CreatedIndex {
             page += 1;
         }
         index.cursor = newest;
+        index.refreshed_from = Some(began);
         Ok(index.by_ref.get(local_ref).cloned())
     }
 }

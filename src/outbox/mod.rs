@@ -27,6 +27,8 @@ use retry::RetryPolicy;
 pub const CHANNEL: &str = "lapor_bridge_outbox";
 /// The longest a worker sleeps without a notification.
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How often one replica vacuums the outbox table.
+const VACUUM_EVERY: Duration = Duration::from_secs(60);
 /// How long in-flight calls may finish after SIGTERM.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -40,6 +42,7 @@ pub struct Engine {
     finished: Notify,
     created: lookup::CreatedIndex,
     writer: writer::Writer,
+    last_vacuum: Mutex<Option<std::time::Instant>>,
 }
 
 impl Engine {
@@ -62,6 +65,7 @@ impl Engine {
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
             created: lookup::CreatedIndex::default(),
+            last_vacuum: Mutex::new(None),
             writer: writer::Writer::spawn(bridge.pool.clone(), bridge.metrics.clone()),
             bridge,
         })
@@ -128,6 +132,19 @@ impl Engine {
         let retention =
             ChronoDuration::hours(self.bridge.settings.bridge.outbox_retention_hours as i64);
         outbox::prune(&self.bridge.pool, now - retention).await?;
+        let due = {
+            let mut last = self.last_vacuum.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= VACUUM_EVERY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            // The hot queue churns: vacuum it without waiting for (or relying
+            // on) the server's autovacuum settings.
+            outbox::vacuum(&self.bridge.pool).await?;
+        }
         Ok(())
     }
 

@@ -299,6 +299,24 @@ pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx
     Ok(done.rows_affected())
 }
 
+/// Vacuums the outbox on one replica at a time (the others skip).
+pub async fn vacuum(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7305872300)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !got {
+        return Ok(false);
+    }
+    let vacuumed = sqlx::query("VACUUM (ANALYZE) lapor_bridge.outbox")
+        .execute(&mut *conn)
+        .await;
+    sqlx::query("SELECT pg_advisory_unlock(7305872300)")
+        .execute(&mut *conn)
+        .await?;
+    vacuumed.map(|_| true)
+}
+
 /// The earliest time a claimable step becomes due, to sleep until then.
 /// Steps behind an earlier unfinished step of their complaint do not count.
 pub async fn next_due(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
