@@ -24,18 +24,27 @@ pub struct BadTime {
 }
 
 fn parse_with(value: &str, format: &'static str) -> Result<DateTime<Utc>, BadTime> {
-    let naive = NaiveDateTime::parse_from_str(value.trim(), format).map_err(|_| BadTime {
+    let bad = || BadTime {
         value: value.chars().take(64).collect(),
         expected: format,
-    })?;
-    Ok(from_wib_naive(naive))
+    };
+    let naive = NaiveDateTime::parse_from_str(value.trim(), format).map_err(|_| bad())?;
+    // The first seven hours of chrono's first day (-262143-01-01) have no
+    // UTC instant: an error, not a panic.
+    wib()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(bad)
 }
 
+/// A WIB wall-clock time as UTC. A fixed offset maps every local time once,
+/// except the first seven hours of chrono's range, which lie before
+/// [`DateTime::<Utc>::MIN_UTC`] and saturate to it.
 pub fn from_wib_naive(naive: NaiveDateTime) -> DateTime<Utc> {
-    // A fixed offset has exactly one mapping for every local time.
     match wib().from_local_datetime(&naive) {
         chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
-        _ => unreachable!("a fixed offset maps every local time once"),
+        _ => DateTime::<Utc>::MIN_UTC,
     }
 }
 
