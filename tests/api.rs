@@ -361,6 +361,14 @@ async fn submit_answers_201_200_409_422_400_401_403() {
         .await
         .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        basic.headers()["www-authenticate"],
+        "Bearer realm=\"lapor-bridge\""
+    );
+    // An unknown API path answers JSON, like every other API error.
+    let unknown = api.get("/api/v1/no-such-thing", Some(ADMIN_TOKEN)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json["error"], "not found");
     let auditor = api
         .post("/api/v1/complaints", Some(AUDITOR_TOKEN), &doc4)
         .await;

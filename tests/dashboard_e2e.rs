@@ -822,3 +822,41 @@ async fn sessions_are_http_only_strict_cookies_and_forms_need_their_csrf_token()
 
     app.finish().await;
 }
+
+/// A session is only as good as its token: once the token is no longer
+/// configured (or holds another role), the next page asks to sign in again
+/// and the session row is gone.
+#[tokio::test]
+async fn a_session_ends_when_its_token_is_removed() {
+    let app = spawn_app().await;
+    let cookie = app.session(OPERATOR_TOKEN).await;
+    assert_eq!(app.page("/", &cookie).await.0, StatusCode::OK);
+    // The configuration now names no token "ops" (as after a restart with
+    // the token removed): the stored session points at nothing.
+    sqlx::query("UPDATE lapor_bridge.dashboard_sessions SET token_name = 'ops-removed'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let resp = app
+        .http
+        .get(format!("{}/", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.dashboard_sessions")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    // A role changed under a live session ends it too.
+    let cookie = app.session(OPERATOR_TOKEN).await;
+    sqlx::query("UPDATE lapor_bridge.dashboard_sessions SET role = 'admin'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.page("/", &cookie).await.0, StatusCode::SEE_OTHER);
+    app.finish().await;
+}

@@ -70,6 +70,12 @@ impl TokenStore {
         }
         found
     }
+
+    /// Whether a token of this name still holds this role: a dashboard
+    /// session ends when its token is removed or its role changed.
+    pub fn still_holds(&self, name: &str, role: Role) -> bool {
+        self.tokens.iter().any(|t| t.name == name && t.role == role)
+    }
 }
 
 /// The token of a request: `Authorization: Bearer <token>` (the scheme is

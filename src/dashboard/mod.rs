@@ -196,7 +196,17 @@ impl FromRequestParts<AppState> for Ctx {
             return Err(Redirect::to("/login").into_response());
         };
         let now = state.bridge.clock.now();
-        match session::load(&state.bridge.pool, &id, now).await {
+        let loaded = session::load(&state.bridge.pool, &id, now).await;
+        // A session outlives neither its token nor a change of its role.
+        let loaded = match loaded {
+            Ok(Some(s)) if !state.tokens.still_holds(&s.token_name, s.role) => {
+                session::delete(&state.bridge.pool, &s.id_sha256)
+                    .await
+                    .map(|()| None)
+            }
+            other => other,
+        };
+        match loaded {
             Ok(Some(session)) => Ok(Ctx {
                 session,
                 lang,
