@@ -216,6 +216,17 @@ pub async fn act_on_step(
     let after = outbox::get(&mut tx, id)
         .await?
         .ok_or(ActionError::NotFound)?;
+    // A complaint whose create is discarded is not on LAPOR!: it must not
+    // read as synced once its steps are gone.
+    if action == StepAction::Discard && before.step == "create" {
+        crate::store::complaints::flag_unfiled(
+            &mut tx,
+            &before.local_ref,
+            &format!("not on LAPOR!: its create step {id} was discarded by {actor}"),
+            now,
+        )
+        .await?;
+    }
     audit::append(
         &mut tx,
         &NewEntry {

@@ -908,6 +908,12 @@ async fn dead_letters_are_listed_discarded_and_audited() {
     assert_eq!(discarded.status, StatusCode::OK, "{}", discarded.text);
     assert_eq!(discarded.json["id"], id);
     assert_eq!(discarded.json["state"], "discarded");
+    // Its complaint is not on LAPOR!: a conflict for an operator, never "synced".
+    let c = api
+        .get("/api/v1/complaints/PLG-DEAD", Some(OPERATOR_TOKEN))
+        .await;
+    assert_eq!(c.json["sync_state"], "conflict", "{}", c.text);
+    assert_eq!(c.json["lapor_complaint_id"], Value::Null);
 
     // Retry of a step that is not dead: 409; of no step: 404.
     let again = api

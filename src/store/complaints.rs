@@ -392,6 +392,26 @@ pub async fn set_last_error(
     Ok(())
 }
 
+/// Flags a complaint that is not on LAPOR! (its create was discarded) as a
+/// conflict, so that it never reads as synced. Returns whether it was flagged.
+pub async fn flag_unfiled(
+    conn: &mut PgConnection,
+    local_ref: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.complaints SET conflict_reason = $2, updated_at = $3
+          WHERE local_ref = $1 AND lapor_complaint_id IS NULL",
+    )
+    .bind(local_ref)
+    .bind(reason)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The LAPOR!-owned fields of one complaint, as last seen.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct UpstreamFields {
