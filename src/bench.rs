@@ -145,6 +145,74 @@ async fn soak(
     )
 }
 
+/// CPU seconds spent so far by this process, the simulator and PostgreSQL:
+/// the difference over a phase says where its time went.
+#[derive(Debug, Clone, Copy)]
+struct CpuTimes {
+    bridge: f64,
+    simulator: f64,
+    postgres: f64,
+}
+
+/// Linux reports CPU time in USER_HZ ticks, 100 a second on every
+/// mainstream architecture.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of a process (and of its reaped children), in seconds.
+fn process_cpu(stat: &str) -> Option<f64> {
+    // The command name may hold spaces: the fields after it start at `)`.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    // fields[0] is the state (field 3): utime, stime, cutime, cstime are 14-17.
+    let ticks: f64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    Some(ticks / TICKS_PER_SEC)
+}
+
+impl CpuTimes {
+    fn now(simulator_pid: Option<u32>) -> Self {
+        let of = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| process_cpu(&s))
+                .unwrap_or(0.0)
+        };
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+            })
+            .map(|e| of(&e.file_name().to_string_lossy()))
+            .sum();
+        Self {
+            bridge: of("self"),
+            simulator: simulator_pid.map_or(0.0, |p| of(&p.to_string())),
+            postgres,
+        }
+    }
+
+    /// CPU seconds each spent since `self`, and per item of work in µs.
+    fn since(self, later: Self, wall_secs: f64, items: usize) -> Value {
+        let per = |secs: f64| (secs * 1e6 / items.max(1) as f64).round();
+        let (b, s, p) = (
+            later.bridge - self.bridge,
+            later.simulator - self.simulator,
+            later.postgres - self.postgres,
+        );
+        json!({"bridge_s": b, "simulator_s": s, "postgres_s": p,
+               "busy_cores": (b + s + p) / wall_secs.max(1e-9),
+               "bridge_us_per_item": per(b), "simulator_us_per_item": per(s),
+               "postgres_us_per_item": per(p)})
+    }
+}
+
 /// Peak resident memory since the last reset, in MiB (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -215,10 +283,12 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     reset_peak_rss();
     let shutdown = CancellationToken::new();
     let engine = Engine::new(bridge.clone());
+    let cpu = CpuTimes::now(sim.child.id());
     let worker = tokio::spawn(engine.clone().run(shutdown.clone()));
     let started = Instant::now();
     wait_until_done(&pool, Duration::from_secs(1800)).await?;
     let drain_secs = started.elapsed().as_secs_f64();
+    let drain_cpu = cpu.since(CpuTimes::now(sim.child.id()), drain_secs, opts.complaints);
     let drain_rate = opts.complaints as f64 / drain_secs;
     let drain_rss = peak_rss_mib();
     eprintln!(
@@ -230,13 +300,15 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
         "drain".into(),
         json!({"complaints": opts.complaints, "seconds": drain_secs, "per_second": drain_rate,
                "ratio_to_pgbench": drain_rate / tps, "enqueue_per_second": enqueue_rate,
-               "peak_rss_mib": drain_rss}),
+               "peak_rss_mib": drain_rss, "cpu": drain_cpu}),
     );
 
     // Latency at an offered rate.
     reset_peak_rss();
     let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
     let total = (u64::from(opts.rate) * opts.latency_secs) as usize;
+    let cpu = CpuTimes::now(sim.child.id());
+    let started = Instant::now();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     for i in 0..total {
@@ -248,6 +320,11 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
             .await?;
     }
     wait_until_done(&pool, Duration::from_secs(600)).await?;
+    let latency_cpu = cpu.since(
+        CpuTimes::now(sim.child.id()),
+        started.elapsed().as_secs_f64(),
+        total,
+    );
     let (p50, p99, max): (f64, f64, f64) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8
@@ -265,7 +342,8 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     report.insert(
         "latency".into(),
         json!({"offered_per_second": opts.rate, "seconds": opts.latency_secs, "complaints": total,
-               "p50_ms": p50, "p99_ms": p99, "max_ms": max, "peak_rss_mib": latency_rss}),
+               "p50_ms": p50, "p99_ms": p99, "max_ms": max, "peak_rss_mib": latency_rss,
+               "cpu": latency_cpu}),
     );
     shutdown.cancel();
     let _ = worker.await;
@@ -273,9 +351,15 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     // Reconciliation of M tracked complaints.
     let seeded = seed_tracked(&bridge, &sim, opts.reconcile).await?;
     reset_peak_rss();
+    let cpu = CpuTimes::now(sim.child.id());
     let started = Instant::now();
     let summary = crate::inbound::sync::reconcile(&bridge).await?;
     let reconcile_secs = started.elapsed().as_secs_f64();
+    let reconcile_cpu = cpu.since(
+        CpuTimes::now(sim.child.id()),
+        reconcile_secs,
+        summary.checked as usize,
+    );
     let reconcile_rss = peak_rss_mib();
     eprintln!(
         "reconcile: {} tracked complaints checked in {reconcile_secs:.1} s ({} errors)",
@@ -285,7 +369,7 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
         "reconcile".into(),
         json!({"tracked": seeded, "checked": summary.checked, "errors": summary.errors,
                "seconds": reconcile_secs, "per_second": f64::from(summary.checked) / reconcile_secs,
-               "peak_rss_mib": reconcile_rss}),
+               "peak_rss_mib": reconcile_rss, "cpu": reconcile_cpu}),
     );
     println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
     Ok(())
@@ -453,5 +537,19 @@ impl SimulatorProcess {
 impl Drop for SimulatorProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_cpu;
+
+    #[test]
+    fn cpu_time_is_read_after_a_command_name_with_spaces() {
+        // utime 250, stime 50, cutime 100, cstime 0 ticks: 4 s.
+        let stat = "4242 (tokio (runtime) w) S 1 4242 4242 0 -1 4194304 101 0 0 0 \
+                    250 50 100 0 20 0 9 0 188329 3133440 382";
+        assert_eq!(process_cpu(stat), Some(4.0));
+        assert_eq!(process_cpu("garbage"), None);
     }
 }
