@@ -49,15 +49,11 @@ async fn upstream_followup(app: &TestApp, id: i64, content: &str, institution: O
 }
 
 async fn upstream_one(app: &TestApp, id: i64) -> Value {
-    let v: Value = app
-        .http
-        .get(format!("{}/_sim/complaints/{id}", app.sim.root_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(
+        &app.http,
+        format!("{}/_sim/complaints/{id}", app.sim.root_url()),
+    )
+    .await;
     v["data"].clone()
 }
 

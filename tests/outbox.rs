@@ -226,15 +226,7 @@ async fn timeout_is_an_unknown_outcome_resent_only_after_an_empty_lookup() {
     assert_eq!(app.upstream_with_ref("PLG-TO").await.len(), 0);
     let (_, _, still_lookup, _) = step_row(&app, "PLG-TO", "create").await;
     assert!(still_lookup, "a failed lookup keeps the lookup pending");
-    let list_calls: serde_json::Value = app
-        .http
-        .get(format!("{}/_sim/stats", app.sim.root_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list_calls = get_json(&app.http, format!("{}/_sim/stats", app.sim.root_url())).await;
     assert_eq!(
         list_calls["requests"]["create"]["503"],
         serde_json::Value::Null,

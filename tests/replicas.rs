@@ -61,14 +61,7 @@ async fn three_daemons_deliver_each_step_once_with_faults_on() {
     .await;
     assert!(done, "every step delivered");
 
-    let all: serde_json::Value = http
-        .get(format!("{}/_sim/complaints", sim.root_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = get_json(&http, format!("{}/_sim/complaints", sim.root_url())).await;
     let upstream = all["data"].as_array().unwrap();
     assert_eq!(upstream.len(), 150, "exactly once upstream");
     let started: i64 = sqlx::query_scalar(

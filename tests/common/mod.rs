@@ -152,15 +152,11 @@ impl TestApp {
 
     /// Every complaint upstream.
     pub async fn upstream(&self) -> Vec<Value> {
-        let v: Value = self
-            .http
-            .get(format!("{}/_sim/complaints", self.sim.root_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(
+            &self.http,
+            format!("{}/_sim/complaints", self.sim.root_url()),
+        )
+        .await;
         v["data"].as_array().cloned().unwrap_or_default()
     }
 
@@ -265,6 +261,11 @@ pub fn complaint_doc(local_ref: &str) -> Value {
         "is_secret": false,
         "reporter": {"name": "Budi", "phone": "0812", "email": "budi@example.org"}
     })
+}
+
+/// GETs `url` and parses its JSON body (test helper: panics on failure).
+pub async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// Polls `check` until it holds or `deadline` passes.
