@@ -20,6 +20,11 @@ use crate::lapor::{LaporClient, LaporError};
 const OVERLAP: Duration = Duration::seconds(10);
 /// Above this many entries the index starts afresh at the next lookup.
 const MAX_ENTRIES: usize = 200_000;
+/// Once per epoch, entries updated before every window asked for during
+/// the epoch are dropped, so that a long-running daemon's index holds only
+/// what its pending lookups can need. A lookup for an older window later
+/// finds the index no longer covers it and re-lists: slower, never wrong.
+const EPOCH: std::time::Duration = std::time::Duration::from_secs(600);
 /// Attempts per page: reads are safe to repeat at once.
 const PAGE_ATTEMPTS: usize = 3;
 
@@ -28,9 +33,33 @@ struct Index {
     /// The index holds every complaint created (or updated) since `start`.
     start: Option<DateTime<Utc>>,
     cursor: Option<DateTime<Utc>>,
-    by_ref: HashMap<String, Created>,
+    /// Each complaint by its ref, with the `updated_at` it was listed with.
+    by_ref: HashMap<String, (Created, DateTime<Utc>)>,
     /// When the last complete refresh began.
     refreshed_from: Option<std::time::Instant>,
+    /// When the current epoch began, and the oldest window asked for in it.
+    epoch_began: Option<std::time::Instant>,
+    oldest_asked: Option<DateTime<Utc>>,
+}
+
+impl Index {
+    /// Notes a lookup's window; at the end of an epoch, drops the entries
+    /// no window of that epoch reached.
+    fn note(&mut self, since: DateTime<Utc>, now: std::time::Instant) {
+        self.oldest_asked = Some(self.oldest_asked.map_or(since, |o| o.min(since)));
+        let began = *self.epoch_began.get_or_insert(now);
+        if now.duration_since(began) < EPOCH {
+            return;
+        }
+        if let Some(keep_from) = self.oldest_asked.map(|o| o - OVERLAP)
+            && self.start.is_some_and(|start| start < keep_from)
+        {
+            self.by_ref.retain(|_, (_, updated)| *updated >= keep_from);
+            self.start = Some(keep_from);
+        }
+        self.epoch_began = Some(now);
+        self.oldest_asked = Some(since);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,12 +84,15 @@ impl CreatedIndex {
                 cursor: Some(since),
                 by_ref: HashMap::new(),
                 refreshed_from: None,
+                epoch_began: index.epoch_began,
+                oldest_asked: index.oldest_asked,
             };
         }
+        index.note(since, asked);
         // A refresh that began after this lookup was asked for (while it
         // waited for the lock) saw everything this one would: share it.
         if index.refreshed_from.is_some_and(|began| began > asked) {
-            return Ok(index.by_ref.get(local_ref).cloned());
+            return Ok(index.by_ref.get(local_ref).map(|(c, _)| c.clone()));
         }
         let began = std::time::Instant::now();
         let from = index.cursor.unwrap_or(since) - OVERLAP;
@@ -72,10 +104,13 @@ impl CreatedIndex {
                 if let Some(r) = types::ref_in_tags(&s.tags_raw) {
                     index.by_ref.insert(
                         r.to_string(),
-                        Created {
-                            complaint_id: s.id,
-                            tracking_id: s.tracking_id.clone(),
-                        },
+                        (
+                            Created {
+                                complaint_id: s.id,
+                                tracking_id: s.tracking_id.clone(),
+                            },
+                            s.updated_at,
+                        ),
                     );
                 }
                 newest = newest.max(Some(s.updated_at));
@@ -87,7 +122,7 @@ impl CreatedIndex {
         }
         index.cursor = newest;
         index.refreshed_from = Some(began);
-        Ok(index.by_ref.get(local_ref).cloned())
+        Ok(index.by_ref.get(local_ref).map(|(c, _)| c.clone()))
     }
 }
 
@@ -113,4 +148,50 @@ async fn list_page(
         }
     }
     Err(last.unwrap_or_else(|| LaporError::malformed("no attempt made", None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: i64, updated: DateTime<Utc>) -> (Created, DateTime<Utc>) {
+        let created = Created {
+            complaint_id: id,
+            tracking_id: id.to_string(),
+        };
+        (created, updated)
+    }
+
+    #[test]
+    fn an_epoch_drops_only_what_no_window_of_it_reached() {
+        let t0 = DateTime::<Utc>::from_timestamp(1_780_000_000, 0).unwrap_or_default();
+        let clock = std::time::Instant::now();
+        let mut index = Index {
+            start: Some(t0),
+            cursor: Some(t0 + Duration::hours(2)),
+            ..Index::default()
+        };
+        index.by_ref.insert("OLD".into(), entry(1, t0));
+        index
+            .by_ref
+            .insert("MID".into(), entry(2, t0 + Duration::minutes(30)));
+        index
+            .by_ref
+            .insert("NEW".into(), entry(3, t0 + Duration::hours(2)));
+        // Within the epoch nothing is dropped, whatever the windows.
+        index.note(t0 + Duration::minutes(30), clock);
+        index.note(t0 + Duration::hours(2), clock + EPOCH / 2);
+        assert_eq!(index.by_ref.len(), 3);
+        // At its end, what lies before its oldest window (less the overlap) goes.
+        index.note(t0 + Duration::hours(2), clock + EPOCH);
+        assert!(!index.by_ref.contains_key("OLD"));
+        assert!(index.by_ref.contains_key("MID"));
+        assert!(index.by_ref.contains_key("NEW"));
+        assert_eq!(index.start, Some(t0 + Duration::minutes(30) - OVERLAP));
+        // The next epoch only asked from the newest window: MID goes too,
+        // and a lookup for an older window would no longer be covered.
+        index.note(t0 + Duration::hours(2), clock + EPOCH * 2);
+        assert_eq!(index.by_ref.len(), 1);
+        assert_eq!(index.start, Some(t0 + Duration::hours(2) - OVERLAP));
+    }
 }
