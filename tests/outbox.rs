@@ -445,7 +445,14 @@ async fn a_worker_killed_mid_call_loses_its_lease_and_the_step_finishes_once() {
         })
         .await
     );
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the request is on the wire
+    // The create is on the wire (LAPOR! holds it 400 ms) when the worker dies.
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            get_json(&app.http, format!("{}/_sim/stats", app.sim.root_url())).await["in_flight"]
+                == 1
+        })
+        .await
+    );
     worker.abort();
     let _ = worker.await;
     app.faults(json!({})).await;

@@ -159,25 +159,45 @@ impl Faults {
 }
 
 /// Request counts by endpoint name and HTTP status (`dropped` for a
-/// connection closed without a response).
+/// connection closed without a response), and the requests received but not
+/// answered yet (tests wait on it to know a call is on the wire).
 #[derive(Debug, Default)]
-pub struct Stats(Mutex<HashMap<(&'static str, u16), u64>>);
+pub struct Stats {
+    counts: Mutex<HashMap<(&'static str, u16), u64>>,
+    in_flight: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a request as in flight until it is dropped, answered or not.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicU64) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// The status recorded for a dropped connection.
 const DROPPED: u16 = 0;
 
 impl Stats {
     fn record(&self, endpoint: &'static str, status: u16) {
-        *lock(&self.0).entry((endpoint, status)).or_insert(0) += 1;
+        *lock(&self.counts).entry((endpoint, status)).or_insert(0) += 1;
     }
 
     pub fn clear(&self) {
-        lock(&self.0).clear();
+        lock(&self.counts).clear();
     }
 
     pub fn json(&self) -> serde_json::Value {
         let mut by_endpoint: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
-        for ((endpoint, status), count) in lock(&self.0).iter() {
+        for ((endpoint, status), count) in lock(&self.counts).iter() {
             let key = if *status == DROPPED {
                 "dropped".to_string()
             } else {
@@ -189,7 +209,8 @@ impl Stats {
                 .entry(key)
                 .or_insert(0) += count;
         }
-        json!({ "requests": by_endpoint })
+        let in_flight = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        json!({ "requests": by_endpoint, "in_flight": in_flight })
     }
 }
 
@@ -264,6 +285,7 @@ struct DroppedConnection;
 /// latency and the other faults, in that order.
 pub async fn gate(State(sim): State<Shared>, request: Request, next: Next) -> Response {
     let endpoint = classify(request.method(), request.uri().path());
+    let _in_flight = InFlight::enter(&sim.stats.in_flight);
     let (set, admitted) = sim.faults.admit();
     let response = if admitted {
         faulted(&sim, &set, endpoint, request, next).await

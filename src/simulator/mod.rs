@@ -23,9 +23,10 @@
 //!   /_sim/complaints/{id}/followups` 201 `{"success", "id"}` (any status);
 //!   `GET /_sim/complaints` `{"success", "data": [...], "total"}` and `GET
 //!   /_sim/complaints/{id}` `{"success", "data"}`; `GET /_sim/stats`
-//!   `{"requests": {endpoint: {status or "dropped": n}}}` with endpoints
-//!   `institutions`, `upload`, `create`, `detail`, `followups`,
-//!   `followup_add`, `forward`, `list`.
+//!   `{"requests": {endpoint: {status or "dropped": n}}, "in_flight": n}`
+//!   with endpoints `institutions`, `upload`, `create`, `detail`,
+//!   `followups`, `followup_add`, `forward`, `list`; `in_flight` counts
+//!   requests received and not answered yet.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -625,7 +625,10 @@ async fn error_and_html_faults_do_not_apply_the_request() {
     let (status, _) = h.control("/reset", &json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h.count().await, 0);
-    assert_eq!(h.control_get("/stats").await, json!({"requests": {}}));
+    assert_eq!(
+        h.control_get("/stats").await,
+        json!({"requests": {}, "in_flight": 0})
+    );
 }
 
 #[tokio::test]
@@ -750,7 +753,12 @@ async fn shutdown_releases_held_requests_and_stops_serving() {
             .await
             .map(|r| r.status())
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The held request is on the wire before the server stops.
+    let until = Instant::now() + Duration::from_secs(5);
+    while h.control_get("/stats").await["in_flight"] != 1 {
+        assert!(Instant::now() < until, "the request never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     h.sim.shutdown();
     let status = held.await.expect("task");
