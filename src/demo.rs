@@ -18,6 +18,16 @@ use crate::simulator::{self, SimulatorConfig};
 
 pub const DEMO_DATABASE: &str = "lapor_bridge_demo";
 
+/// The faults LAPOR! shows most of the time in the demo.
+static MILD_FAULTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({"error_rate": 0.05, "html_error_rate": 0.02, "drop_after_commit_rate": 0.02,
+           "latency_ms": [10, 60]})
+});
+
+/// The seeded complaint LAPOR! never verifies during the demo: its
+/// follow-up waits (sync state pending) with the reason shown.
+const UNVERIFIED: &str = "PLG-DEMO-0012";
+
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     crate::lapor::client::install_crypto_provider();
@@ -36,7 +46,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let root = sim.root_url();
     http.post(format!("{root}/_sim/faults"))
-        .json(&json!({"error_rate": 0.05, "html_error_rate": 0.02, "drop_after_commit_rate": 0.02, "latency_ms": [10, 60]}))
+        .json(&*MILD_FAULTS)
         .send()
         .await
         .context("configuring the simulator's faults")?;
@@ -49,7 +59,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.bridge.poll_interval_secs = 10;
     settings.bridge.retry_base_ms = 500;
     settings.bridge.retry_max_ms = 5_000;
-    settings.bridge.max_attempts = 6;
+    settings.bridge.max_attempts = 20;
     settings.bridge.rate_limit_per_sec = 20;
 
     let daemon = Daemon::start(settings, Arc::new(SystemClock), shutdown.clone(), true).await?;
@@ -58,6 +68,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let activity_root = root.clone();
     let activity_stop = shutdown.clone();
     tokio::spawn(async move { upstream_activity(http, activity_root, activity_stop).await });
+    let city_bridge = bridge.clone();
+    let city_stop = shutdown.clone();
+    tokio::spawn(async move { city_activity(city_bridge, city_stop).await });
 
     println!();
     println!("lapor-bridge demo is running.");
@@ -136,6 +149,43 @@ async fn seed(bridge: &crate::bridge::Bridge) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The city's side after the seed: a new complaint every five seconds,
+/// every other one with a follow-up, so that the pending and retrying
+/// states show during LAPOR!'s disruptions (see `upstream_activity`).
+async fn city_activity(bridge: crate::bridge::Bridge, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    for i in 1.. {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (title, content) = TOPICS[i % TOPICS.len()];
+        let local_ref = format!("PLG-DEMO-{:04}", 100 + i);
+        let doc = json!({
+            "local_ref": local_ref,
+            "title": title,
+            "content": content,
+            "category_id": 1 + (i % 5),
+            "date_of_incident": "2026-11-20",
+            "reporter": {"name": format!("Warga {}", 100 + i), "phone": "08120000000"},
+        });
+        if let Err(e) = actions_submit(&bridge, &doc).await {
+            tracing::warn!(error = %e, "demo: submitting a complaint failed");
+            continue;
+        }
+        if i % 2 == 0 {
+            let _ = crate::actions::add_followup(
+                &bridge,
+                &local_ref,
+                "Petugas sudah dijadwalkan ke lokasi.",
+                false,
+                "demo",
+            )
+            .await;
+        }
+    }
+}
+
 async fn actions_submit(bridge: &crate::bridge::Bridge, doc: &Value) -> anyhow::Result<()> {
     crate::actions::submit(bridge, doc, "demo")
         .await
@@ -167,6 +217,21 @@ async fn upstream_activity(
             _ = tick.tick() => {}
         }
         round += 1;
+        // Every two minutes LAPOR! is disrupted for twenty seconds (most
+        // requests fail), starting ten seconds in: deliveries retry, then
+        // catch up.
+        let faults = match round % 24 {
+            2 => Some(json!({"error_rate": 0.6, "html_error_rate": 0.1, "latency_ms": [10, 60]})),
+            6 => Some(MILD_FAULTS.clone()),
+            _ => None,
+        };
+        if let Some(faults) = faults {
+            let _ = http
+                .post(format!("{root}/_sim/faults"))
+                .json(&faults)
+                .send()
+                .await;
+        }
         let Ok(resp) = http.get(format!("{root}/_sim/complaints")).send().await else {
             continue;
         };
@@ -177,6 +242,10 @@ async fn upstream_activity(
         for (n, c) in items.iter().enumerate() {
             let Some(id) = c["id"].as_i64() else { continue };
             let status = c["status_name"].as_str().unwrap_or_default();
+            // LAPOR!'s admin has not got to this one yet: its follow-up waits.
+            if crate::lapor::types::carries_ref(c["tags_raw"].as_str().unwrap_or(""), UNVERIFIED) {
+                continue;
+            }
             let next = match (status, (n as u32 + round) % 4) {
                 ("Belum Terverifikasi", 0..=2) => Some("Terverifikasi"),
                 ("Dalam Proses", 0) if round > 4 => Some("Selesai"),
