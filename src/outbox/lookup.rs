@@ -22,9 +22,10 @@ const OVERLAP: Duration = Duration::seconds(10);
 const MAX_ENTRIES: usize = 200_000;
 /// Once per epoch, entries updated before every window asked for during
 /// the epoch are dropped, so that a long-running daemon's index holds only
-/// what its pending lookups can need. A lookup for an older window later
-/// finds the index no longer covers it and re-lists: slower, never wrong.
-const EPOCH: std::time::Duration = std::time::Duration::from_secs(600);
+/// what its pending lookups can need: about the lookup margin plus two
+/// epochs of creates. A lookup for an older window later finds the index
+/// no longer covers it and re-lists: slower, never wrong.
+const EPOCH: std::time::Duration = std::time::Duration::from_secs(60);
 /// Attempts per page: reads are safe to repeat at once.
 const PAGE_ATTEMPTS: usize = 3;
 
