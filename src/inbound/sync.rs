@@ -134,27 +134,6 @@ async fn save_cursor(bridge: &Bridge, name: &str, value: DateTime<Utc>) -> Resul
 }
 
 /// Every summary of a scope updated since `since`.
-async fn list_all(
-    bridge: &Bridge,
-    scope: Scope,
-    since: DateTime<Utc>,
-) -> Result<Vec<ComplaintSummary>, LaporError> {
-    let mut out = Vec::new();
-    let mut page = 1;
-    loop {
-        let found = bridge
-            .client
-            .list(scope, since, page, crate::lapor::client::MAX_PAGE_SIZE)
-            .await?;
-        let done = found.items.is_empty() || page * found.page_size >= found.total;
-        out.extend(found.items);
-        if done {
-            return Ok(out);
-        }
-        page += 1;
-    }
-}
-
 /// Imports a complaint from our inbox as `LAPOR-<id>`.
 async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, String> {
     let detail = bridge
@@ -411,7 +390,7 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     let mut moved: HashSet<i64> = HashSet::new();
     for (scope, name) in [(Scope::Inbox, "inbox"), (Scope::Created, "created")] {
         let since = cursor(bridge, name).await? - OVERLAP;
-        let listed = match list_all(bridge, scope, since).await {
+        let listed = match bridge.client.list_all(scope, since).await {
             Ok(l) => l,
             Err(e) => {
                 summary.problem(format!("list {name}: {e}"));
@@ -503,7 +482,12 @@ pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     .fetch_one(&bridge.pool)
     .await?;
     let listing = match oldest_unlinked {
-        Some(since) => Some(list_all(bridge, Scope::Created, since - Duration::minutes(10)).await),
+        Some(since) => Some(
+            bridge
+                .client
+                .list_all(Scope::Created, since - Duration::minutes(10))
+                .await,
+        ),
         None => None,
     };
     match listing.unwrap_or_else(|| Ok(Vec::new())) {

@@ -21,6 +21,10 @@ use crate::metrics::Metrics;
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Largest page the list call asks for.
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// Attempts per page of a complete listing: reads are safe to repeat.
+const PAGE_ATTEMPTS: usize = 3;
+/// Passes of a complete listing before a list that keeps moving is an error.
+const LIST_PASSES: usize = 3;
 
 /// Whether a call changes state upstream: a lost answer to a write has an
 /// unknown outcome, a lost answer to a read is simply retried.
@@ -272,6 +276,67 @@ impl LaporClient {
         ]);
         let doc = self.call("list", Mode::Read, req).await?;
         self.typed(Mode::Read, types::parse_summary_page(&doc, &self.statuses))
+    }
+
+    /// Every complaint of `scope` updated since `updated_from`, all pages.
+    ///
+    /// LAPOR! pages by offset over a list ordered by `updated_at`. A
+    /// complaint updated while the pages are read moves to the end, and
+    /// every complaint behind it shifts one place: the next page would skip
+    /// one. A pass that shows such a move (an id seen twice, or a total that
+    /// shrank) is read again from the start; after [`LIST_PASSES`] moving
+    /// passes the answer is a retryable error, never a silently short list.
+    /// New complaints only append, so a growing total is no move.
+    pub async fn list_all(
+        &self,
+        scope: types::Scope,
+        updated_from: DateTime<Utc>,
+    ) -> Result<Vec<types::ComplaintSummary>, LaporError> {
+        'pass: for _ in 0..LIST_PASSES {
+            let mut out: Vec<types::ComplaintSummary> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            let mut total: Option<i64> = None;
+            let mut page = 1;
+            loop {
+                let found = self.list_page(scope, updated_from, page).await?;
+                let shrank = total.is_some_and(|t| found.total < t);
+                if shrank || !found.items.iter().all(|s| seen.insert(s.id)) {
+                    continue 'pass;
+                }
+                total = Some(found.total);
+                let done = found.items.is_empty() || page * found.page_size >= found.total;
+                out.extend(found.items);
+                if done {
+                    return Ok(out);
+                }
+                page += 1;
+            }
+        }
+        Err(LaporError::Retryable {
+            kind: FailureKind::ListingMoved,
+            status: None,
+            retry_after: None,
+            message: format!(
+                "the {} listing kept moving while it was read",
+                scope.as_str()
+            ),
+        })
+    }
+
+    /// One page of a complete listing, retried at once on a retryable error.
+    async fn list_page(
+        &self,
+        scope: types::Scope,
+        updated_from: DateTime<Utc>,
+        page: i64,
+    ) -> Result<types::SummaryPage, LaporError> {
+        let mut attempt = 1;
+        loop {
+            match self.list(scope, updated_from, page, MAX_PAGE_SIZE).await {
+                Err(LaporError::Retryable { .. }) if attempt < PAGE_ATTEMPTS => attempt += 1,
+                answer => return answer,
+            }
+        }
     }
 
     // ---- transport and classification --------------------------------

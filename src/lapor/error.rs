@@ -24,6 +24,9 @@ pub enum FailureKind {
     /// A body that is not the JSON the contract promises (truncated, HTML on
     /// 200, missing or mistyped fields, oversize).
     Malformed,
+    /// A multi-page listing changed while it was read (a complaint moved to
+    /// the end of the order): read again rather than trust a short answer.
+    ListingMoved,
     Unauthorized,
     BadRequest,
     NotFound,
@@ -43,6 +46,7 @@ impl FailureKind {
             FailureKind::HtmlError => "html_error",
             FailureKind::RateLimited => "rate_limited",
             FailureKind::Malformed => "malformed",
+            FailureKind::ListingMoved => "listing_moved",
             FailureKind::Unauthorized => "unauthorized",
             FailureKind::BadRequest => "bad_request",
             FailureKind::NotFound => "not_found",

@@ -26,8 +26,6 @@ const MAX_ENTRIES: usize = 200_000;
 /// epochs of creates. A lookup for an older window later finds the index
 /// no longer covers it and re-lists: slower, never wrong.
 const EPOCH: std::time::Duration = std::time::Duration::from_secs(60);
-/// Attempts per page: reads are safe to repeat at once.
-const PAGE_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Default)]
 struct Index {
@@ -97,58 +95,24 @@ impl CreatedIndex {
         }
         let began = std::time::Instant::now();
         let from = index.cursor.unwrap_or(since) - OVERLAP;
-        let mut page = 1;
+        // A listing that moved while it was read is an error here: the
+        // cursor stays, and the lookup is tried again later.
+        let listed = client.list_all(Scope::Created, from).await?;
         let mut newest = index.cursor;
-        loop {
-            let found = list_page(client, from, page).await?;
-            for s in &found.items {
-                if let Some(r) = types::ref_in_tags(&s.tags_raw) {
-                    index.by_ref.insert(
-                        r.to_string(),
-                        (
-                            Created {
-                                complaint_id: s.id,
-                                tracking_id: s.tracking_id.clone(),
-                            },
-                            s.updated_at,
-                        ),
-                    );
-                }
-                newest = newest.max(Some(s.updated_at));
+        for s in listed {
+            newest = newest.max(Some(s.updated_at));
+            if let Some(r) = types::ref_in_tags(&s.tags_raw) {
+                let created = Created {
+                    complaint_id: s.id,
+                    tracking_id: s.tracking_id,
+                };
+                index.by_ref.insert(r.to_string(), (created, s.updated_at));
             }
-            if found.items.is_empty() || page * found.page_size >= found.total {
-                break;
-            }
-            page += 1;
         }
         index.cursor = newest;
         index.refreshed_from = Some(began);
         Ok(index.by_ref.get(local_ref).map(|(c, _)| c.clone()))
     }
-}
-
-async fn list_page(
-    client: &LaporClient,
-    from: DateTime<Utc>,
-    page: i64,
-) -> Result<types::SummaryPage, LaporError> {
-    let mut last = None;
-    for _ in 0..PAGE_ATTEMPTS {
-        match client
-            .list(
-                Scope::Created,
-                from,
-                page,
-                crate::lapor::client::MAX_PAGE_SIZE,
-            )
-            .await
-        {
-            Ok(p) => return Ok(p),
-            Err(e @ LaporError::Retryable { .. }) => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| LaporError::malformed("no attempt made", None)))
 }
 
 #[cfg(test)]
