@@ -133,7 +133,6 @@ async fn save_cursor(bridge: &Bridge, name: &str, value: DateTime<Utc>) -> Resul
     Ok(())
 }
 
-/// Every summary of a scope updated since `since`.
 /// Imports a complaint from our inbox as `LAPOR-<id>`.
 async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, String> {
     let detail = bridge
