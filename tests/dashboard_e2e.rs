@@ -585,6 +585,19 @@ impl App {
         set_cookie(&resp, "lb_session").unwrap().0
     }
 
+    /// The session `cookie` no longer opens pages: `/` sends to the login form.
+    async fn assert_signed_out(&self, cookie: &str) {
+        let resp = self
+            .http
+            .get(format!("{}/", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&resp), "/login");
+    }
+
     async fn page(&self, path: &str, cookie: &str) -> (StatusCode, String) {
         let resp = self
             .http
@@ -810,15 +823,7 @@ async fn sessions_are_http_only_strict_cookies_and_forms_need_their_csrf_token()
     let (cleared, header) = set_cookie(&out, "lb_session").unwrap();
     assert_eq!(cleared, "lb_session=");
     assert!(header.contains("Max-Age=0"));
-    let after = app
-        .http
-        .get(format!("{}/", app.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&after), "/login");
+    app.assert_signed_out(&cookie).await;
 
     app.finish().await;
 }
@@ -837,15 +842,7 @@ async fn a_session_ends_when_its_token_is_removed() {
         .execute(app.pool())
         .await
         .unwrap();
-    let resp = app
-        .http
-        .get(format!("{}/", app.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&resp), "/login");
+    app.assert_signed_out(&cookie).await;
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.dashboard_sessions")
         .fetch_one(app.pool())
         .await

@@ -88,16 +88,21 @@ async fn set_faults(sim: &RunningSimulator, faults: Value) {
     sim_post(sim, "/faults", faults).await;
 }
 
-/// Every complaint the simulator holds (`GET /_sim/complaints`).
-async fn sim_complaints(sim: &RunningSimulator) -> Vec<Value> {
-    let doc: Value = http()
-        .get(format!("{}/_sim/complaints", sim.root_url()))
+/// GET `{root}/_sim{path}`, a JSON answer.
+async fn sim_get(sim: &RunningSimulator, path: &str) -> Value {
+    http()
+        .get(format!("{}/_sim{path}", sim.root_url()))
         .send()
         .await
         .expect("the control surface answers")
         .json()
         .await
-        .expect("a JSON answer from /_sim/complaints");
+        .expect("a JSON answer from /_sim")
+}
+
+/// Every complaint the simulator holds (`GET /_sim/complaints`).
+async fn sim_complaints(sim: &RunningSimulator) -> Vec<Value> {
+    let doc = sim_get(sim, "/complaints").await;
     doc["data"]
         .as_array()
         .expect("/_sim/complaints has a data list")
@@ -731,18 +736,6 @@ async fn log_templates_are_filled() {
     sim.shutdown();
 }
 
-/// GET `{root}/_sim/stats`.
-async fn sim_stats(sim: &RunningSimulator) -> Value {
-    http()
-        .get(format!("{}/_sim/stats", sim.root_url()))
-        .send()
-        .await
-        .expect("the control surface answers")
-        .json()
-        .await
-        .expect("a JSON answer from /_sim/stats")
-}
-
 /// A complaint updated between two pages of a listing moves to the end of
 /// LAPOR!'s order and shifts the rest: read naively, page 2 would skip one
 /// complaint and repeat the moved one. `list_all` sees the repeat and reads
@@ -769,7 +762,7 @@ async fn a_listing_that_moves_between_pages_is_read_again() {
     });
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let stats = sim_stats(&sim).await;
+        let stats = sim_get(&sim, "/stats").await;
         if stats["requests"]["list"]["200"] == 1 && stats["in_flight"] == 1 {
             break;
         }
@@ -788,6 +781,6 @@ async fn a_listing_that_moves_between_pages_is_read_again() {
     let expected: Vec<i64> = (first..first + 150).collect();
     assert_eq!(ids, expected, "every complaint exactly once");
     // Two passes of two pages: the moving one, then a stable one.
-    assert_eq!(sim_stats(&sim).await["requests"]["list"]["200"], 4);
+    assert_eq!(sim_get(&sim, "/stats").await["requests"]["list"]["200"], 4);
     sim.shutdown();
 }
