@@ -173,15 +173,17 @@ async fn city_activity(bridge: crate::bridge::Bridge, stop: tokio_util::sync::Ca
             tracing::warn!(error = %e, "demo: submitting a complaint failed");
             continue;
         }
-        if i % 2 == 0 {
-            let _ = crate::actions::add_followup(
+        if i % 2 == 0
+            && let Err(e) = crate::actions::add_followup(
                 &bridge,
                 &local_ref,
                 "Petugas sudah dijadwalkan ke lokasi.",
                 false,
                 "demo",
             )
-            .await;
+            .await
+        {
+            tracing::warn!(error = %e, "demo: adding a follow-up failed");
         }
     }
 }
