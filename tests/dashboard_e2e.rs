@@ -585,27 +585,25 @@ impl App {
         set_cookie(&resp, "lb_session").unwrap().0
     }
 
-    /// The session `cookie` no longer opens pages: `/` sends to the login form.
-    async fn assert_signed_out(&self, cookie: &str) {
-        let resp = self
-            .http
-            .get(format!("{}/", self.base))
+    /// GET `path` with the session `cookie`, redirects not followed.
+    async fn get_with(&self, path: &str, cookie: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
             .header("cookie", cookie)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The session `cookie` no longer opens pages: `/` sends to the login form.
+    async fn assert_signed_out(&self, cookie: &str) {
+        let resp = self.get_with("/", cookie).await;
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&resp), "/login");
     }
 
     async fn page(&self, path: &str, cookie: &str) -> (StatusCode, String) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.get_with(path, cookie).await;
         let status = resp.status();
         (status, resp.text().await.unwrap())
     }
