@@ -116,23 +116,28 @@ const TOPICS: [(&str, &str); 6] = [
     ),
 ];
 
+/// Sample complaint number `i`: `PLG-DEMO-<i>`, a topic, a reporter.
+fn sample_complaint(i: usize) -> Value {
+    let (title, content) = TOPICS[i % TOPICS.len()];
+    json!({
+        "local_ref": format!("PLG-DEMO-{i:04}"),
+        "title": title,
+        "content": content,
+        "category_id": 1 + (i % 5),
+        "date_of_incident": "2026-11-20",
+        "reporter": {"name": format!("Warga {i}"), "phone": "08120000000"},
+    })
+}
+
 async fn seed(bridge: &crate::bridge::Bridge) -> anyhow::Result<()> {
     for i in 1..=30 {
-        let (title, content) = TOPICS[i % TOPICS.len()];
+        let mut doc = sample_complaint(i);
         // One complaint goes to an institution LAPOR! does not know: a
         // permanent failure for the dead-letter page.
-        let disposition = if i == 7 { 999_999 } else { 101 };
-        let doc = json!({
-            "local_ref": format!("PLG-DEMO-{i:04}"),
-            "title": title,
-            "content": content,
-            "category_id": 1 + (i % 5),
-            "disposition_id": disposition,
-            "date_of_incident": "2026-11-20",
-            "is_anonymous": i % 9 == 0,
-            "is_secret": i % 11 == 0,
-            "reporter": {"name": format!("Warga {i}"), "phone": "08120000000", "email": "warga@example.org"},
-        });
+        doc["disposition_id"] = json!(if i == 7 { 999_999 } else { 101 });
+        doc["is_anonymous"] = json!(i % 9 == 0);
+        doc["is_secret"] = json!(i % 11 == 0);
+        doc["reporter"]["email"] = json!("warga@example.org");
         actions_submit(bridge, &doc).await?;
         if i % 3 == 0 {
             crate::actions::add_followup(
@@ -159,16 +164,8 @@ async fn city_activity(bridge: crate::bridge::Bridge, stop: tokio_util::sync::Ca
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let (title, content) = TOPICS[i % TOPICS.len()];
+        let doc = sample_complaint(100 + i);
         let local_ref = format!("PLG-DEMO-{:04}", 100 + i);
-        let doc = json!({
-            "local_ref": local_ref,
-            "title": title,
-            "content": content,
-            "category_id": 1 + (i % 5),
-            "date_of_incident": "2026-11-20",
-            "reporter": {"name": format!("Warga {}", 100 + i), "phone": "08120000000"},
-        });
         if let Err(e) = actions_submit(&bridge, &doc).await {
             tracing::warn!(error = %e, "demo: submitting a complaint failed");
             continue;
