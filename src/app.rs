@@ -25,6 +25,7 @@ pub struct Daemon {
     pub engine: Arc<Engine>,
     tasks: tokio::task::JoinSet<()>,
     scheduler: Option<JobScheduler>,
+    jobs: Arc<Jobs>,
 }
 
 impl Daemon {
@@ -59,7 +60,7 @@ impl Daemon {
         let engine = Engine::new(bridge.clone());
         tasks.spawn(engine.clone().run(shutdown.clone()));
 
-        let jobs = Arc::new(Jobs::new(bridge.clone()));
+        let jobs = Arc::new(Jobs::with_shutdown(bridge.clone(), shutdown.clone()));
         let state = AppState {
             bridge: bridge.clone(),
             tokens: Arc::new(TokenStore::from_settings(&bridge.settings)),
@@ -72,7 +73,7 @@ impl Daemon {
             }
         });
         let scheduler = if schedule {
-            Some(start_schedules(&bridge, jobs).await?)
+            Some(start_schedules(&bridge, jobs.clone()).await?)
         } else {
             None
         };
@@ -83,15 +84,18 @@ impl Daemon {
             engine,
             tasks,
             scheduler,
+            jobs,
         })
     }
 
-    /// Waits for every part to stop (after the shutdown signal).
+    /// Waits for every part to stop (after the shutdown signal): no new
+    /// scheduled run starts, and runs in flight are stopped and closed.
     pub async fn wait(mut self) {
         while self.tasks.join_next().await.is_some() {}
         if let Some(mut s) = self.scheduler.take() {
             let _ = s.shutdown().await;
         }
+        self.jobs.stop().await;
     }
 }
 
@@ -135,6 +139,7 @@ async fn scheduled(jobs: Arc<Jobs>, job: Job) {
         Err(JobError::Busy(_)) => {
             tracing::debug!(job = job.name(), "another replica is running it")
         }
+        Err(JobError::Aborted(_)) => {}
         Err(e) => {
             tracing::error!(job = job.name(), error = %e, "scheduled run failed; retried at the next tick")
         }
