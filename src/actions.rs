@@ -181,6 +181,19 @@ pub enum StepAction {
     Discard,
 }
 
+/// Flags the complaint with `reason` (audited by the caller's entry).
+async fn inbound_flag(
+    conn: &mut sqlx::PgConnection,
+    local_ref: &str,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    if let Some((complaint_id, _)) = complaints::lock_by_ref(conn, local_ref).await? {
+        complaints::set_conflict(conn, complaint_id, reason, now).await?;
+    }
+    Ok(())
+}
+
 /// An operator's retry or discard of one outbox step, audited.
 pub async fn act_on_step(
     bridge: &Bridge,
@@ -193,9 +206,13 @@ pub async fn act_on_step(
     let before = outbox::get(&mut tx, id)
         .await?
         .ok_or(ActionError::NotFound)?;
-    let changed = match action {
-        StepAction::Retry => outbox::retry_dead(&mut tx, id, now).await?,
-        StepAction::Discard => outbox::discard(&mut tx, id, now).await?,
+    // For a discard: whether an attempt may have reached LAPOR!.
+    let (changed, may_be_on_lapor) = match action {
+        StepAction::Retry => (outbox::retry_dead(&mut tx, id, now).await?, false),
+        StepAction::Discard => match outbox::discard(&mut tx, id, now).await? {
+            Some(needs_lookup) => (true, needs_lookup),
+            None => (false, false),
+        },
     };
     if !changed {
         return Err(ActionError::Conflict(format!(
@@ -220,7 +237,7 @@ pub async fn act_on_step(
     // steps are gone. When an attempt may have reached LAPOR!, it says so;
     // reconciliation links it (and clears this) if LAPOR! shows it.
     if action == StepAction::Discard && before.step == "create" {
-        let reason = if before.needs_lookup {
+        let reason = if may_be_on_lapor {
             format!(
                 "{}: its create step {id} was discarded by {actor} after an attempt whose \
                  outcome is unknown; reconciliation links it if LAPOR! shows it",
@@ -233,6 +250,16 @@ pub async fn act_on_step(
             )
         };
         complaints::flag_unfiled(&mut tx, &before.local_ref, &reason, now).await?;
+    } else if action == StepAction::Discard && may_be_on_lapor {
+        // A follow-up or forward that may have been applied: the operator
+        // checks LAPOR! (a follow-up found there is linked by the pull).
+        let reason = format!(
+            "{}: its {} step {id} was discarded by {actor} after an attempt whose outcome \
+             is unknown; check LAPOR! for it",
+            complaints::MAY_BE_ON_LAPOR,
+            before.step
+        );
+        inbound_flag(&mut tx, &before.local_ref, &reason, now).await?;
     }
     audit::append(
         &mut tx,

@@ -119,6 +119,9 @@ pub struct LaporSettings {
     pub create_path: String,
     /// Extra or corrected status names: LAPOR! name to the bridge's status.
     pub status_names: std::collections::BTreeMap<String, String>,
+    /// How far LAPOR!'s clock may run behind the database's when an upstream
+    /// follow-up is compared with the first send of a local one.
+    pub clock_tolerance_secs: u64,
 }
 
 impl Default for LaporSettings {
@@ -131,6 +134,7 @@ impl Default for LaporSettings {
             institution_id: 101,
             create_path: "/complaints/complaint".into(),
             status_names: Default::default(),
+            clock_tolerance_secs: 120,
         }
     }
 }
@@ -380,6 +384,12 @@ impl Settings {
             return Err(invalid(
                 "LAPOR_INSTITUTION_ID",
                 "must be a positive integer",
+            ));
+        }
+        if self.lapor.clock_tolerance_secs > 86_400 {
+            return Err(invalid(
+                "lapor.clock_tolerance_secs",
+                "must be at most 86400 (a day)",
             ));
         }
         if !self.lapor.create_path.starts_with('/') {

@@ -170,6 +170,51 @@ async fn a_discarded_create_that_never_left_says_not_on_lapor() {
     app.finish().await;
 }
 
+/// A later clear failure (a 503 to the resend) does not make "may have
+/// reached LAPOR!" go away: the dead step's Retry still looks up, and finds
+/// the first write, which landed late.
+#[tokio::test]
+async fn may_have_reached_lapor_survives_a_later_clear_failure() {
+    let app = spawn_app_with(|s| {
+        s.bridge.max_attempts = 2;
+        s.bridge.lookup_delay_secs = 1;
+    })
+    .await;
+    app.submit("PLG-STICKY").await;
+    app.faults(json!({"slow_commit_rate": 1.0, "slow_commit_ms": 2500}))
+        .await;
+    app.engine.drain_once().await.unwrap();
+    // The lookup finds nothing yet; the resend meets a 503.
+    app.faults(json!({"error_rate": 1.0, "error_status": 503}))
+        .await;
+    app.clock.advance(Duration::seconds(2));
+    app.engine.drain_all().await.unwrap();
+    let listed_before_commit = app.upstream_with_ref("PLG-STICKY").await.is_empty();
+    app.faults(json!({})).await;
+    let dead = step(&app, "PLG-STICKY", "create").await;
+    assert_eq!(dead.state, "dead");
+    assert!(
+        dead.needs_lookup,
+        "a 503 to the resend proves nothing of the first"
+    );
+    upstream_reaches(&app, "PLG-STICKY", 1).await;
+    actions::act_on_step(&app.bridge, dead.id, StepAction::Retry, "operator:test")
+        .await
+        .unwrap();
+    app.settle(5).await;
+    assert_eq!(app.status("PLG-STICKY").await.sync_state, "synced");
+    assert_eq!(
+        app.upstream_with_ref("PLG-STICKY").await.len(),
+        1,
+        "filed once"
+    );
+    assert!(
+        listed_before_commit,
+        "the slow commit landed after the lookup"
+    );
+    app.finish().await;
+}
+
 // ----- 2. a backend that commits after the gateway gave up ----------------
 
 /// nginx answers 504 at once; PHP commits 1.5 s later. No lookup and no
@@ -263,9 +308,16 @@ async fn rescued_and_released_steps_wait_for_the_lookup_delay() {
     let released = claimed.iter().find(|c| c.local_ref == "PLG-RL").unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
     assert!(
-        lapor_bridge::store::outbox::release(&mut conn, released.id, released.fence, now, 120)
-            .await
-            .unwrap()
+        lapor_bridge::store::outbox::release(
+            &mut conn,
+            released.id,
+            released.fence,
+            now,
+            120,
+            "interrupted"
+        )
+        .await
+        .unwrap()
     );
     drop(conn);
     app.clock.advance(Duration::seconds(31));
@@ -416,11 +468,14 @@ async fn identical_followup_texts_each_arrive_once() {
     app.verify_upstream(lapor_id).await;
     let text = "Laporan Anda sedang kami tindak lanjuti.";
     // Our own staff posted the template on lapor.go.id ten minutes ago.
-    app.sim_post(
-        &format!("/_sim/complaints/{lapor_id}/followups"),
-        json!({"content": text, "institution_id": 101, "seconds_ago": 600}),
-    )
-    .await;
+    let staff = app
+        .sim_post(
+            &format!("/_sim/complaints/{lapor_id}/followups"),
+            json!({"content": text, "institution_id": 101, "seconds_ago": 600}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     for _ in 0..2 {
         actions::add_followup(&app.bridge, "PLG-TPL", text, false, "t")
             .await
@@ -458,8 +513,88 @@ async fn identical_followup_texts_each_arrive_once() {
     assert_eq!(linked.len(), 2);
     assert!(linked.iter().all(Option::is_some));
     assert_ne!(linked[0], linked[1], "one to one");
+    assert!(!linked.contains(&Some(staff)), "the staff's is not ours");
     // The staff's is imported by the pull as LAPOR!'s own.
     pull(&app).await;
+    let imported: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT lapor_followup_id FROM lapor_bridge.followups WHERE origin = 'lapor'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(imported, [Some(staff)]);
+    assert_eq!(app.status("PLG-TPL").await.conflict_reason, None);
+    app.finish().await;
+}
+
+/// A follow-up that waits for verification was never sent: a template that
+/// city staff post on lapor.go.id meanwhile is not taken for it, and ours
+/// is still posted.
+#[tokio::test]
+async fn a_followup_never_sent_is_not_matched_with_a_staff_template() {
+    let app = spawn_app().await;
+    app.submit("PLG-WAIT").await;
+    app.settle(5).await;
+    let lapor_id = app.status("PLG-WAIT").await.lapor_complaint_id.unwrap();
+    let text = "Laporan Anda sedang kami tindak lanjuti.";
+    actions::add_followup(&app.bridge, "PLG-WAIT", text, false, "t")
+        .await
+        .unwrap();
+    app.engine.drain_all().await.unwrap();
+    assert!(
+        step(&app, "PLG-WAIT", "followup")
+            .await
+            .waiting_reason
+            .is_some_and(|w| w.contains("verify"))
+    );
+    app.verify_upstream(lapor_id).await;
+    let staff = app
+        .sim_post(
+            &format!("/_sim/complaints/{lapor_id}/followups"),
+            json!({"content": text, "institution_id": 101}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    pull(&app).await;
+    app.settle(5).await;
+    assert_eq!(app.status("PLG-WAIT").await.sync_state, "synced");
+    let ours: Option<i64> = sqlx::query_scalar(
+        "SELECT lapor_followup_id FROM lapor_bridge.followups WHERE origin = 'local'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        ours.is_some() && ours != Some(staff),
+        "ours was posted: {ours:?}"
+    );
+    app.finish().await;
+}
+
+/// A follow-up delivered with every answer seen cannot have a copy: the same
+/// template posted by staff soon after is imported, not flagged.
+#[tokio::test]
+async fn a_staff_template_after_a_clean_delivery_is_not_a_copy() {
+    let app = spawn_app().await;
+    app.submit("PLG-CLEAN").await;
+    app.settle(5).await;
+    let lapor_id = app.status("PLG-CLEAN").await.lapor_complaint_id.unwrap();
+    app.verify_upstream(lapor_id).await;
+    pull(&app).await;
+    let text = "Laporan Anda sedang kami tindak lanjuti.";
+    actions::add_followup(&app.bridge, "PLG-CLEAN", text, false, "t")
+        .await
+        .unwrap();
+    app.settle(5).await;
+    app.sim_post(
+        &format!("/_sim/complaints/{lapor_id}/followups"),
+        json!({"content": text, "institution_id": 101}),
+    )
+    .await;
+    pull(&app).await;
+    let doc = app.status("PLG-CLEAN").await;
+    assert_eq!(doc.conflict_reason, None);
     let imported: i64 =
         sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.followups WHERE origin = 'lapor'")
             .fetch_one(&app.pool)

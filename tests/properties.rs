@@ -321,7 +321,7 @@ fn regression_the_first_hours_of_chronos_range_are_an_error_not_a_panic() {
 
 mod followup_matching {
     use super::*;
-    use lapor_bridge::inbound::apply::{CLOCK_TOLERANCE, match_followups};
+    use lapor_bridge::inbound::apply::{MatchRules, match_followups};
     use lapor_bridge::lapor::types::Followup;
     use lapor_bridge::store::complaints::FollowupRow;
 
@@ -393,10 +393,16 @@ mod followup_matching {
                         lapor_created_at: None,
                         created_at: at(0),
                         sent_from: sent.map(at),
+                        unknown_until: sent.map(|s| at(s + 120)),
                     }
                 })
                 .collect();
-            let found = match_followups(&rows, &up, OURS);
+            let rules = MatchRules {
+                institution_id: OURS,
+                clock_tolerance: TimeDelta::seconds(60),
+                known_copies: Default::default(),
+            };
+            let found = match_followups(&rows, &up, &rules);
             let mut locals = std::collections::HashSet::new();
             let mut ups = std::collections::HashSet::new();
             for (l, u) in found.links.iter().chain(&found.copies) {
@@ -411,7 +417,10 @@ mod followup_matching {
                     "an upstream follow-up linked elsewhere already"
                 );
                 let sent = row.sent_from.expect("never attempted: never matched");
-                prop_assert!(f.created_at >= sent - CLOCK_TOLERANCE, "older than the first attempt");
+                prop_assert!(
+                    f.created_at >= sent - rules.clock_tolerance,
+                    "older than the first send"
+                );
             }
             for (l, _) in &found.links {
                 prop_assert!(locals.insert(*l), "a local follow-up linked twice");

@@ -71,7 +71,7 @@ async fn a_replica_whose_clock_runs_ahead_rescues_no_live_lease() {
     std::fs::write(&config, "[bridge]\nlease_secs = 6\n").unwrap();
     // Every call is slow: leases are held across several heartbeats.
     http.post(format!("{}/_sim/faults", sim.root_url()))
-        .json(&json!({"latency_ms": [2500, 2500]}))
+        .json(&json!({"latency_ms": [4000, 4000]}))
         .send()
         .await
         .unwrap();
@@ -123,7 +123,9 @@ async fn a_replica_whose_clock_runs_ahead_rescues_no_live_lease() {
         std::sync::Arc::new(lapor_bridge::clock::SystemClock),
     )
     .unwrap();
-    for i in 0..24 {
+    // Enough for leases to be held across at least two maintenance ticks
+    // (every 10 s) of the replica that runs ahead.
+    for i in 0..40 {
         lapor_bridge::actions::submit(&bridge, &complaint_doc(&format!("PLG-SK-{i:02}")), "t")
             .await
             .unwrap();
@@ -151,7 +153,7 @@ async fn a_replica_whose_clock_runs_ahead_rescues_no_live_lease() {
     let upstream = get_json(&http, format!("{}/_sim/complaints", sim.root_url())).await;
     assert_eq!(
         upstream["data"].as_array().map(Vec::len),
-        Some(24),
+        Some(40),
         "each filed once"
     );
     drop(daemons);

@@ -168,13 +168,22 @@ pub fn awaits_verification(status: Option<&str>) -> bool {
         .is_none_or(Status::awaits_verification)
 }
 
-/// How far LAPOR!'s clock may run behind ours when an upstream follow-up is
-/// compared with the first attempt of a local one.
-pub const CLOCK_TOLERANCE: Duration = Duration::seconds(60);
-/// An unmatched upstream copy of one of our texts is taken for a duplicate
-/// of our delivery only this soon after that delivery was first attempted;
-/// later, it is somebody posting the same template on LAPOR! itself.
+/// An unmatched upstream copy of one of our texts is taken for a second copy
+/// of our delivery only if that delivery had a write whose outcome is
+/// unknown, and only this soon after its lookup delay ended; otherwise it is
+/// somebody posting the same template on LAPOR! itself.
 pub const COPY_WINDOW: Duration = Duration::hours(1);
+
+/// What matching our follow-ups with LAPOR!'s needs besides the two lists.
+#[derive(Debug, Clone)]
+pub struct MatchRules {
+    pub institution_id: i64,
+    /// How far LAPOR!'s clock may run behind ours (`[lapor]
+    /// clock_tolerance_secs`).
+    pub clock_tolerance: Duration,
+    /// Upstream follow-ups already recorded as copies: never matched again.
+    pub known_copies: HashSet<i64>,
+}
 
 /// What matching our follow-ups with LAPOR!'s found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -188,20 +197,25 @@ pub struct FollowupMatch {
 
 /// Matches our local follow-ups that are not linked yet with the upstream
 /// follow-ups of our institution that no local one is linked to: same
-/// text, created no earlier than the local one's first attempt (less the
+/// text, created no earlier than the local one was first sent (less the
 /// clock tolerance), one to one and in order (the oldest local one takes
-/// the oldest upstream one that fits). A follow-up never attempted cannot
-/// be on LAPOR!. Templated replies are the norm, so text alone never
-/// decides. The pull's linking and the delivery's lookup both use this.
+/// the oldest upstream one that fits). A follow-up never sent cannot be on
+/// LAPOR!. Templated replies are the norm, so text alone never decides. The
+/// pull's linking and the delivery's lookup both use this.
 pub fn match_followups(
     local: &[complaints::FollowupRow],
     upstream: &[Followup],
-    institution_id: i64,
+    rules: &MatchRules,
 ) -> FollowupMatch {
+    let tolerance = rules.clock_tolerance;
     let taken: HashSet<i64> = local.iter().filter_map(|l| l.lapor_followup_id).collect();
     let mut free: Vec<&Followup> = upstream
         .iter()
-        .filter(|u| u.institution_id == Some(institution_id) && !taken.contains(&u.id))
+        .filter(|u| {
+            u.institution_id == Some(rules.institution_id)
+                && !taken.contains(&u.id)
+                && !rules.known_copies.contains(&u.id)
+        })
         .collect();
     free.sort_by_key(|u| (u.created_at, u.id));
     let mut mine: Vec<&complaints::FollowupRow> =
@@ -214,9 +228,7 @@ pub fn match_followups(
             continue;
         };
         if let Some(u) = free.iter().find(|u| {
-            !used.contains(&u.id)
-                && u.content == l.content
-                && u.created_at >= sent_from - CLOCK_TOLERANCE
+            !used.contains(&u.id) && u.content == l.content && u.created_at >= sent_from - tolerance
         }) {
             used.insert(u.id);
             found.links.push((l.id, u.id));
@@ -224,13 +236,15 @@ pub fn match_followups(
     }
     let linked: HashSet<i64> = found.links.iter().map(|(l, _)| *l).collect();
     for u in free.iter().filter(|u| !used.contains(&u.id)) {
-        // The latest of our deliveries of this text that it can follow.
+        // The latest of our deliveries of this text, with a write whose
+        // outcome was unknown, that it can follow.
         let original = mine.iter().rev().find(|l| {
             (l.lapor_followup_id.is_some() || linked.contains(&l.id))
                 && l.content == u.content
-                && l.sent_from.is_some_and(|from| {
-                    u.created_at >= from - CLOCK_TOLERANCE && u.created_at <= from + COPY_WINDOW
-                })
+                && l.sent_from
+                    .is_some_and(|from| u.created_at >= from - tolerance)
+                && l.unknown_until
+                    .is_some_and(|until| u.created_at <= until + COPY_WINDOW)
         });
         if let Some(l) = original {
             found.copies.push((l.id, u.id));
@@ -309,9 +323,11 @@ pub const DUPLICATE_UPSTREAM: &str = "LAPOR! holds";
 
 /// Follow-ups: each upstream one imported once; ours linked, not imported;
 /// a second copy of one of ours named, not imported.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_followups(
     conn: &mut PgConnection,
     institution_id: i64,
+    clock_tolerance: Duration,
     complaint_id: i64,
     local_ref: &str,
     upstream: &[Followup],
@@ -320,7 +336,16 @@ pub async fn apply_followups(
 ) -> Result<Applied, sqlx::Error> {
     let local = complaints::followups_of(conn, complaint_id).await?;
     let mut applied = Applied::default();
-    let found = match_followups(&local, upstream, institution_id);
+    let mut copies: HashSet<i64> = duplicates::followup_copies(conn, complaint_id)
+        .await?
+        .into_iter()
+        .collect();
+    let rules = MatchRules {
+        institution_id,
+        clock_tolerance,
+        known_copies: copies.clone(),
+    };
+    let found = match_followups(&local, upstream, &rules);
     for (local_id, upstream_id) in &found.links {
         let Some(f) = upstream.iter().find(|u| u.id == *upstream_id) else {
             continue;
@@ -329,10 +354,6 @@ pub async fn apply_followups(
         applied.followups_linked += 1;
         complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
     }
-    let mut copies: HashSet<i64> = duplicates::followup_copies(conn, complaint_id)
-        .await?
-        .into_iter()
-        .collect();
     for (local_id, upstream_id) in &found.copies {
         let linked = local
             .iter()

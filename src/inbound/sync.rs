@@ -258,9 +258,19 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     if applied.disposition_changes > 0 {
         checked.drift.push("disposition");
     }
-    let f = apply::apply_followups(&mut tx, ours, t.id, &t.local_ref, &followups, "bridge", now)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tolerance = Duration::seconds(bridge.settings.lapor.clock_tolerance_secs as i64);
+    let f = apply::apply_followups(
+        &mut tx,
+        ours,
+        tolerance,
+        t.id,
+        &t.local_ref,
+        &followups,
+        "bridge",
+        now,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if f.followups_imported + f.followups_linked > 0 {
         checked.drift.push("followups_missing_locally");
     }
@@ -382,8 +392,16 @@ async fn match_created(
             Some(linked) => linked,
             None => {
                 let first = found[0];
+                let linked =
+                    complaints::link_created(&mut tx, id, first.id, &first.tracking_id, now)
+                        .await?;
+                if linked != first.id {
+                    // Linked meanwhile (the outbox found or sent it): that
+                    // link stands; copies are named on the next run.
+                    tx.commit().await?;
+                    continue;
+                }
                 summary.drift("unlinked_upstream");
-                complaints::link_created(&mut tx, id, first.id, &first.tracking_id, now).await?;
                 audit::append(
                     &mut tx,
                     &NewEntry {

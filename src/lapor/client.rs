@@ -412,7 +412,17 @@ impl LaporClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
+            .and_then(|v| {
+                // An HTTP date is read against LAPOR!'s own `Date`, so that
+                // this machine's clock does not matter.
+                let now = response
+                    .headers()
+                    .get(reqwest::header::DATE)
+                    .and_then(|d| d.to_str().ok())
+                    .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
+                    .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
+                parse_retry_after(v, now)
+            });
         let is_html = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -474,9 +484,11 @@ impl LaporClient {
         let html_page = is_html || (json.is_none() && looks_like_html(&body));
         Err(match status {
             401 => LaporError::Unauthorized { status, message },
-            // A gateway's error on a write: the backend may have gone on and
-            // committed it (PHP keeps running after nginx answered 504).
-            500 | 502 | 504 if mode == Mode::Write => LaporError::UnknownOutcome {
+            // A server or gateway error on a write: the backend may have gone
+            // on and committed it (PHP keeps running after nginx answered
+            // 504; a CDN's 524 says the origin still runs). Only 503 says
+            // the request was not taken on.
+            500..=599 if status != 503 && mode == Mode::Write => LaporError::UnknownOutcome {
                 kind: if html_page {
                     FailureKind::HtmlError
                 } else {

@@ -196,7 +196,10 @@ impl StepRunner<'_> {
                 if matches!(error, LaporError::UnknownOutcome { .. }) {
                     lookup_not_before = Some(now + lookup_delay);
                 }
-                let needs_lookup = *needs_lookup;
+                // A clear failure proves only that this attempt did not
+                // commit, not an earlier one: "may be on LAPOR!" stays until
+                // the step is done.
+                let needs_lookup = *needs_lookup || step.needs_lookup;
                 let (next, outcome) = match error {
                     LaporError::Unauthorized { .. } => {
                         self.bridge.gate.pause(&message);
@@ -505,8 +508,21 @@ impl StepRunner<'_> {
                 complaints::followups_of(&mut conn, step.complaint_id).await?
             };
             // The pull's matching: one to one, in order, never older than
-            // the first attempt; an identical template is not ours by text.
-            let matched = apply::match_followups(&local, &upstream, ours);
+            // the first send; an identical template is not ours by text.
+            let rules = apply::MatchRules {
+                institution_id: ours,
+                clock_tolerance: ChronoDuration::seconds(
+                    self.bridge.settings.lapor.clock_tolerance_secs as i64,
+                ),
+                known_copies: {
+                    let mut conn = self.bridge.pool.acquire().await?;
+                    crate::store::duplicates::followup_copies(&mut conn, step.complaint_id)
+                        .await?
+                        .into_iter()
+                        .collect()
+                },
+            };
+            let matched = apply::match_followups(&local, &upstream, &rules);
             let found = matched
                 .links
                 .iter()
@@ -539,6 +555,14 @@ impl StepRunner<'_> {
             content: f.content.clone(),
             is_secret: f.is_secret,
         };
+        // The fence once more, and when it first left: matching never takes
+        // an upstream follow-up older than that for this one.
+        {
+            let mut conn = self.bridge.pool.acquire().await?;
+            if !outbox::mark_sent(&mut conn, step.id, step.fence, self.bridge.clock.now()).await? {
+                return Err(Failure::LeaseLost);
+            }
+        }
         match self.bridge.client.add_followup(&new).await {
             Ok(id) => Ok(Delivered {
                 effect: Effect::FollowupPosted {
@@ -623,7 +647,7 @@ pub fn may_have_committed(error: &LaporError) -> bool {
 }
 
 /// The waiting reason of a step whose last write has an unknown outcome.
-fn lookup_wait_reason(until: DateTime<Utc>) -> String {
+pub(super) fn lookup_wait_reason(until: DateTime<Utc>) -> String {
     format!(
         "LAPOR! may still apply the last attempt: looked up, not resent, from {} WIB",
         crate::lapor::wib::format_datetime(until)

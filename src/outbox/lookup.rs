@@ -15,8 +15,9 @@ use tokio::sync::Mutex;
 use crate::lapor::types::{self, Created, Scope};
 use crate::lapor::{LaporClient, LaporError};
 
-/// Re-read this far before the cursor: LAPOR!'s timestamps have one-second
-/// resolution, and its transactions may commit slightly out of order.
+/// Re-read at least this far before the cursor: LAPOR!'s timestamps have
+/// one-second resolution, and its transactions may commit slightly out of
+/// order. The engine widens it by the lookup delay (see [`CreatedIndex::new`]).
 const OVERLAP: Duration = Duration::seconds(10);
 /// Above this many entries the index starts afresh at the next lookup.
 const MAX_ENTRIES: usize = 200_000;
@@ -89,12 +90,32 @@ impl Index {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CreatedIndex {
     inner: Mutex<Index>,
+    /// How far before the cursor each refresh re-reads.
+    overlap: Duration,
+}
+
+impl Default for CreatedIndex {
+    fn default() -> Self {
+        Self::new(std::time::Duration::ZERO)
+    }
 }
 
 impl CreatedIndex {
+    /// An index whose refreshes re-read `lookup_delay` (plus a margin)
+    /// before their cursor. LAPOR!'s backend stamps a complaint when the
+    /// request arrives, but it may become visible only when it commits, up
+    /// to the lookup delay later: a refresh that read past its stamp before
+    /// it was visible must read it again.
+    pub fn new(lookup_delay: std::time::Duration) -> Self {
+        Self {
+            inner: Mutex::new(Index::default()),
+            overlap: OVERLAP + Duration::from_std(lookup_delay).unwrap_or(Duration::zero()),
+        }
+    }
+
     /// The complaint carrying `ref:<local_ref>`, created since `since`.
     pub async fn find(
         &self,
@@ -122,7 +143,7 @@ impl CreatedIndex {
             return Ok(index.found(local_ref));
         }
         let began = std::time::Instant::now();
-        let from = index.cursor.unwrap_or(since) - OVERLAP;
+        let from = index.cursor.unwrap_or(since) - self.overlap;
         // A listing that moved while it was read is an error here: the
         // cursor stays, and the lookup is tried again later.
         let listed = client.list_all(Scope::Created, from).await?;

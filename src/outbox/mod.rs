@@ -65,7 +65,7 @@ impl Engine {
             policy,
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
-            created: lookup::CreatedIndex::default(),
+            created: lookup::CreatedIndex::new(Duration::from_secs(b.lookup_delay_secs)),
             last_vacuum: Mutex::new(None),
             writer: writer::Writer::spawn(bridge.pool.clone(), bridge.metrics.clone()),
             bridge,
@@ -134,9 +134,20 @@ impl Engine {
 
     /// Rescues expired leases and prunes finished steps.
     pub async fn maintain(&self) -> Result<(), sqlx::Error> {
+        // Rescue compares leases with "now": measure the database clock's
+        // offset again first, so that a local clock that just jumped rescues
+        // nothing early.
+        {
+            let mut conn = self.bridge.pool.acquire().await?;
+            let offset = crate::db::clock_offset(&mut conn).await?;
+            self.bridge.clock.observe_offset(offset);
+        }
         let now = self.bridge.clock.now();
         let lookup_delay = self.lookup_delay_secs();
-        for (id, local_ref) in outbox::rescue_expired(&self.bridge.pool, now, lookup_delay).await? {
+        let reason = deliver::lookup_wait_reason(now + ChronoDuration::seconds(lookup_delay));
+        for (id, local_ref) in
+            outbox::rescue_expired(&self.bridge.pool, now, lookup_delay, &reason).await?
+        {
             tracing::warn!(step = id, %local_ref, "rescued a step whose lease expired");
             self.bridge.metrics.inc("outbox_rescued_total", &[]);
         }
@@ -195,7 +206,7 @@ impl Engine {
         let permits = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
         let mut listener = self.listen().await;
-        let background = self.spawn_background(shutdown.clone());
+        let background = self.spawn_background();
         tracing::info!(owner = %self.owner, concurrency, "outbox workers started");
         loop {
             if shutdown.is_cancelled() {
@@ -268,7 +279,9 @@ impl Engine {
         };
         for (id, fence) in held {
             let now = self.bridge.clock.now();
-            match outbox::release(&mut conn, id, fence, now, self.lookup_delay_secs()).await {
+            let delay = self.lookup_delay_secs();
+            let reason = deliver::lookup_wait_reason(now + ChronoDuration::seconds(delay));
+            match outbox::release(&mut conn, id, fence, now, delay, &reason).await {
                 Ok(true) => tracing::info!(step = id, "released an unfinished step"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(step = id, error = %e, "cannot release a step"),
@@ -303,9 +316,10 @@ impl Engine {
     }
 
     /// The lease heartbeat (a task of its own), and lease rescue, pruning
-    /// and the token probe.
-    fn spawn_background(self: &Arc<Self>, shutdown: CancellationToken) -> CancellationToken {
-        let stop = shutdown.child_token();
+    /// and the token probe. They stop when the returned token is cancelled,
+    /// after the drain: the steps in flight keep their leases until then.
+    fn spawn_background(self: &Arc<Self>) -> CancellationToken {
+        let stop = CancellationToken::new();
         tokio::spawn(self.clone().heartbeat(stop.clone()));
         let engine = self.clone();
         let token = stop.clone();

@@ -220,15 +220,21 @@ pub struct FollowupRow {
     pub lapor_followup_id: Option<i64>,
     pub lapor_created_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
-    /// When its delivery was first attempted (`None`: never, so it cannot be
-    /// on LAPOR!): an upstream follow-up older than this cannot be this one.
+    /// When it first left for LAPOR! (`None`: never, so it cannot be on
+    /// LAPOR!): an upstream follow-up older than this cannot be this one.
     pub sent_from: Option<DateTime<Utc>>,
+    /// The lookup floor of its last write with an unknown outcome (`None`:
+    /// every answer was seen, so LAPOR! cannot hold a second copy).
+    pub unknown_until: Option<DateTime<Utc>>,
 }
 
 const FOLLOWUP_ROW: &str = "SELECT f.id, f.origin, f.content, f.is_secret, f.institution_id,
         f.lapor_followup_id, f.lapor_created_at, f.created_at,
-        (SELECT min(o.first_attempt_at) FROM lapor_bridge.outbox o
-          WHERE o.followup_id = f.id) AS sent_from
+        (SELECT min(coalesce(o.first_sent_at,
+                             CASE WHEN o.needs_lookup THEN o.first_attempt_at END))
+           FROM lapor_bridge.outbox o WHERE o.followup_id = f.id) AS sent_from,
+        (SELECT max(o.lookup_not_before) FROM lapor_bridge.outbox o
+          WHERE o.followup_id = f.id) AS unknown_until
    FROM lapor_bridge.followups f";
 
 pub async fn followups_of(

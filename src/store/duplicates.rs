@@ -41,7 +41,11 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO lapor_bridge.upstream_duplicates (complaint_id, followup_id, lapor_ids, found_at)
          VALUES ($1, $2, $3, $4)
-         ON CONFLICT (complaint_id, followup_id) DO UPDATE SET lapor_ids = EXCLUDED.lapor_ids",
+         ON CONFLICT (complaint_id, (coalesce(followup_id, 0))) DO UPDATE
+            SET lapor_ids = upstream_duplicates.lapor_ids[1:1] || ARRAY(
+                SELECT DISTINCT x FROM unnest(upstream_duplicates.lapor_ids[2:]
+                                              || EXCLUDED.lapor_ids) AS x
+                 WHERE x <> upstream_duplicates.lapor_ids[1] ORDER BY x)",
     )
     .bind(complaint_id)
     .bind(followup_id)

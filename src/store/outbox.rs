@@ -116,6 +116,7 @@ pub async fn rescue_expired(
     pool: &PgPool,
     now: DateTime<Utc>,
     lookup_delay_secs: i64,
+    waiting_reason: &str,
 ) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE lapor_bridge.outbox o
@@ -124,6 +125,7 @@ pub async fn rescue_expired(
                 needs_lookup = true,
                 next_attempt_at = $1 + make_interval(secs => $2),
                 lookup_not_before = greatest(o.lookup_not_before, $1 + make_interval(secs => $2)),
+                waiting_reason = $3,
                 last_error = 'lease expired: the worker stopped answering'
            FROM lapor_bridge.complaints c
           WHERE o.state = 'running' AND o.lease_expires_at < $1 AND c.id = o.complaint_id
@@ -131,6 +133,7 @@ pub async fn rescue_expired(
     )
     .bind(now)
     .bind(lookup_delay_secs as f64)
+    .bind(waiting_reason)
     .fetch_all(pool)
     .await
 }
@@ -144,6 +147,7 @@ pub async fn release(
     fence: i64,
     now: DateTime<Utc>,
     lookup_delay_secs: i64,
+    waiting_reason: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lapor_bridge.outbox
@@ -151,6 +155,7 @@ pub async fn release(
                 fence = fence + 1, needs_lookup = true,
                 next_attempt_at = $3 + make_interval(secs => $4),
                 lookup_not_before = greatest(lookup_not_before, $3 + make_interval(secs => $4)),
+                waiting_reason = $5,
                 last_error = 'interrupted by shutdown: looked up before any resend'
           WHERE id = $1 AND fence = $2 AND state = 'running'",
     )
@@ -158,6 +163,7 @@ pub async fn release(
     .bind(fence)
     .bind(now)
     .bind(lookup_delay_secs as f64)
+    .bind(waiting_reason)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -171,6 +177,27 @@ pub struct Holding {
     pub lapor_complaint_id: Option<i64>,
     pub tracking_id: Option<String>,
     pub lapor_followup_id: Option<i64>,
+}
+
+/// Records that a write of this step leaves for LAPOR! now (the first time
+/// only), if this worker still holds it. False: the lease was lost, send
+/// nothing.
+pub async fn mark_sent(
+    conn: &mut PgConnection,
+    id: i64,
+    fence: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.outbox SET first_sent_at = coalesce(first_sent_at, $3)
+          WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(fence)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn holding(
@@ -269,13 +296,12 @@ pub async fn complete_many(
         errors.push(c.last_error.map(str::to_string));
         nows.push(c.now);
     }
-    // A step that must be looked up keeps the latest floor it was given, and
-    // its next attempt never comes before it.
+    // A step keeps the latest floor it was given, and while it must be
+    // looked up its next attempt never comes before it.
     sqlx::query_scalar(
         "UPDATE lapor_bridge.outbox o
             SET state = b.state,
-                lookup_not_before = CASE WHEN b.lookup
-                    THEN greatest(o.lookup_not_before, b.not_before) END,
+                lookup_not_before = greatest(o.lookup_not_before, b.not_before),
                 next_attempt_at = CASE WHEN b.lookup
                     THEN greatest(b.at, o.lookup_not_before, b.not_before) ELSE b.at END,
                 needs_lookup = b.lookup,
@@ -357,9 +383,9 @@ pub async fn wake_waiting(
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE lapor_bridge.outbox SET next_attempt_at = $2
+        "UPDATE lapor_bridge.outbox SET next_attempt_at = greatest($2, lookup_not_before)
           WHERE complaint_id = $1 AND state = 'pending' AND waiting_reason IS NOT NULL
-            AND next_attempt_at > $2",
+            AND next_attempt_at > greatest($2, lookup_not_before)",
     )
     .bind(complaint_id)
     .bind(now)
@@ -505,23 +531,25 @@ pub async fn retry_dead(
     Ok(done.rows_affected() == 1)
 }
 
-/// Operator action: a dead or pending step is given up.
+/// Operator action: a dead or pending step is given up. Answers, when it
+/// was, whether an attempt may have reached LAPOR! (read in the same
+/// statement, so an outcome written meanwhile is not missed).
 pub async fn discard(
     conn: &mut PgConnection,
     id: i64,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
         "UPDATE lapor_bridge.outbox
             SET state = 'discarded', finished_at = $2, fence = fence + 1,
                 lease_owner = NULL, lease_expires_at = NULL
-          WHERE id = $1 AND state IN ('dead', 'pending')",
+          WHERE id = $1 AND state IN ('dead', 'pending')
+      RETURNING needs_lookup",
     )
     .bind(id)
     .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Appends a step to a complaint, in order after its earlier steps.
