@@ -923,3 +923,63 @@ fn retry_after_is_read_as_seconds_or_an_http_date() {
     assert_eq!(parse("99999"), Some(Duration::from_secs(3600)));
     assert_eq!(parse("soon"), None);
 }
+
+// ----- writes before reads under the rate budget ----------------------------
+
+/// Thirty reads are queued when ten writes arrive: the writes take the next
+/// slots (not the thirty behind the reads), and the reads still get one slot
+/// in five while writes wait.
+#[tokio::test(start_paused = true)]
+async fn writes_take_the_next_slots_and_reads_keep_a_fifth() {
+    use client::{Priority, RateLimiter};
+    let limiter = RateLimiter::per_second(10).unwrap();
+    let log: Arc<std::sync::Mutex<Vec<(Priority, tokio::time::Instant)>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let spawn = |tasks: &mut tokio::task::JoinSet<()>, p: Priority| {
+        let limiter = limiter.clone();
+        let log = log.clone();
+        tasks.spawn(async move {
+            limiter.acquire(p).await;
+            log.lock().unwrap().push((p, tokio::time::Instant::now()));
+        });
+    };
+    for _ in 0..30 {
+        spawn(&mut tasks, Priority::Read);
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let writes_arrive = tokio::time::Instant::now();
+    for _ in 0..10 {
+        spawn(&mut tasks, Priority::Write);
+    }
+    while tasks.join_next().await.is_some() {}
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 40);
+    let last_write = log
+        .iter()
+        .filter(|(p, _)| *p == Priority::Write)
+        .map(|(_, at)| *at)
+        .max()
+        .unwrap();
+    // Ten writes and at most three reads kept for fairness: 13 slots of 100 ms.
+    assert!(
+        last_write - writes_arrive <= Duration::from_millis(1_400),
+        "the last write waited {:?}",
+        last_write - writes_arrive
+    );
+    let reads_meanwhile = log
+        .iter()
+        .filter(|(p, at)| *p == Priority::Read && *at > writes_arrive && *at <= last_write)
+        .count();
+    assert!(
+        reads_meanwhile >= 2,
+        "reads kept a fifth: {reads_meanwhile}"
+    );
+    // Never more than the budget: 40 slots at 10 a second.
+    let first = log.iter().map(|(_, at)| *at).min().unwrap();
+    let last = log.iter().map(|(_, at)| *at).max().unwrap();
+    assert!(
+        last - first >= Duration::from_millis(3_900),
+        "{:?}",
+        last - first
+    );
+}

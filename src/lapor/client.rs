@@ -34,12 +34,47 @@ enum Mode {
     Write,
 }
 
+/// Which requests go first when the rate budget is short: the city's writes
+/// (deliveries), then reads (pull, reconciliation, lookups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Write,
+    Read,
+}
+
 /// Spaces requests evenly so that the process never sends more than the
-/// configured number a second, across every task that shares it.
+/// configured number a second, across every task that shares it. A write
+/// takes the next free slot at once; a read only takes a slot that is free
+/// now, so reads never queue ahead of a write that comes later. While reads
+/// wait, one slot in five is kept for them, so they are slowed, never
+/// starved.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
-    next: Mutex<Instant>,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Debug)]
+struct Slots {
+    /// The first slot nobody holds.
+    next: Instant,
+    reads_waiting: usize,
+    /// Slots given to writes in a row while reads waited.
+    writes_in_row: u32,
+    /// Slots set aside for reads, oldest first.
+    read_slots: std::collections::VecDeque<Instant>,
+}
+
+/// Of every this many slots, reads that wait get at least one.
+const READ_SHARE: u32 = 5;
+
+/// Counts a read as waiting until it has its slot (or is dropped).
+struct WaitingRead<'a>(&'a RateLimiter);
+
+impl Drop for WaitingRead<'_> {
+    fn drop(&mut self) {
+        self.0.lock().reads_waiting -= 1;
+    }
 }
 
 impl RateLimiter {
@@ -47,19 +82,70 @@ impl RateLimiter {
         (rate > 0).then(|| {
             Arc::new(Self {
                 interval: Duration::from_secs(1) / rate,
-                next: Mutex::new(Instant::now()),
+                slots: Mutex::new(Slots {
+                    next: Instant::now(),
+                    reads_waiting: 0,
+                    writes_in_row: 0,
+                    read_slots: std::collections::VecDeque::new(),
+                }),
             })
         })
     }
 
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a slot for one request.
+    pub async fn acquire(&self, priority: Priority) {
+        let slot = match priority {
+            Priority::Write => self.write_slot(),
+            Priority::Read => self.read_slot().await,
         };
         tokio::time::sleep_until(slot).await;
+    }
+
+    fn write_slot(&self) -> Instant {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if s.reads_waiting > s.read_slots.len() && s.writes_in_row + 1 >= READ_SHARE {
+            let kept = s.next.max(now);
+            s.read_slots.push_back(kept);
+            s.next = kept + self.interval;
+            s.writes_in_row = 0;
+        }
+        let slot = s.next.max(now);
+        s.next = slot + self.interval;
+        if s.reads_waiting > 0 {
+            s.writes_in_row += 1;
+        }
+        slot
+    }
+
+    async fn read_slot(&self) -> Instant {
+        self.lock().reads_waiting += 1;
+        let _waiting = WaitingRead(self);
+        loop {
+            let retry_at = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                // A kept slot long past (its read went away) is not spent
+                // now: that would exceed the budget.
+                while let Some(kept) = s.read_slots.pop_front() {
+                    if kept + self.interval >= now {
+                        return kept;
+                    }
+                }
+                if s.next <= now {
+                    s.next = now + self.interval;
+                    s.writes_in_row = 0;
+                    return now;
+                }
+                s.next
+            };
+            // Another request may take that slot first: look again then.
+            tokio::time::sleep_until(retry_at).await;
+        }
     }
 }
 
@@ -378,7 +464,12 @@ impl LaporClient {
         req: reqwest::RequestBuilder,
     ) -> Result<Value, LaporError> {
         if let Some(limiter) = &self.limiter {
-            limiter.acquire().await;
+            limiter
+                .acquire(match mode {
+                    Mode::Write => Priority::Write,
+                    Mode::Read => Priority::Read,
+                })
+                .await;
         }
         let started = std::time::Instant::now();
         let result = self.exchange(mode, req.headers(self.headers.clone())).await;
