@@ -64,7 +64,8 @@ async fn verify_names_the_tampered_row_and_changes_are_refused() {
         v,
         Verification::Ok {
             ok: true,
-            entries: 7
+            entries: 7,
+            checkpoints: None,
         }
     );
     let (cli, success) = cli_verify(&app);
@@ -320,7 +321,8 @@ async fn concurrent_appends_keep_the_chain_intact() {
         audit::verify(&app.pool).await.unwrap(),
         Verification::Ok {
             ok: true,
-            entries: 400
+            entries: 400,
+            checkpoints: None,
         }
     );
     app.finish().await;
