@@ -743,3 +743,66 @@ async fn the_export_carries_the_checkpoints_when_asked() {
     std::fs::remove_file(&out).ok();
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_schema_owner_without_superuser_rights_migrates_and_can_still_be_caught() {
+    // The production setup: the owner is an ordinary role owning its
+    // database; the runtime role exists already (another database made it).
+    let app = spawn_app().await;
+    let cluster = cluster_pool().await;
+    let owner = format!("lb_owner_{:016x}", rand::random::<u64>());
+    let sql = format!("CREATE ROLE {owner} LOGIN PASSWORD '{APP_PASSWORD}'");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&cluster)
+        .await
+        .unwrap();
+    let db = TestDb::create().await;
+    let sql = format!("ALTER DATABASE {} OWNER TO {owner}", db.name);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&cluster)
+        .await
+        .unwrap();
+    let rest = db.url.split_once("://").unwrap().1;
+    let host_and_db = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let owner_url = format!("postgres://{owner}:{APP_PASSWORD}@{host_and_db}");
+    let mut settings = lapor_bridge::config::Settings::default();
+    settings.database.url = secrecy::SecretString::from(owner_url);
+    let owner_pool = lapor_bridge::db::connect(&settings.database).await.unwrap();
+    lapor_bridge::db::migrate(&owner_pool).await.unwrap();
+
+    let role = AppRole::create(&cluster, &db.url).await;
+    let runtime = role.pool().await;
+    for i in 0..3 {
+        append(&runtime, i).await;
+    }
+    refused(&runtime, "DELETE FROM lapor_bridge.audit_log").await;
+    refused(
+        &runtime,
+        "ALTER TABLE lapor_bridge.audit_log DISABLE TRIGGER USER",
+    )
+    .await;
+    let file = temp_file("owner");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut writer = Writer::open(file.clone(), clock).await;
+    let cp = writer.tick(&runtime).await.unwrap().unwrap();
+    // The owner can still cut the tail; the checkpoint names it.
+    cut_tail(&owner_pool, cp.id).await;
+    assert!(audit::verify(&runtime).await.unwrap().is_ok());
+    let v = checkpoints::verify(&runtime, Some(&file)).await.unwrap();
+    assert!(
+        matches!(v, Verification::CheckpointMismatch { checkpoint_id, .. } if checkpoint_id == cp.id),
+        "{v:?}"
+    );
+
+    runtime.close().await;
+    owner_pool.close().await;
+    db.drop_db().await;
+    std::fs::remove_file(&file).ok();
+    role.drop_role(&cluster).await;
+    let sql = format!("DROP ROLE IF EXISTS {owner}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&cluster)
+        .await
+        .unwrap();
+    app.finish().await;
+}
