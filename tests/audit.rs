@@ -81,21 +81,12 @@ async fn verify_names_the_tampered_row_and_changes_are_refused() {
 
     // An owner can switch the trigger off; verify still names the row.
     let middle = ids[3];
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("ALTER TABLE lapor_bridge.audit_log DISABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE lapor_bridge.audit_log SET after = '{\"n\": 99}' WHERE id = $1")
-        .bind(middle)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE lapor_bridge.audit_log ENABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    with_audit_triggers_off(
+        &app.pool,
+        "UPDATE lapor_bridge.audit_log SET after = '{\"n\": 99}' WHERE id = $1",
+        middle,
+    )
+    .await;
     let v = audit::verify(&app.pool).await.unwrap();
     assert_eq!(
         v,

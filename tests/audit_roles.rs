@@ -546,21 +546,12 @@ async fn the_checkpoint_writer_writes_when_the_head_moved_and_only_then() {
 /// The owner switches the append-only triggers off, deletes the newest
 /// entries and switches them on again: the chain that is left is valid.
 async fn cut_tail(pool: &PgPool, from_id: i64) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("ALTER TABLE lapor_bridge.audit_log DISABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM lapor_bridge.audit_log WHERE id >= $1")
-        .bind(from_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE lapor_bridge.audit_log ENABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    with_audit_triggers_off(
+        pool,
+        "DELETE FROM lapor_bridge.audit_log WHERE id >= $1",
+        from_id,
+    )
+    .await;
 }
 
 /// `lapor-bridge audit verify ARGS` against the test database: its JSON,
@@ -700,45 +691,30 @@ async fn the_export_carries_the_checkpoints_when_asked() {
     append(&app.pool, 2).await;
     writer.tick(&app.pool).await.unwrap().unwrap();
     let out = temp_file("export-out");
-    let (stdout, stderr, ok) = cli(
-        &[
-            "audit",
-            "export",
-            "--format",
-            "jsonl",
-            "--checkpoints-out",
-            out.to_str().unwrap(),
-        ],
-        &[
-            ("DATABASE_URL", &app.db.url),
-            ("LAPOR_BASE_URL", &app.sim.base_url()),
-            ("BRIDGE_AUDIT_CHECKPOINT_FILE", file.to_str().unwrap()),
-        ],
-    )
-    .await;
-    assert!(ok, "{stderr}");
-    assert_eq!(stdout.lines().count(), 2, "the entries on stdout");
-    assert_eq!(lines(&out), lines(&file));
+    let args = [
+        "audit",
+        "export",
+        "--format",
+        "jsonl",
+        "--checkpoints-out",
+        out.to_str().unwrap(),
+    ];
+    let base = app.sim.base_url();
+    let mut env = vec![
+        ("DATABASE_URL", app.db.url.as_str()),
+        ("LAPOR_BASE_URL", &base),
+    ];
     // Without a checkpoint file the option is a usage error.
-    let (_, stderr, ok) = cli(
-        &[
-            "audit",
-            "export",
-            "--format",
-            "jsonl",
-            "--checkpoints-out",
-            out.to_str().unwrap(),
-        ],
-        &[
-            ("DATABASE_URL", &app.db.url),
-            ("LAPOR_BASE_URL", &app.sim.base_url()),
-        ],
-    )
-    .await;
+    let (_, stderr, ok) = cli(&args, &env).await;
     assert!(
         !ok && stderr.contains("BRIDGE_AUDIT_CHECKPOINT_FILE"),
         "{stderr}"
     );
+    env.push(("BRIDGE_AUDIT_CHECKPOINT_FILE", file.to_str().unwrap()));
+    let (stdout, stderr, ok) = cli(&args, &env).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "the entries on stdout");
+    assert_eq!(lines(&out), lines(&file));
     std::fs::remove_file(&file).ok();
     std::fs::remove_file(&out).ok();
     app.finish().await;

@@ -910,15 +910,12 @@ async fn the_audit_page_offers_the_checkpoints_and_verify_names_a_cut_tail() {
     let id: i64 = serde_json::from_str::<Value>(download.lines().next().unwrap()).unwrap()["id"]
         .as_i64()
         .unwrap();
-    let mut tx = app.pool().begin().await.unwrap();
-    for sql in [
-        "ALTER TABLE lapor_bridge.audit_log DISABLE TRIGGER USER",
-        "DELETE FROM lapor_bridge.audit_log WHERE id >= (SELECT min(id) FROM lapor_bridge.audit_log)",
-        "ALTER TABLE lapor_bridge.audit_log ENABLE TRIGGER USER",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    with_audit_triggers_off(
+        app.pool(),
+        "DELETE FROM lapor_bridge.audit_log WHERE id >= $1",
+        id,
+    )
+    .await;
     let (_, audit_page) = app.page("/audit", &auditor).await;
     let verified = verify(audit_page).await;
     assert!(verified.contains("data-ok=\"false\""), "{verified}");
