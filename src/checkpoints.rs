@@ -89,14 +89,7 @@ pub async fn read(path: &Path) -> Result<Vec<Checkpoint>, CheckpointError> {
 
 /// Checkpoints as JSON lines, the file's own format.
 pub fn to_jsonl(checkpoints: &[Checkpoint]) -> String {
-    let mut out = String::new();
-    for cp in checkpoints {
-        if let Ok(line) = serde_json::to_string(cp) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-    }
-    out
+    audit::to_jsonl(checkpoints)
 }
 
 /// The chain, then every checkpoint of `file` (when given) against it. The

@@ -39,9 +39,7 @@ impl AppRole {
             .execute(owner)
             .await
             .unwrap();
-        let rest = db_url.split_once("://").unwrap().1;
-        let host_and_db = rest.split_once('@').map_or(rest, |(_, r)| r);
-        let url = format!("postgres://{name}:{APP_PASSWORD}@{host_and_db}");
+        let url = url_as(db_url, &name);
         Self { name, url }
     }
 
@@ -58,6 +56,25 @@ impl AppRole {
             .await
             .unwrap();
     }
+}
+
+/// `db_url` with the credentials of `role` (password [`APP_PASSWORD`]).
+fn url_as(db_url: &str, role: &str) -> String {
+    let rest = db_url.split_once("://").unwrap().1;
+    let host_and_db = rest.split_once('@').map_or(rest, |(_, r)| r);
+    format!("postgres://{role}:{APP_PASSWORD}@{host_and_db}")
+}
+
+/// A migrated test database and a login role in `lapor_bridge_runtime`.
+async fn spawn_with_role() -> (TestApp, AppRole) {
+    let app = spawn_app().await;
+    let role = AppRole::create(&app.pool, &app.db.url).await;
+    (app, role)
+}
+
+async fn finish_with_role(app: TestApp, role: AppRole) {
+    app.finish().await;
+    role.drop_role(&cluster_pool().await).await;
 }
 
 /// A pool on the cluster's maintenance database, for roles.
@@ -185,14 +202,12 @@ async fn the_runtime_role_may_only_read_and_append_the_audit_log() {
     assert!(err.to_string().contains("lapor-bridge migrate"), "{err}");
 
     runtime.close().await;
-    app.finish().await;
-    role.drop_role(&cluster_pool().await).await;
+    finish_with_role(app, role).await;
 }
 
 #[tokio::test]
 async fn a_table_added_by_a_later_migration_is_granted_by_migrate() {
-    let app = spawn_app().await;
-    let role = AppRole::create(&app.pool, &app.db.url).await;
+    let (app, role) = spawn_with_role().await;
     let runtime = role.pool().await;
     // What a later migration does: a new table.
     sqlx::query("CREATE TABLE lapor_bridge.later_things (id bigserial PRIMARY KEY, note text)")
@@ -217,8 +232,7 @@ async fn a_table_added_by_a_later_migration_is_granted_by_migrate() {
     // The audit log stays closed after the second grant.
     refused(&runtime, "DELETE FROM lapor_bridge.audit_log").await;
     runtime.close().await;
-    app.finish().await;
-    role.drop_role(&cluster_pool().await).await;
+    finish_with_role(app, role).await;
 }
 
 #[tokio::test]
@@ -270,8 +284,7 @@ async fn fresh_databases_migrate_concurrently_and_each_grants_the_shared_role() 
 
 #[tokio::test]
 async fn the_daemon_runs_end_to_end_under_the_runtime_role() {
-    let app = spawn_app().await;
-    let role = AppRole::create(&app.pool, &app.db.url).await;
+    let (app, role) = spawn_with_role().await;
     let file = temp_file("e2e");
     let mut settings = test_settings(&role.url, &app.sim.base_url());
     settings.audit.checkpoint_file = Some(file.clone());
@@ -328,19 +341,16 @@ async fn the_daemon_runs_end_to_end_under_the_runtime_role() {
     daemon.engine.maintain().await.unwrap();
 
     // Readiness, the head metric, the checkpoint written at start, verify.
-    let ready = app.http.get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+    let get = |path: &str| {
+        app.http
+            .get(format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
     let head = audit::head_id(&bridge.pool).await.unwrap();
     assert!(head >= 3, "started, delivered, pulled: {head}");
-    let metrics = app
-        .http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains(&format!("\nlapor_bridge_audit_head_id {head}\n")),
         "{metrics}"
@@ -349,11 +359,7 @@ async fn the_daemon_runs_end_to_end_under_the_runtime_role() {
         eventually(Duration::from_secs(10), || async { file.exists() }).await,
         "the checkpoint at start"
     );
-    let verify: Value = app
-        .http
-        .get(format!("{base}/api/v1/audit/verify"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    let verify: Value = get("/api/v1/audit/verify")
         .await
         .unwrap()
         .json()
@@ -361,11 +367,7 @@ async fn the_daemon_runs_end_to_end_under_the_runtime_role() {
         .unwrap();
     assert_eq!(verify["ok"], true, "{verify}");
     assert!(verify["checkpoints"].as_u64().unwrap() >= 1, "{verify}");
-    let copy = app
-        .http
-        .get(format!("{base}/api/v1/audit/checkpoints"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    let copy = get("/api/v1/audit/checkpoints")
         .await
         .unwrap()
         .text()
@@ -401,14 +403,12 @@ async fn the_daemon_runs_end_to_end_under_the_runtime_role() {
     );
 
     std::fs::remove_file(&file).ok();
-    app.finish().await;
-    role.drop_role(&cluster_pool().await).await;
+    finish_with_role(app, role).await;
 }
 
 #[tokio::test]
 async fn run_refuses_to_start_on_pending_migrations_under_the_runtime_role() {
-    let app = spawn_app().await;
-    let role = AppRole::create(&app.pool, &app.db.url).await;
+    let (app, role) = spawn_with_role().await;
     // A binary newer than the schema: its last migration is not applied.
     let newest: i64 = sqlx::query_scalar("SELECT max(version) FROM lapor_bridge._sqlx_migrations")
         .fetch_one(&app.pool)
@@ -486,8 +486,7 @@ async fn run_refuses_to_start_on_pending_migrations_under_the_runtime_role() {
     assert_eq!(schema, None, "the runtime role created nothing");
 
     fresh.drop_db().await;
-    app.finish().await;
-    role.drop_role(&cluster_pool().await).await;
+    finish_with_role(app, role).await;
 }
 
 async fn owner_pool(db: &TestDb) -> PgPool {
@@ -738,9 +737,7 @@ async fn a_schema_owner_without_superuser_rights_migrates_and_can_still_be_caugh
         .execute(&cluster)
         .await
         .unwrap();
-    let rest = db.url.split_once("://").unwrap().1;
-    let host_and_db = rest.split_once('@').map_or(rest, |(_, r)| r);
-    let owner_url = format!("postgres://{owner}:{APP_PASSWORD}@{host_and_db}");
+    let owner_url = url_as(&db.url, &owner);
     let mut settings = lapor_bridge::config::Settings::default();
     settings.database.url = secrecy::SecretString::from(owner_url);
     let owner_pool = lapor_bridge::db::connect(&settings.database).await.unwrap();

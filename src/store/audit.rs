@@ -204,7 +204,8 @@ pub fn to_csv(entries: &[Entry]) -> String {
     out
 }
 
-pub fn to_jsonl(entries: &[Entry]) -> String {
+/// One JSON object a line (entries, or the checkpoints of `crate::checkpoints`).
+pub fn to_jsonl<T: Serialize>(entries: &[T]) -> String {
     let mut out = String::new();
     for e in entries {
         if let Ok(line) = serde_json::to_string(e) {
