@@ -216,16 +216,23 @@ pub async fn act_on_step(
     let after = outbox::get(&mut tx, id)
         .await?
         .ok_or(ActionError::NotFound)?;
-    // A complaint whose create is discarded is not on LAPOR!: it must not
-    // read as synced once its steps are gone.
+    // A complaint whose create is discarded must not read as synced once its
+    // steps are gone. When an attempt may have reached LAPOR!, it says so;
+    // reconciliation links it (and clears this) if LAPOR! shows it.
     if action == StepAction::Discard && before.step == "create" {
-        crate::store::complaints::flag_unfiled(
-            &mut tx,
-            &before.local_ref,
-            &format!("not on LAPOR!: its create step {id} was discarded by {actor}"),
-            now,
-        )
-        .await?;
+        let reason = if before.needs_lookup {
+            format!(
+                "{}: its create step {id} was discarded by {actor} after an attempt whose \
+                 outcome is unknown; reconciliation links it if LAPOR! shows it",
+                complaints::MAY_BE_ON_LAPOR
+            )
+        } else {
+            format!(
+                "{}: its create step {id} was discarded by {actor}",
+                complaints::NOT_ON_LAPOR
+            )
+        };
+        complaints::flag_unfiled(&mut tx, &before.local_ref, &reason, now).await?;
     }
     audit::append(
         &mut tx,

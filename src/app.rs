@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, auth::TokenStore};
 use crate::bridge::Bridge;
 use crate::checkpoints;
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{DatabaseClock, SharedClock};
 use crate::config::Settings;
 use crate::inbound::{Job, JobError, Jobs};
 use crate::outbox::Engine;
@@ -45,6 +45,11 @@ impl Daemon {
         crate::db::migrate_or_check(&pool)
             .await
             .context("preparing the database")?;
+        // Leases and deadlines count on the database's clock.
+        {
+            let mut conn = pool.acquire().await?;
+            clock.observe_offset(crate::db::clock_offset(&mut conn).await?);
+        }
         let listener = tokio::net::TcpListener::bind(settings.bridge.listen)
             .await
             .with_context(|| format!("binding BRIDGE_LISTEN {}", settings.bridge.listen))?;
@@ -173,7 +178,8 @@ async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<Job
 /// `lapor-bridge run`.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
-    let daemon = Daemon::start(settings, Arc::new(SystemClock), shutdown, true).await?;
+    let clock = Arc::new(DatabaseClock::default());
+    let daemon = Daemon::start(settings, clock, shutdown, true).await?;
     daemon.wait().await;
     Ok(())
 }

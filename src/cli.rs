@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::actions::{self, ActionError, StepAction};
 use crate::bridge::Bridge;
-use crate::clock::SystemClock;
+use crate::clock::DatabaseClock;
 use crate::config::{ProcessEnv, Settings};
 use crate::inbound::Jobs;
 use crate::status_document::{StatusDocument, page_bounds};
@@ -168,7 +168,8 @@ pub fn main() -> ExitCode {
 async fn bridge(settings: Settings) -> Result<Bridge, Failure> {
     let pool = crate::db::connect(&settings.database).await?;
     crate::db::migrate_or_check(&pool).await?;
-    Ok(Bridge::new(pool, settings, Arc::new(SystemClock))?)
+    let clock = DatabaseClock::measured(&pool).await?;
+    Ok(Bridge::new(pool, settings, Arc::new(clock))?)
 }
 
 fn print_json(value: &impl serde::Serialize) {

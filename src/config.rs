@@ -149,6 +149,11 @@ pub struct BridgeSettings {
     pub poll_interval_secs: u64,
     /// How long a claimed outbox step stays leased without a heartbeat.
     pub lease_secs: u64,
+    /// After a write whose outcome is unknown (a gateway's 5xx, a timeout, a
+    /// lost answer, a rescued or interrupted step), no lookup and no resend
+    /// before this many seconds since that attempt was sent: the backend may
+    /// commit it after the gateway gave up.
+    pub lookup_delay_secs: u64,
     /// Finished outbox steps are pruned after this many hours (their
     /// attempts and the audit log keep the history).
     pub outbox_retention_hours: u64,
@@ -172,6 +177,7 @@ impl Default for BridgeSettings {
             http_timeout_ms: 30_000,
             poll_interval_secs: 300,
             lease_secs: 60,
+            lookup_delay_secs: 120,
             outbox_retention_hours: 24 * 7,
             reconcile_cron: "0 0 2 * * *".into(),
             reconcile_closed_horizon_days: 30,
@@ -356,6 +362,11 @@ impl Settings {
             "BRIDGE_POLL_INTERVAL_SECS",
             &mut self.bridge.poll_interval_secs,
         )?;
+        parse_env(
+            env,
+            "BRIDGE_LOOKUP_DELAY_SECS",
+            &mut self.bridge.lookup_delay_secs,
+        )?;
         if let Some(path) = env.var("BRIDGE_AUDIT_CHECKPOINT_FILE") {
             self.audit.checkpoint_file = (!path.trim().is_empty()).then(|| PathBuf::from(path));
         }
@@ -435,6 +446,12 @@ impl Settings {
         }
         if b.lease_secs < 5 {
             return Err(invalid("bridge.lease_secs", "must be at least 5"));
+        }
+        if b.lookup_delay_secs > 86_400 {
+            return Err(invalid(
+                "BRIDGE_LOOKUP_DELAY_SECS",
+                "must be at most 86400 (a day)",
+            ));
         }
         if let Some(token) = &b.admin_token
             && token.expose_secret().len() < 16

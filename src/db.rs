@@ -311,3 +311,15 @@ pub async fn migrations_current(pool: &PgPool) -> Result<bool, DbError> {
         .await?
         .is_some_and(|p| p.is_empty()))
 }
+
+/// How far the database's clock is ahead of this machine's, measured over
+/// one round trip (the midpoint of the local send and receive).
+pub async fn clock_offset(conn: &mut sqlx::PgConnection) -> Result<chrono::Duration, sqlx::Error> {
+    let sent = chrono::Utc::now();
+    let database: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(conn)
+        .await?;
+    let received = chrono::Utc::now();
+    let midpoint = sent + (received - sent) / 2;
+    Ok(database - midpoint)
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 
 use crate::app::Daemon;
-use crate::clock::SystemClock;
+use crate::clock::DatabaseClock;
 use crate::config::Settings;
 use crate::simulator::{self, SimulatorConfig};
 
@@ -62,7 +62,13 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.bridge.max_attempts = 20;
     settings.bridge.rate_limit_per_sec = 20;
 
-    let daemon = Daemon::start(settings, Arc::new(SystemClock), shutdown.clone(), true).await?;
+    let daemon = Daemon::start(
+        settings,
+        Arc::new(DatabaseClock::default()),
+        shutdown.clone(),
+        true,
+    )
+    .await?;
     let bridge = daemon.bridge.clone();
     seed(&bridge).await?;
     let activity_root = root.clone();

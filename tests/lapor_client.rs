@@ -444,10 +444,11 @@ async fn html_error_pages_are_retryable_html_errors() {
         .create(&new_complaint("PLG-502", vec![]))
         .await
         .expect_err("502 HTML on a create");
+    // The gateway may have let the write through: its outcome is unknown.
     assert!(
         matches!(
             err,
-            LaporError::Retryable {
+            LaporError::UnknownOutcome {
                 kind: FailureKind::HtmlError,
                 status: Some(502),
                 ..
@@ -783,4 +784,142 @@ async fn a_listing_that_moves_between_pages_is_read_again() {
     // Two passes of two pages: the moving one, then a stable one.
     assert_eq!(sim_get(&sim, "/stats").await["requests"]["list"]["200"], 4);
     sim.shutdown();
+}
+
+// ----- gateways that give up, and 403 on one complaint -----------------------
+
+/// nginx answers a 504 page while the backend commits the write later: an
+/// unknown outcome for a write, exactly like a JSON 500/502/504; a read with
+/// the same answer is simply retryable.
+#[tokio::test]
+async fn a_gateway_504_on_a_write_is_an_unknown_outcome_and_the_write_lands_later() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    set_faults(
+        &sim,
+        json!({"slow_commit_rate": 1.0, "slow_commit_ms": 200}),
+    )
+    .await;
+    let err = client
+        .create(&new_complaint("PLG-504", vec![]))
+        .await
+        .expect_err("504 from the gateway");
+    assert!(
+        matches!(
+            err,
+            LaporError::UnknownOutcome {
+                kind: FailureKind::HtmlError,
+                status: Some(504),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    set_faults(&sim, json!({"error_rate": 1.0, "error_status": 504})).await;
+    let err = client
+        .create(&new_complaint("PLG-504J", vec![]))
+        .await
+        .expect_err("JSON 504");
+    assert!(
+        matches!(
+            err,
+            LaporError::UnknownOutcome {
+                kind: FailureKind::ServerError,
+                status: Some(504),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = client.institutions().await.expect_err("504 on a read");
+    assert!(matches!(err, LaporError::Retryable { .. }), "{err:?}");
+    set_faults(&sim, json!({})).await;
+    let mut landed = false;
+    for _ in 0..100 {
+        let all = http()
+            .get(format!("{}/_sim/complaints", sim.root_url()))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        if all["data"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["tags_raw"] == "ref:PLG-504"))
+        {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(landed, "the slow commit was applied after its 504");
+    sim.shutdown();
+}
+
+/// A 403 on a write concerns that complaint only; a 403 on the token probe
+/// means the tokens.
+#[tokio::test]
+async fn a_403_on_a_complaint_is_forbidden_and_on_the_probe_unauthorized() {
+    let sim = spawn_sim(SimulatorConfig::default()).await;
+    let client = default_client(&sim);
+    let created = client
+        .create(&new_complaint("PLG-403", vec![]))
+        .await
+        .unwrap();
+    sim_post(
+        &sim,
+        &format!("/complaints/{}/status", created.complaint_id),
+        json!({"status_name": "Terverifikasi"}),
+    )
+    .await;
+    set_faults(
+        &sim,
+        json!({"forbidden_complaints": [created.complaint_id]}),
+    )
+    .await;
+    let err = client
+        .add_followup(&NewFollowup {
+            complaint_id: created.complaint_id,
+            institution_from_id: 101,
+            institution_to_id: 101,
+            content: "Sudah ditangani.".into(),
+            is_secret: false,
+        })
+        .await
+        .expect_err("403");
+    assert!(
+        matches!(
+            err,
+            LaporError::Permanent {
+                status: 403,
+                kind: FailureKind::Forbidden,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    set_faults(&sim, json!({"error_rate": 1.0, "error_status": 403})).await;
+    let err = client.institutions().await.expect_err("403 on the probe");
+    assert!(
+        matches!(err, LaporError::Unauthorized { status: 403, .. }),
+        "{err:?}"
+    );
+    sim.shutdown();
+}
+
+#[test]
+fn retry_after_is_read_as_seconds_or_an_http_date() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let parse = |v| client::parse_retry_after(v, now);
+    assert_eq!(parse("7"), Some(Duration::from_secs(7)));
+    assert_eq!(
+        parse("Fri, 04 Dec 2026 10:00:30 GMT"),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(parse("Fri, 04 Dec 2026 09:00:00 GMT"), Some(Duration::ZERO));
+    assert_eq!(parse("99999"), Some(Duration::from_secs(3600)));
+    assert_eq!(parse("soon"), None);
 }

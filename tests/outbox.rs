@@ -479,6 +479,7 @@ async fn a_worker_killed_mid_call_loses_its_lease_and_the_step_finishes_once() {
 async fn a_stale_worker_cannot_overwrite_a_newer_outcome() {
     let app = spawn_app().await;
     app.submit("PLG-S").await;
+    let old = app.replica();
     let claimed = lapor_bridge::store::outbox::claim(
         &app.pool,
         "old-worker",
@@ -493,21 +494,22 @@ async fn a_stale_worker_cannot_overwrite_a_newer_outcome() {
     app.engine.maintain().await.unwrap();
     app.settle(5).await;
     assert_eq!(app.status("PLG-S").await.sync_state, "synced");
-    // The old holder finally reports a failure with its stale fence.
-    let mut conn = app.pool.acquire().await.unwrap();
-    let owned = lapor_bridge::store::outbox::finish(
-        &mut conn,
-        claimed[0].id,
-        claimed[0].fence,
-        &lapor_bridge::store::outbox::NextState::Dead,
-        Some("stale"),
-        lapor_bridge::clock::Clock::now(&app.clock),
-    )
-    .await
-    .unwrap();
-    assert!(!owned, "the fence rejects it");
-    drop(conn);
-    assert_eq!(app.status("PLG-S").await.sync_state, "synced");
+    // The old holder wakes up and reports a failure with its stale fence,
+    // through the outcome writer every worker uses.
+    app.faults(json!({"error_rate": 1.0, "error_status": 503}))
+        .await;
+    old.deliver(claimed[0].clone()).await;
+    let doc = app.status("PLG-S").await;
+    assert_eq!(doc.sync_state, "synced", "the fence rejects it");
+    let (state, attempts, _, _) = step_row(&app, "PLG-S", "create").await;
+    assert_eq!((state.as_str(), attempts), ("done", 1));
+    let outcomes: Vec<String> = app
+        .attempts("PLG-S")
+        .await
+        .into_iter()
+        .map(|a| a.1)
+        .collect();
+    assert_eq!(outcomes.last().map(String::as_str), Some("lease_lost"));
     app.finish().await;
 }
 

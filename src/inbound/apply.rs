@@ -3,7 +3,9 @@
 //! are the union of both sides, each imported once. Every change is audited;
 //! nothing is written when nothing changed.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::PgConnection;
 
@@ -11,6 +13,7 @@ use crate::lapor::types::{ComplaintDetail, Followup};
 use crate::lapor::{Status, StatusName};
 use crate::store::audit::{self, NewEntry};
 use crate::store::complaints::{self, UpstreamFields};
+use crate::store::duplicates;
 use crate::store::outbox;
 
 /// Prefix of the conflict reason set for an unknown status name.
@@ -165,7 +168,147 @@ pub fn awaits_verification(status: Option<&str>) -> bool {
         .is_none_or(Status::awaits_verification)
 }
 
-/// Follow-ups: each upstream one imported once; ours linked, not imported.
+/// How far LAPOR!'s clock may run behind ours when an upstream follow-up is
+/// compared with the first attempt of a local one.
+pub const CLOCK_TOLERANCE: Duration = Duration::seconds(60);
+/// An unmatched upstream copy of one of our texts is taken for a duplicate
+/// of our delivery only this soon after that delivery was first attempted;
+/// later, it is somebody posting the same template on LAPOR! itself.
+pub const COPY_WINDOW: Duration = Duration::hours(1);
+
+/// What matching our follow-ups with LAPOR!'s found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FollowupMatch {
+    /// (local follow-up id, upstream id): the upstream one is ours.
+    pub links: Vec<(i64, i64)>,
+    /// (local follow-up id, upstream id): a second copy of a local one that
+    /// is linked already (sent twice through a gateway that gave up).
+    pub copies: Vec<(i64, i64)>,
+}
+
+/// Matches our local follow-ups that are not linked yet with the upstream
+/// follow-ups of our institution that no local one is linked to: same
+/// text, created no earlier than the local one's first attempt (less the
+/// clock tolerance), one to one and in order (the oldest local one takes
+/// the oldest upstream one that fits). A follow-up never attempted cannot
+/// be on LAPOR!. Templated replies are the norm, so text alone never
+/// decides. The pull's linking and the delivery's lookup both use this.
+pub fn match_followups(
+    local: &[complaints::FollowupRow],
+    upstream: &[Followup],
+    institution_id: i64,
+) -> FollowupMatch {
+    let taken: HashSet<i64> = local.iter().filter_map(|l| l.lapor_followup_id).collect();
+    let mut free: Vec<&Followup> = upstream
+        .iter()
+        .filter(|u| u.institution_id == Some(institution_id) && !taken.contains(&u.id))
+        .collect();
+    free.sort_by_key(|u| (u.created_at, u.id));
+    let mut mine: Vec<&complaints::FollowupRow> =
+        local.iter().filter(|l| l.origin == "local").collect();
+    mine.sort_by_key(|l| l.id);
+    let mut used: HashSet<i64> = HashSet::new();
+    let mut found = FollowupMatch::default();
+    for l in mine.iter().filter(|l| l.lapor_followup_id.is_none()) {
+        let Some(sent_from) = l.sent_from else {
+            continue;
+        };
+        if let Some(u) = free.iter().find(|u| {
+            !used.contains(&u.id)
+                && u.content == l.content
+                && u.created_at >= sent_from - CLOCK_TOLERANCE
+        }) {
+            used.insert(u.id);
+            found.links.push((l.id, u.id));
+        }
+    }
+    let linked: HashSet<i64> = found.links.iter().map(|(l, _)| *l).collect();
+    for u in free.iter().filter(|u| !used.contains(&u.id)) {
+        // The latest of our deliveries of this text that it can follow.
+        let original = mine.iter().rev().find(|l| {
+            (l.lapor_followup_id.is_some() || linked.contains(&l.id))
+                && l.content == u.content
+                && l.sent_from.is_some_and(|from| {
+                    u.created_at >= from - CLOCK_TOLERANCE && u.created_at <= from + COPY_WINDOW
+                })
+        });
+        if let Some(l) = original {
+            found.copies.push((l.id, u.id));
+        }
+    }
+    found
+}
+
+/// Flags a complaint for an operator with `reason`, audited; nothing is
+/// written when the same reason is set already.
+pub async fn flag_conflict(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    local_ref: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let Some(before) = complaints::set_conflict(conn, complaint_id, reason, now).await? else {
+        return Ok(());
+    };
+    audit::append(
+        conn,
+        &NewEntry {
+            at: now,
+            actor: "bridge",
+            local_ref: Some(local_ref),
+            action: "reconcile.conflict",
+            before: Some(json!({"conflict_reason": before})),
+            after: Some(json!({"conflict_reason": reason})),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records copies on LAPOR! of one local item (`followup_id` `None`: the
+/// complaint) and, when the list grew, flags the complaint naming every
+/// LAPOR! id and what to have archived. Returns whether anything was new.
+pub async fn note_copies(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    local_ref: &str,
+    followup_id: Option<i64>,
+    linked: i64,
+    copies: &[i64],
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let Some(ids) =
+        duplicates::record(conn, complaint_id, followup_id, linked, copies, now).await?
+    else {
+        return Ok(false);
+    };
+    let list = |ids: &[i64]| {
+        ids.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let what = match followup_id {
+        None => "this complaint".to_string(),
+        Some(id) => format!("our follow-up #{id}"),
+    };
+    let reason = format!(
+        "{DUPLICATE_UPSTREAM} {n} copies of {what} (LAPOR! ids {all}); {linked} is linked here: \
+         ask LAPOR!'s admins to archive {rest}",
+        n = ids.len(),
+        all = list(&ids),
+        rest = list(&ids[1..]),
+    );
+    flag_conflict(conn, complaint_id, local_ref, &reason, now).await?;
+    Ok(true)
+}
+
+/// Prefix of the conflict reason for copies on LAPOR!.
+pub const DUPLICATE_UPSTREAM: &str = "LAPOR! holds";
+
+/// Follow-ups: each upstream one imported once; ours linked, not imported;
+/// a second copy of one of ours named, not imported.
 pub async fn apply_followups(
     conn: &mut PgConnection,
     institution_id: i64,
@@ -175,25 +318,57 @@ pub async fn apply_followups(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Applied, sqlx::Error> {
-    let mut local = complaints::followups_of(conn, complaint_id).await?;
+    let local = complaints::followups_of(conn, complaint_id).await?;
     let mut applied = Applied::default();
+    let found = match_followups(&local, upstream, institution_id);
+    for (local_id, upstream_id) in &found.links {
+        let Some(f) = upstream.iter().find(|u| u.id == *upstream_id) else {
+            continue;
+        };
+        complaints::link_followup(conn, *local_id, f.id, Some(f.created_at)).await?;
+        applied.followups_linked += 1;
+        complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
+    }
+    let mut copies: HashSet<i64> = duplicates::followup_copies(conn, complaint_id)
+        .await?
+        .into_iter()
+        .collect();
+    for (local_id, upstream_id) in &found.copies {
+        let linked = local
+            .iter()
+            .find(|l| l.id == *local_id)
+            .and_then(|l| l.lapor_followup_id)
+            .or_else(|| {
+                found
+                    .links
+                    .iter()
+                    .find(|(l, _)| l == local_id)
+                    .map(|(_, u)| *u)
+            });
+        if let Some(linked) = linked {
+            note_copies(
+                conn,
+                complaint_id,
+                local_ref,
+                Some(*local_id),
+                linked,
+                &[*upstream_id],
+                now,
+            )
+            .await?;
+            copies.insert(*upstream_id);
+        }
+    }
+    let linked: HashSet<i64> = local
+        .iter()
+        .filter_map(|l| l.lapor_followup_id)
+        .chain(found.links.iter().map(|(_, u)| *u))
+        .collect();
     for f in upstream {
-        if local.iter().any(|l| l.lapor_followup_id == Some(f.id)) {
+        if linked.contains(&f.id) || copies.contains(&f.id) {
             continue;
         }
         let ours = f.institution_id == Some(institution_id);
-        // One of ours whose answer was lost, or delivered by another replica:
-        // same content, same institution, not linked yet.
-        let unlinked = local.iter_mut().find(|l| {
-            ours && l.origin == "local" && l.lapor_followup_id.is_none() && l.content == f.content
-        });
-        if let Some(l) = unlinked {
-            complaints::link_followup(conn, l.id, f.id, Some(f.created_at)).await?;
-            l.lapor_followup_id = Some(f.id);
-            applied.followups_linked += 1;
-            complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
-            continue;
-        }
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO lapor_bridge.followups
                  (complaint_id, origin, content, is_secret, institution_id, lapor_followup_id,

@@ -190,6 +190,14 @@ pub async fn gauges(bridge: &Bridge) -> String {
         let _ = writeln!(out, "# TYPE lapor_bridge_conflicts gauge");
         let _ = writeln!(out, "lapor_bridge_conflicts {n}");
     }
+    if let Ok(n) = crate::store::duplicates::count_copies(&bridge.pool).await {
+        let _ = writeln!(
+            out,
+            "# HELP lapor_bridge_upstream_duplicates LAPOR! complaints or follow-ups that carry one local item a second time (for LAPOR!'s admins to archive)."
+        );
+        let _ = writeln!(out, "# TYPE lapor_bridge_upstream_duplicates gauge");
+        let _ = writeln!(out, "lapor_bridge_upstream_duplicates {n}");
+    }
     if let Ok((follow_up, completion)) = sla_overdue(bridge).await {
         let _ = writeln!(out, "# TYPE lapor_bridge_sla_overdue gauge");
         let _ = writeln!(

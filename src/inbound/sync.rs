@@ -12,6 +12,7 @@ use crate::bridge::Bridge;
 use crate::lapor::LaporError;
 use crate::lapor::types::{self, ComplaintSummary, Scope};
 use crate::store::audit::{self, NewEntry};
+use crate::store::complaints;
 
 /// Re-read this far before the cursor: LAPOR!'s times have one-second
 /// resolution and no zone, so the window overlaps; applying is idempotent.
@@ -64,7 +65,10 @@ const TRACKED: &str =
     "SELECT c.id, c.local_ref, c.lapor_complaint_id, c.lapor_status_name, c.status,
         c.lapor_disposition_id, c.conflict_reason, c.dispositioned_at IS NOT NULL AS dispositioned,
         coalesce((SELECT array_agg(f.lapor_followup_id) FROM lapor_bridge.followups f
-                   WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}') AS linked
+                   WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}')
+        || coalesce((SELECT array_agg(x) FROM lapor_bridge.upstream_duplicates d,
+                            unnest(d.lapor_ids[2:]) AS x
+                      WHERE d.complaint_id = c.id AND d.followup_id IS NOT NULL), '{}') AS linked
    FROM lapor_bridge.complaints c
   WHERE c.lapor_complaint_id IS NOT NULL";
 
@@ -217,7 +221,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
                 t.lapor_complaint_id
             );
             let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
-            flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
+            apply::flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
                 .await
                 .map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())?;
@@ -282,50 +286,13 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
         }
     }
     if let Some(reason) = &checked.conflict {
-        flag_conflict(&mut tx, t.id, &t.local_ref, reason, now)
+        apply::flag_conflict(&mut tx, t.id, &t.local_ref, reason, now)
             .await
             .map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     checked.applied = applied;
     Ok(checked)
-}
-
-async fn flag_conflict(
-    conn: &mut sqlx::PgConnection,
-    complaint_id: i64,
-    local_ref: &str,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    // No row: the same conflict is already flagged; nothing to write.
-    let Some(before): Option<Option<String>> = sqlx::query_scalar(
-        "UPDATE lapor_bridge.complaints c SET conflict_reason = $2, updated_at = $3
-           FROM (SELECT conflict_reason FROM lapor_bridge.complaints WHERE id = $1 FOR UPDATE) old
-          WHERE c.id = $1 AND c.conflict_reason IS DISTINCT FROM $2
-      RETURNING old.conflict_reason",
-    )
-    .bind(complaint_id)
-    .bind(reason)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(());
-    };
-    audit::append(
-        conn,
-        &NewEntry {
-            at: now,
-            actor: "bridge",
-            local_ref: Some(local_ref),
-            action: "reconcile.conflict",
-            before: Some(json!({"conflict_reason": before})),
-            after: Some(json!({"conflict_reason": reason})),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 async fn check_all(
@@ -380,6 +347,83 @@ async fn touch_synced(bridge: &Bridge, ids: &mut Vec<i64>, summary: &mut RunSumm
         summary.problem(format!("recording last_synced_at: {e}"));
     }
     ids.clear();
+}
+
+/// What LAPOR! lists as created by us, against our complaints by their
+/// `ref:` tag: an unlinked complaint is linked to the first (oldest) of its
+/// copies and loses the flag a discarded create left; every further copy is
+/// recorded and the complaint flagged, naming every LAPOR! id.
+async fn match_created(
+    bridge: &Bridge,
+    listed: &[ComplaintSummary],
+    summary: &mut RunSummary,
+) -> Result<(), sqlx::Error> {
+    let mut by_ref: BTreeMap<&str, Vec<&ComplaintSummary>> = BTreeMap::new();
+    for s in listed {
+        if let Some(r) = types::ref_in_tags(&s.tags_raw) {
+            by_ref.entry(r).or_default().push(s);
+        }
+    }
+    if by_ref.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&str> = by_ref.keys().copied().collect();
+    let local = complaints::local_by_refs(&bridge.pool, &refs).await?;
+    let now = bridge.clock.now();
+    for (local_ref, mut found) in by_ref {
+        let Some(&(id, linked)) = local.get(local_ref) else {
+            summary.drift("unknown_ref_upstream");
+            continue;
+        };
+        found.sort_by_key(|s| s.id);
+        let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
+        let mut tx = bridge.pool.begin().await?;
+        let linked = match linked {
+            Some(linked) => linked,
+            None => {
+                let first = found[0];
+                summary.drift("unlinked_upstream");
+                complaints::link_created(&mut tx, id, first.id, &first.tracking_id, now).await?;
+                audit::append(
+                    &mut tx,
+                    &NewEntry {
+                        at: now,
+                        actor: "bridge",
+                        local_ref: Some(local_ref),
+                        action: "reconcile.linked",
+                        before: Some(json!({"lapor_complaint_id": null})),
+                        after: Some(json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id})),
+                    },
+                )
+                .await?;
+                if let Some(cleared) = complaints::clear_unfiled(&mut tx, id, now).await? {
+                    audit::append(
+                        &mut tx,
+                        &NewEntry {
+                            at: now,
+                            actor: "bridge",
+                            local_ref: Some(local_ref),
+                            action: "reconcile.conflict_cleared",
+                            before: Some(json!({"conflict_reason": cleared})),
+                            after: Some(json!({"conflict_reason": null})),
+                        },
+                    )
+                    .await?;
+                }
+                summary.repaired += 1;
+                first.id
+            }
+        };
+        let copies: Vec<i64> = ids.into_iter().filter(|i| *i != linked).collect();
+        if !copies.is_empty()
+            && apply::note_copies(&mut tx, id, local_ref, None, linked, &copies, now).await?
+        {
+            summary.drift("duplicate_upstream");
+            summary.conflicts += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// One incremental pull: new inbox complaints become local; every tracked
@@ -444,8 +488,18 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                     Ok(false) => {}
                     Err(p) => summary.problem(p),
                 },
-                false => {} // ours but not linked yet: reconciliation's job
+                false => {} // created by us: matched below
             }
+        }
+        if scope == Scope::Created {
+            // Ours but not linked yet (the create's answer was lost), or a
+            // second copy: the same matching as reconciliation's.
+            let unknown: Vec<ComplaintSummary> = listed
+                .iter()
+                .filter(|s| !known.contains(&s.id))
+                .cloned()
+                .collect();
+            match_created(bridge, &unknown, &mut summary).await?;
         }
         if summary.errors == 0
             && let Some(max) = listed.iter().map(|s| s.updated_at).max()
@@ -465,96 +519,27 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
 }
 
 /// A full comparison of every tracked complaint (closed ones within the
-/// horizon too), plus upstream complaints that carry our reference but are
-/// not linked locally.
+/// horizon too), plus what LAPOR! lists as created by us: complaints that
+/// carry our reference but are not linked locally, and copies of one.
 pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     let mut summary = RunSummary::default();
     let now = bridge.clock.now();
     let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
-    // Upstream complaints carrying the ref: of a local complaint that has no
-    // LAPOR! id: listed from shortly before the oldest such complaint was
-    // written (nothing to list when every local complaint is linked).
-    let oldest_unlinked: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT min(created_at) FROM lapor_bridge.complaints
-          WHERE origin = 'local' AND lapor_complaint_id IS NULL",
-    )
-    .fetch_one(&bridge.pool)
-    .await?;
-    let listing = match oldest_unlinked {
-        Some(since) => Some(
+    // From shortly before the oldest local complaint that is unlinked or
+    // still within the horizon (nothing to list when there is none).
+    let listing = match complaints::oldest_to_match_upstream(&bridge.pool, horizon).await? {
+        Some(since) => {
             bridge
                 .client
                 .list_all(Scope::Created, since - Duration::minutes(10))
-                .await,
-        ),
-        None => None,
+                .await
+        }
+        None => Ok(Vec::new()),
     };
-    match listing.unwrap_or_else(|| Ok(Vec::new())) {
+    match listing {
         Ok(listed) => {
             summary.listed += listed.len() as u32;
-            for s in listed {
-                let Some(local_ref) = types::ref_in_tags(&s.tags_raw) else {
-                    continue;
-                };
-                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-                    "SELECT id, lapor_complaint_id FROM lapor_bridge.complaints WHERE local_ref = $1",
-                )
-                .bind(local_ref)
-                .fetch_optional(&bridge.pool)
-                .await?;
-                match row {
-                    Some((id, None)) => {
-                        summary.drift("unlinked_upstream");
-                        let mut tx = bridge.pool.begin().await?;
-                        crate::store::complaints::link_created(
-                            &mut tx,
-                            id,
-                            s.id,
-                            &s.tracking_id,
-                            now,
-                        )
-                        .await?;
-                        audit::append(
-                            &mut tx,
-                            &NewEntry {
-                                at: now,
-                                actor: "bridge",
-                                local_ref: Some(local_ref),
-                                action: "reconcile.linked",
-                                before: Some(json!({"lapor_complaint_id": null})),
-                                after: Some(json!({"lapor_complaint_id": s.id, "tracking_id": s.tracking_id})),
-                            },
-                        )
-                        .await?;
-                        tx.commit().await?;
-                        summary.repaired += 1;
-                    }
-                    Some((_, Some(linked))) if linked != s.id => {
-                        summary.drift("duplicate_upstream");
-                        summary.conflicts += 1;
-                        let mut tx = bridge.pool.begin().await?;
-                        let id: i64 = sqlx::query_scalar(
-                            "SELECT id FROM lapor_bridge.complaints WHERE local_ref = $1",
-                        )
-                        .bind(local_ref)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        flag_conflict(
-                            &mut tx,
-                            id,
-                            local_ref,
-                            &format!("LAPOR! complaint {} also carries ref:{local_ref}", s.id),
-                            now,
-                        )
-                        .await?;
-                        tx.commit().await?;
-                    }
-                    Some(_) => {}
-                    None => {
-                        summary.drift("unknown_ref_upstream");
-                    }
-                }
-            }
+            match_created(bridge, &listed, &mut summary).await?;
         }
         Err(e) => summary.problem(format!("list created: {e}")),
     }

@@ -184,7 +184,19 @@ impl LaporClient {
             .http
             .get(self.url("/masters/institutions/external"))
             .query(&[("page", "1"), ("page_size", "1000")]);
-        let doc = self.call("institutions", Mode::Read, req).await?;
+        // The token probe: a 403 here is about the account, not a complaint.
+        let doc = self
+            .call("institutions", Mode::Read, req)
+            .await
+            .map_err(|e| match e {
+                LaporError::Permanent {
+                    kind: FailureKind::Forbidden,
+                    status,
+                    message,
+                    ..
+                } => LaporError::Unauthorized { status, message },
+                other => other,
+            })?;
         self.typed(Mode::Read, types::parse_institutions(&doc))
     }
 
@@ -400,8 +412,7 @@ impl LaporClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|secs| Duration::from_secs(secs.min(3600)));
+            .and_then(|v| parse_retry_after(v, Utc::now()));
         let is_html = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -460,8 +471,20 @@ impl LaporClient {
             return Ok(doc);
         }
         let message = self.clean(&remote_message(json.as_ref(), &body, is_html));
+        let html_page = is_html || (json.is_none() && looks_like_html(&body));
         Err(match status {
-            401 | 403 => LaporError::Unauthorized { status, message },
+            401 => LaporError::Unauthorized { status, message },
+            // A gateway's error on a write: the backend may have gone on and
+            // committed it (PHP keeps running after nginx answered 504).
+            500 | 502 | 504 if mode == Mode::Write => LaporError::UnknownOutcome {
+                kind: if html_page {
+                    FailureKind::HtmlError
+                } else {
+                    FailureKind::ServerError
+                },
+                status: Some(status),
+                message,
+            },
             429 => LaporError::Retryable {
                 kind: FailureKind::RateLimited,
                 status: Some(status),
@@ -469,7 +492,7 @@ impl LaporClient {
                 message,
             },
             500..=599 => LaporError::Retryable {
-                kind: if is_html || (json.is_none() && looks_like_html(&body)) {
+                kind: if html_page {
                     FailureKind::HtmlError
                 } else {
                     FailureKind::ServerError
@@ -481,6 +504,9 @@ impl LaporClient {
             400..=499 => {
                 let kind = match status {
                     400 => FailureKind::BadRequest,
+                    // The account may not act on this complaint (forwarded
+                    // away, another institution's): the tokens are fine.
+                    403 => FailureKind::Forbidden,
                     404 => FailureKind::NotFound,
                     409 => FailureKind::Conflict,
                     413 => FailureKind::TooLarge,
@@ -553,6 +579,21 @@ impl LaporClient {
             },
         }
     }
+}
+
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110), bounded by an
+/// hour; a date in the past means now.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    const MAX: u64 = 3600;
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(MAX)));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    let secs = (at - now).num_seconds().clamp(0, MAX as i64);
+    Some(Duration::from_secs(secs as u64))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -28,6 +28,8 @@ pub enum FailureKind {
     /// the end of the order): read again rather than trust a short answer.
     ListingMoved,
     Unauthorized,
+    /// 403 on a complaint: the account may not act on that one.
+    Forbidden,
     BadRequest,
     NotFound,
     Conflict,
@@ -48,6 +50,7 @@ impl FailureKind {
             FailureKind::Malformed => "malformed",
             FailureKind::ListingMoved => "listing_moved",
             FailureKind::Unauthorized => "unauthorized",
+            FailureKind::Forbidden => "forbidden",
             FailureKind::BadRequest => "bad_request",
             FailureKind::NotFound => "not_found",
             FailureKind::Conflict => "conflict",

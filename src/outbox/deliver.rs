@@ -12,7 +12,7 @@ use crate::inbound::apply;
 use crate::lapor::types::{self, Created};
 use crate::lapor::{FileToUpload, LaporError};
 use crate::store::complaints;
-use crate::store::outbox::{Attempt, ClaimedStep, NextState};
+use crate::store::outbox::{self, Attempt, ClaimedStep, NextState};
 
 /// How far before the first attempt a lookup searches (clock skew margin).
 const LOOKUP_MARGIN_MINUTES: i64 = 10;
@@ -21,7 +21,12 @@ const LOOKUP_MARGIN_MINUTES: i64 = 10;
 #[derive(Debug)]
 pub(super) enum Effect {
     Uploaded,
-    Created(Created),
+    /// Created or found; `copies`: further LAPOR! complaints found carrying
+    /// the same reference (sent twice through a gateway that gave up).
+    Created {
+        created: Created,
+        copies: Vec<i64>,
+    },
     FollowupPosted {
         followup_id: i64,
         lapor_followup_id: i64,
@@ -43,6 +48,9 @@ enum Failure {
     /// Not deliverable as it stands (an operator must act).
     Impossible(String),
     Database(sqlx::Error),
+    /// Another worker rescued the step while this one looked it up: nothing
+    /// is sent, and the new holder's outcome stands.
+    LeaseLost,
 }
 
 impl From<sqlx::Error> for Failure {
@@ -106,6 +114,11 @@ impl StepRunner<'_> {
             message: None,
             outcome: String::new(),
         };
+        // After a write whose outcome is unknown, LAPOR!'s backend may still
+        // commit it: neither a lookup nor a resend before the delay.
+        let lookup_delay =
+            ChronoDuration::seconds(self.bridge.settings.bridge.lookup_delay_secs as i64);
+        let mut lookup_not_before = None;
         let (next, last_error, audit_after) = match &result {
             Ok(delivered) => {
                 attempt.outcome = if delivered.adopted {
@@ -138,18 +151,37 @@ impl StepRunner<'_> {
                 attempt.outcome = "dead".into();
                 attempt.message = Some(reason.clone());
                 let after = json!({"outcome": "dead", "attempt": attempt_no, "message": reason});
-                (NextState::Dead, Some(reason.clone()), Some(after))
+                let next = NextState::Dead {
+                    needs_lookup: step.needs_lookup,
+                };
+                (next, Some(reason.clone()), Some(after))
+            }
+            Err(Failure::LeaseLost) => {
+                // Not written: the fence no longer matches.
+                attempt.outcome = "lease_lost".into();
+                let next = NextState::Pending {
+                    at: now,
+                    needs_lookup: true,
+                    count_attempt: false,
+                    waiting_reason: None,
+                };
+                (next, None, None)
             }
             Err(Failure::Database(e)) => {
                 let message = format!("database error during delivery: {e}");
                 attempt.outcome = "retry".into();
                 attempt.message = Some(message.clone());
+                // A write may have been sent before the database failed.
+                let write = step.step != "upload";
+                if write {
+                    lookup_not_before = Some(now + lookup_delay);
+                }
                 let at = now + to_chrono(self.policy.delay_random(attempt_no, None));
                 let next = NextState::Pending {
-                    at,
-                    needs_lookup: step.needs_lookup || step.step != "upload",
+                    at: lookup_not_before.map_or(at, |floor| at.max(floor)),
+                    needs_lookup: step.needs_lookup || write,
                     count_attempt: false,
-                    waiting_reason: None,
+                    waiting_reason: lookup_not_before.map(lookup_wait_reason),
                 };
                 (next, Some(message), None)
             }
@@ -161,31 +193,35 @@ impl StepRunner<'_> {
                 attempt.failure_kind = Some(error.kind().as_str().into());
                 let message = error.message();
                 attempt.message = Some(message.clone());
+                if matches!(error, LaporError::UnknownOutcome { .. }) {
+                    lookup_not_before = Some(now + lookup_delay);
+                }
+                let needs_lookup = *needs_lookup;
                 let (next, outcome) = match error {
                     LaporError::Unauthorized { .. } => {
                         self.bridge.gate.pause(&message);
                         let next = NextState::Pending {
                             at: now,
-                            needs_lookup: *needs_lookup,
+                            needs_lookup,
                             count_attempt: false,
                             waiting_reason: Some("LAPOR! rejected the tokens".into()),
                         };
                         (next, "paused")
                     }
-                    LaporError::Permanent { .. } => (NextState::Dead, "dead"),
+                    LaporError::Permanent { .. } => (NextState::Dead { needs_lookup }, "dead"),
                     LaporError::Retryable { .. } | LaporError::UnknownOutcome { .. } => {
                         if self.policy.exhausted(attempt_no) {
-                            (NextState::Dead, "dead")
+                            (NextState::Dead { needs_lookup }, "dead")
                         } else {
                             let at =
                                 now + to_chrono(self.policy.delay_random(attempt_no, Some(error)));
                             let next = NextState::Pending {
-                                at,
-                                needs_lookup: *needs_lookup,
+                                at: lookup_not_before.map_or(at, |floor| at.max(floor)),
+                                needs_lookup,
                                 count_attempt: true,
-                                waiting_reason: None,
+                                waiting_reason: lookup_not_before.map(lookup_wait_reason),
                             };
-                            (next, if *needs_lookup { "unknown" } else { "retry" })
+                            (next, if needs_lookup { "unknown" } else { "retry" })
                         }
                     }
                 };
@@ -212,9 +248,21 @@ impl StepRunner<'_> {
             attempt,
             next,
             last_error,
+            lookup_not_before,
             effect: result.ok().map(|d| d.effect),
             audit_after,
             now,
+        }
+    }
+
+    /// Before a write sent after a lookup (which may have taken long): the
+    /// step must still be ours, and nothing may have linked it meanwhile.
+    async fn recheck(&self, step: &ClaimedStep) -> Result<outbox::Holding, Failure> {
+        let mut conn = self.bridge.pool.acquire().await?;
+        match outbox::holding(&mut conn, step.id, step.fence).await? {
+            Some(h) if h.held => Ok(h),
+            Some(_) => Err(Failure::LeaseLost),
+            None => Err(Failure::Impossible("the outbox step is gone".into())),
         }
     }
 
@@ -253,15 +301,19 @@ impl StepRunner<'_> {
     }
 
     async fn create(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
+        let linked = |id: i64, tracking: Option<String>| Delivered {
+            effect: Effect::Created {
+                created: Created {
+                    complaint_id: id,
+                    tracking_id: tracking.unwrap_or_default(),
+                },
+                copies: Vec::new(),
+            },
+            adopted: true,
+        };
         if let Some(id) = step.lapor_complaint_id {
             // Linked already (by reconciliation, or an earlier holder).
-            return Ok(Delivered {
-                effect: Effect::Created(Created {
-                    complaint_id: id,
-                    tracking_id: step.tracking_id.clone().unwrap_or_default(),
-                }),
-                adopted: true,
-            });
+            return Ok(linked(id, step.tracking_id.clone()));
         }
         if step.needs_lookup {
             let since = step.first_attempt_at.unwrap_or(step.complaint_created_at)
@@ -273,11 +325,21 @@ impl StepRunner<'_> {
             {
                 Ok(Some(found)) => {
                     return Ok(Delivered {
-                        effect: Effect::Created(found),
+                        effect: Effect::Created {
+                            created: found.created,
+                            copies: found.copies,
+                        },
                         adopted: true,
                     });
                 }
-                Ok(None) => {} // it never arrived: send it now
+                Ok(None) => {
+                    // It never arrived: send it, if the step is still ours
+                    // and nothing linked the complaint meanwhile.
+                    let holding = self.recheck(step).await?;
+                    if let Some(id) = holding.lapor_complaint_id {
+                        return Ok(linked(id, holding.tracking_id));
+                    }
+                }
                 Err(error) => {
                     return Err(Failure::Lapor {
                         error,
@@ -314,7 +376,10 @@ impl StepRunner<'_> {
         };
         match self.bridge.client.create(&new).await {
             Ok(created) => Ok(Delivered {
-                effect: Effect::Created(created),
+                effect: Effect::Created {
+                    created,
+                    copies: Vec::new(),
+                },
                 adopted: false,
             }),
             Err(error) => {
@@ -435,19 +500,27 @@ impl StepRunner<'_> {
                     error,
                     needs_lookup: true,
                 })?;
-            let mut conn = self.bridge.pool.acquire().await?;
-            let linked: Vec<i64> = complaints::followups_of(&mut conn, step.complaint_id)
-                .await?
+            let local = {
+                let mut conn = self.bridge.pool.acquire().await?;
+                complaints::followups_of(&mut conn, step.complaint_id).await?
+            };
+            // The pull's matching: one to one, in order, never older than
+            // the first attempt; an identical template is not ours by text.
+            let matched = apply::match_followups(&local, &upstream, ours);
+            let found = matched
+                .links
                 .iter()
-                .filter_map(|l| l.lapor_followup_id)
-                .collect();
-            if let Some(found) = upstream.iter().find(|u| {
-                u.institution_id == Some(ours) && u.content == f.content && !linked.contains(&u.id)
-            }) {
+                .find(|(local_id, _)| *local_id == followup_id)
+                .map(|(_, upstream_id)| *upstream_id);
+            let found = match found {
+                Some(id) => Some(id),
+                None => self.recheck(step).await?.lapor_followup_id,
+            };
+            if let Some(lapor_followup_id) = found {
                 return Ok(Delivered {
                     effect: Effect::FollowupPosted {
                         followup_id,
-                        lapor_followup_id: found.id,
+                        lapor_followup_id,
                     },
                     adopted: true,
                 });
@@ -516,6 +589,7 @@ impl StepRunner<'_> {
                     adopted: true,
                 });
             }
+            self.recheck(step).await?;
         }
         let forward = types::Forward {
             complaint_id: lapor_id,
@@ -541,21 +615,30 @@ impl StepRunner<'_> {
     }
 }
 
-/// Whether a failed write may have been applied upstream: a lost answer, or
-/// a gateway error from a proxy (which may have let the request through).
+/// Whether a failed write may have been applied upstream: a lost answer, a
+/// timeout, or a gateway's 500/502/504 (JSON or HTML), which the client
+/// classifies as an unknown outcome.
 pub fn may_have_committed(error: &LaporError) -> bool {
-    match error {
-        LaporError::UnknownOutcome { .. } => true,
-        LaporError::Retryable { status, .. } => matches!(status, Some(500 | 502 | 504)),
-        _ => false,
-    }
+    matches!(error, LaporError::UnknownOutcome { .. })
+}
+
+/// The waiting reason of a step whose last write has an unknown outcome.
+fn lookup_wait_reason(until: DateTime<Utc>) -> String {
+    format!(
+        "LAPOR! may still apply the last attempt: looked up, not resent, from {} WIB",
+        crate::lapor::wib::format_datetime(until)
+    )
 }
 
 fn effect_json(effect: &Effect) -> Value {
     match effect {
         Effect::Uploaded => json!({}),
-        Effect::Created(c) => {
-            json!({"lapor_complaint_id": c.complaint_id, "tracking_id": c.tracking_id})
+        Effect::Created { created, copies } => {
+            let mut v = json!({"lapor_complaint_id": created.complaint_id, "tracking_id": created.tracking_id});
+            if !copies.is_empty() {
+                v["copies"] = json!(copies);
+            }
+            v
         }
         Effect::FollowupPosted {
             followup_id,
@@ -582,6 +665,8 @@ pub struct Completion {
     pub(super) attempt: Attempt,
     pub(super) next: NextState,
     pub(super) last_error: Option<String>,
+    /// No lookup and no resend of this step before this instant.
+    pub(super) lookup_not_before: Option<DateTime<Utc>>,
     pub(super) effect: Option<Effect>,
     pub(super) audit_after: Option<Value>,
     pub(super) now: DateTime<Utc>,
@@ -593,10 +678,11 @@ impl Completion {
     }
 
     /// The same attempt, dead-lettered with `reason` and without its effect.
+    /// What it found or sent is on LAPOR!: a Retry looks it up first.
     pub(super) fn into_dead(mut self, reason: String) -> Self {
         self.attempt.outcome = "dead".into();
         self.attempt.message = Some(reason.clone());
-        self.next = NextState::Dead;
+        self.next = NextState::Dead { needs_lookup: true };
         self.effect = None;
         self.audit_after = Some(json!({
             "outcome": "dead",
@@ -615,15 +701,17 @@ impl Completion {
         let now = self.now;
         match effect {
             Effect::Uploaded => Ok(()),
-            Effect::Created(created) => {
-                complaints::link_created(
+            Effect::Created { created, copies } => {
+                let linked = complaints::link_created(
                     conn,
                     self.complaint_id,
                     created.complaint_id,
                     &created.tracking_id,
                     now,
                 )
-                .await
+                .await?;
+                self.note_copies(conn, linked, created.complaint_id, copies)
+                    .await
             }
             Effect::FollowupPosted {
                 followup_id,
@@ -650,5 +738,84 @@ impl Completion {
                 Ok(())
             }
         }
+    }
+
+    /// Names further copies of the complaint on LAPOR!: those the lookup
+    /// found, and the one just linked when the complaint already had
+    /// another link.
+    async fn note_copies(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        linked: i64,
+        created: i64,
+        copies: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        let mut all: Vec<i64> = copies.to_vec();
+        if created != linked {
+            all.push(created);
+        }
+        if !all.is_empty() {
+            apply::note_copies(
+                conn,
+                self.complaint_id,
+                &self.local_ref,
+                None,
+                linked,
+                &all,
+                self.now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// An outcome that arrives after the lease was lost still carries a
+    /// LAPOR! id: it is kept, for the new holder to adopt, instead of thrown
+    /// away (the new holder would otherwise look up, or even resend).
+    pub(super) async fn keep_late_effect(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        effect: &Effect,
+    ) -> Result<(), sqlx::Error> {
+        let kept = match effect {
+            Effect::Created { created, copies } => {
+                let linked = complaints::link_created(
+                    conn,
+                    self.complaint_id,
+                    created.complaint_id,
+                    &created.tracking_id,
+                    self.now,
+                )
+                .await?;
+                self.note_copies(conn, linked, created.complaint_id, copies)
+                    .await?;
+                json!({"lapor_complaint_id": created.complaint_id})
+            }
+            Effect::FollowupPosted {
+                followup_id,
+                lapor_followup_id,
+            } => {
+                if !complaints::link_followup_if_unlinked(conn, *followup_id, *lapor_followup_id)
+                    .await?
+                {
+                    return Ok(());
+                }
+                json!({"followup_id": followup_id, "lapor_followup_id": lapor_followup_id})
+            }
+            Effect::Uploaded | Effect::Forwarded { .. } => return Ok(()),
+        };
+        crate::store::audit::append(
+            conn,
+            &crate::store::audit::NewEntry {
+                at: self.now,
+                actor: "bridge",
+                local_ref: Some(&self.local_ref),
+                action: "delivery.late_outcome_kept",
+                before: None,
+                after: Some(kept),
+            },
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -32,8 +32,9 @@ struct Index {
     /// The index holds every complaint created (or updated) since `start`.
     start: Option<DateTime<Utc>>,
     cursor: Option<DateTime<Utc>>,
-    /// Each complaint by its ref, with the `updated_at` it was listed with.
-    by_ref: HashMap<String, (Created, DateTime<Utc>)>,
+    /// The complaints carrying each ref (one, unless LAPOR! holds copies),
+    /// each with the `updated_at` it was listed with.
+    by_ref: HashMap<String, Vec<(Created, DateTime<Utc>)>>,
     /// When the last complete refresh began.
     refreshed_from: Option<std::time::Instant>,
     /// When the current epoch began, and the oldest window asked for in it.
@@ -53,11 +54,38 @@ impl Index {
         if let Some(keep_from) = self.oldest_asked.map(|o| o - OVERLAP)
             && self.start.is_some_and(|start| start < keep_from)
         {
-            self.by_ref.retain(|_, (_, updated)| *updated >= keep_from);
+            self.by_ref.retain(|_, found| {
+                found.retain(|(_, updated)| *updated >= keep_from);
+                !found.is_empty()
+            });
             self.start = Some(keep_from);
         }
         self.epoch_began = Some(now);
         self.oldest_asked = Some(since);
+    }
+}
+
+/// What a lookup found: the oldest complaint carrying the ref, and the LAPOR!
+/// ids of any further copies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub created: Created,
+    pub copies: Vec<i64>,
+}
+
+impl Index {
+    fn found(&self, local_ref: &str) -> Option<Found> {
+        let all = self.by_ref.get(local_ref)?;
+        let first = all.iter().min_by_key(|(c, _)| c.complaint_id)?;
+        let copies = all
+            .iter()
+            .map(|(c, _)| c.complaint_id)
+            .filter(|id| *id != first.0.complaint_id)
+            .collect();
+        Some(Found {
+            created: first.0.clone(),
+            copies,
+        })
     }
 }
 
@@ -73,7 +101,7 @@ impl CreatedIndex {
         client: &LaporClient,
         local_ref: &str,
         since: DateTime<Utc>,
-    ) -> Result<Option<Created>, LaporError> {
+    ) -> Result<Option<Found>, LaporError> {
         let asked = std::time::Instant::now();
         let mut index = self.inner.lock().await;
         let covers = index.start.is_some_and(|start| start <= since);
@@ -91,7 +119,7 @@ impl CreatedIndex {
         // A refresh that began after this lookup was asked for (while it
         // waited for the lock) saw everything this one would: share it.
         if index.refreshed_from.is_some_and(|began| began > asked) {
-            return Ok(index.by_ref.get(local_ref).map(|(c, _)| c.clone()));
+            return Ok(index.found(local_ref));
         }
         let began = std::time::Instant::now();
         let from = index.cursor.unwrap_or(since) - OVERLAP;
@@ -106,12 +134,14 @@ impl CreatedIndex {
                     complaint_id: s.id,
                     tracking_id: s.tracking_id,
                 };
-                index.by_ref.insert(r.to_string(), (created, s.updated_at));
+                let found = index.by_ref.entry(r.to_string()).or_default();
+                found.retain(|(c, _)| c.complaint_id != s.id);
+                found.push((created, s.updated_at));
             }
         }
         index.cursor = newest;
         index.refreshed_from = Some(began);
-        Ok(index.by_ref.get(local_ref).map(|(c, _)| c.clone()))
+        Ok(index.found(local_ref))
     }
 }
 
@@ -119,12 +149,12 @@ impl CreatedIndex {
 mod tests {
     use super::*;
 
-    fn entry(id: i64, updated: DateTime<Utc>) -> (Created, DateTime<Utc>) {
+    fn entry(id: i64, updated: DateTime<Utc>) -> Vec<(Created, DateTime<Utc>)> {
         let created = Created {
             complaint_id: id,
             tracking_id: id.to_string(),
         };
-        (created, updated)
+        vec![(created, updated)]
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -103,7 +104,9 @@ impl Engine {
         Ok(steps)
     }
 
-    async fn deliver(&self, step: ClaimedStep) {
+    /// Delivers one claimed step and writes its outcome (fenced by the
+    /// claim): what every worker does with a step it claimed.
+    pub async fn deliver(&self, step: ClaimedStep) {
         let runner = StepRunner {
             bridge: &self.bridge,
             policy: self.policy,
@@ -121,10 +124,18 @@ impl Engine {
         self.finished.notify_waiters();
     }
 
+    /// How long after a write with an unknown outcome (sent by a worker that
+    /// stopped, or cut off) before it is looked up: the lookup delay, and at
+    /// least until the previous holder's request has timed out.
+    fn lookup_delay_secs(&self) -> i64 {
+        let b = &self.bridge.settings.bridge;
+        (b.lookup_delay_secs as i64).max((b.http_timeout_ms / 1000) as i64 + 1)
+    }
+
     /// Rescues expired leases and prunes finished steps.
     pub async fn maintain(&self) -> Result<(), sqlx::Error> {
         let now = self.bridge.clock.now();
-        let lookup_delay = (self.bridge.settings.bridge.http_timeout_ms / 1000) as i64 + 1;
+        let lookup_delay = self.lookup_delay_secs();
         for (id, local_ref) in outbox::rescue_expired(&self.bridge.pool, now, lookup_delay).await? {
             tracing::warn!(step = id, %local_ref, "rescued a step whose lease expired");
             self.bridge.metrics.inc("outbox_rescued_total", &[]);
@@ -256,7 +267,8 @@ impl Engine {
             return; // the leases expire and other replicas rescue them
         };
         for (id, fence) in held {
-            match outbox::release(&mut conn, id, fence, self.bridge.clock.now(), true).await {
+            let now = self.bridge.clock.now();
+            match outbox::release(&mut conn, id, fence, now, self.lookup_delay_secs()).await {
                 Ok(true) => tracing::info!(step = id, "released an unfinished step"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(step = id, error = %e, "cannot release a step"),
@@ -290,25 +302,19 @@ impl Engine {
         }
     }
 
-    /// Heartbeat, lease rescue and pruning, and the token probe.
+    /// The lease heartbeat (a task of its own), and lease rescue, pruning
+    /// and the token probe.
     fn spawn_background(self: &Arc<Self>, shutdown: CancellationToken) -> CancellationToken {
         let stop = shutdown.child_token();
+        tokio::spawn(self.clone().heartbeat(stop.clone()));
         let engine = self.clone();
         let token = stop.clone();
         tokio::spawn(async move {
-            let beat = Duration::from_secs((engine.lease_secs() as u64 / 3).max(1));
-            let mut heartbeat = tokio::time::interval(beat);
             let mut maintenance = tokio::time::interval(Duration::from_secs(10));
             let mut probe = tokio::time::interval(Duration::from_secs(15));
             loop {
                 tokio::select! {
                     _ = token.cancelled() => break,
-                    _ = heartbeat.tick() => {
-                        let held = engine.held();
-                        if let Err(e) = outbox::heartbeat(&engine.bridge.pool, &held, engine.bridge.clock.now(), engine.lease_secs()).await {
-                            tracing::warn!(error = %e, "lease heartbeat failed");
-                        }
-                    }
                     _ = maintenance.tick() => {
                         if let Err(e) = engine.maintain().await {
                             tracing::warn!(error = %e, "outbox maintenance failed");
@@ -325,6 +331,50 @@ impl Engine {
             }
         });
         stop
+    }
+}
+
+impl Engine {
+    /// Renews the leases of the steps in flight every `lease_secs / 3`, on a
+    /// connection of its own (a busy pool, a slow vacuum or a hanging token
+    /// probe cannot delay it), and re-measures the database clock's offset
+    /// each time.
+    async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
+        let beat = Duration::from_secs((self.lease_secs() as u64 / 3).max(1));
+        let mut tick = tokio::time::interval(beat);
+        let mut conn: Option<PgConnection> = None;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if conn.is_none() {
+                let options = self.bridge.pool.connect_options();
+                match PgConnection::connect_with(&options).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lease heartbeat cannot connect");
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            if let Err(e) = self.beat(c).await {
+                tracing::warn!(error = %e, "lease heartbeat failed");
+                conn = None;
+            }
+        }
+        if let Some(c) = conn {
+            let _ = c.close().await;
+        }
+    }
+
+    async fn beat(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let offset = crate::db::clock_offset(conn).await?;
+        self.bridge.clock.observe_offset(offset);
+        let held = self.held();
+        outbox::heartbeat(conn, &held, self.bridge.clock.now(), self.lease_secs()).await?;
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::deliver::{Completion, Effect};
 use crate::metrics::Metrics;
 use crate::store::complaints;
-use crate::store::outbox::{self, Attempt, NextState};
+use crate::store::outbox::{self, Attempt};
 
 /// Most completions written in one transaction.
 const MAX_BATCH: usize = 128;
@@ -107,9 +107,11 @@ async fn write_one(pool: &PgPool, completion: Completion) -> Result<bool, String
 }
 
 /// Writes a batch in one transaction with one statement per kind: the fenced
-/// state changes, the attempt rows, the complaints' new LAPOR! ids, and the
-/// audit entries (chained in order by `audit_append_many`). Returns, per
-/// completion, whether its lease was still held.
+/// state changes (`store::outbox::complete_many`), the attempt rows, the
+/// complaints' new LAPOR! ids, and the audit entries (chained in order by
+/// `audit_append_many`). Returns, per completion, whether its lease was
+/// still held. An outcome whose lease was lost changes no step, but a LAPOR!
+/// id it carries is kept for the new holder.
 async fn write_batch<R>(
     pool: &PgPool,
     batch: &[(Completion, R)],
@@ -117,66 +119,18 @@ async fn write_batch<R>(
     let items: Vec<&Completion> = batch.iter().map(|(c, _)| c).collect();
     let mut tx = pool.begin().await?;
 
-    let mut ids = Vec::new();
-    let mut fences = Vec::new();
-    let mut states = Vec::new();
-    let mut ats = Vec::new();
-    let mut lookups = Vec::new();
-    let mut counts = Vec::new();
-    let mut waiting = Vec::new();
-    let mut errors = Vec::new();
-    let mut nows = Vec::new();
-    for c in &items {
-        let (state, at, lookup, count, wait) = match &c.next {
-            NextState::Done => ("done", c.now, false, true, None),
-            NextState::Dead => ("dead", c.now, false, true, None),
-            NextState::Pending {
-                at,
-                needs_lookup,
-                count_attempt,
-                waiting_reason,
-            } => (
-                "pending",
-                *at,
-                *needs_lookup,
-                *count_attempt,
-                waiting_reason.clone(),
-            ),
-        };
-        ids.push(c.outbox_id);
-        fences.push(c.fence);
-        states.push(state);
-        ats.push(at);
-        lookups.push(lookup);
-        counts.push(count);
-        waiting.push(wait);
-        errors.push(c.last_error.clone());
-        nows.push(c.now);
-    }
-    let owned_ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE lapor_bridge.outbox o
-            SET state = b.state, next_attempt_at = b.at, needs_lookup = b.lookup,
-                attempts = o.attempts + CASE WHEN b.count THEN 1 ELSE 0 END,
-                waiting_reason = b.waiting, last_error = b.error,
-                lease_owner = NULL, lease_expires_at = NULL,
-                finished_at = CASE WHEN b.state IN ('done', 'dead') THEN b.now END
-           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
-                       $6::bool[], $7::text[], $8::text[], $9::timestamptz[])
-                AS b(id, fence, state, at, lookup, count, waiting, error, now)
-          WHERE o.id = b.id AND o.fence = b.fence AND o.state = 'running'
-      RETURNING o.id",
-    )
-    .bind(&ids)
-    .bind(&fences)
-    .bind(&states)
-    .bind(&ats)
-    .bind(&lookups)
-    .bind(&counts)
-    .bind(&waiting)
-    .bind(&errors)
-    .bind(&nows)
-    .fetch_all(&mut *tx)
-    .await?;
+    let steps: Vec<outbox::StepCompletion<'_>> = items
+        .iter()
+        .map(|c| outbox::StepCompletion {
+            id: c.outbox_id,
+            fence: c.fence,
+            next: &c.next,
+            last_error: c.last_error.as_deref(),
+            lookup_not_before: c.lookup_not_before,
+            now: c.now,
+        })
+        .collect();
+    let owned_ids = outbox::complete_many(&mut tx, &steps).await?;
     let owned: Vec<bool> = items
         .iter()
         .map(|c| owned_ids.contains(&c.outbox_id))
@@ -196,26 +150,56 @@ async fn write_batch<R>(
         .collect();
     outbox::record_attempts(&mut tx, &attempts).await?;
 
-    // Effects: creates in one statement, the rarer kinds one by one.
+    // Effects: plain creates in one statement, the rarer kinds one by one.
     let mut created_ids = Vec::new();
     let mut lapor_ids = Vec::new();
     let mut tracking = Vec::new();
     let mut created_at = Vec::new();
     for (c, owned) in items.iter().zip(&owned) {
         match (&c.effect, owned) {
-            (Some(Effect::Created(created)), true) => {
+            (Some(Effect::Created { created, copies }), true) if copies.is_empty() => {
                 created_ids.push(c.complaint_id);
                 lapor_ids.push(created.complaint_id);
                 tracking.push(created.tracking_id.clone());
                 created_at.push(c.now);
             }
             (Some(effect), true) => c.apply_effect(&mut tx, effect).await?,
-            _ => {}
+            (Some(effect), false) => c.keep_late_effect(&mut tx, effect).await?,
+            (None, _) => {}
         }
     }
     if !created_ids.is_empty() {
-        complaints::link_created_many(&mut tx, &created_ids, &lapor_ids, &tracking, &created_at)
-            .await?;
+        let linked = complaints::link_created_many(
+            &mut tx,
+            &created_ids,
+            &lapor_ids,
+            &tracking,
+            &created_at,
+        )
+        .await?;
+        // A complaint linked meanwhile to another LAPOR! complaint: the one
+        // just created is a copy, named for an operator.
+        for (complaint_id, linked_id) in linked {
+            let Some(pos) = created_ids.iter().position(|id| *id == complaint_id) else {
+                continue;
+            };
+            if linked_id != lapor_ids[pos]
+                && let Some(c) = items
+                    .iter()
+                    .find(|c| c.complaint_id == complaint_id && c.effect.is_some())
+            {
+                crate::inbound::apply::note_copies(
+                    &mut tx,
+                    complaint_id,
+                    &c.local_ref,
+                    None,
+                    linked_id,
+                    &[lapor_ids[pos]],
+                    c.now,
+                )
+                .await?;
+            }
+        }
     }
 
     let mut at = Vec::new();
@@ -234,14 +218,7 @@ async fn write_batch<R>(
             after.push(Some(entry.clone()));
         }
     }
-    sqlx::query("SELECT lapor_bridge.audit_append_many($1, $2, $3, $4, $5, $6)")
-        .bind(&at)
-        .bind(&actor)
-        .bind(&local_ref)
-        .bind(&action)
-        .bind(&before)
-        .bind(&after)
-        .execute(&mut *tx)
+    crate::store::audit::append_many(&mut tx, &at, &actor, &local_ref, &action, &before, &after)
         .await?;
     tx.commit().await?;
     Ok(owned)

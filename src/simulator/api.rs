@@ -92,6 +92,15 @@ pub(super) fn validation(errors: BTreeMap<String, Vec<String>>) -> Response {
         .into_response()
 }
 
+/// 403: the account may not act on this complaint (forwarded away, another
+/// institution's); the tokens are fine.
+fn forbidden() -> Response {
+    error_response(
+        StatusCode::FORBIDDEN,
+        "Anda tidak memiliki akses untuk menindaklanjuti laporan ini.",
+    )
+}
+
 pub(super) fn sim_error(error: SimError) -> Response {
     match error {
         SimError::NotFound => error_response(StatusCode::NOT_FOUND, "Data tidak ditemukan"),
@@ -586,6 +595,10 @@ async fn followup_add(State(sim): State<Shared>, request: Request) -> Response {
             None => f.fail("attachment", "The selected attachment is invalid.".into()),
         }
     }
+    if complaint_id.is_some_and(|id| sim.faults.forbidden(id)) {
+        drop(state);
+        return forbidden();
+    }
     let (true, Some(complaint_id), Some(institution_from_id), Some(content)) = (
         f.errors.is_empty(),
         complaint_id,
@@ -635,6 +648,9 @@ async fn forward(
         Ok(id) => id,
         Err(reject) => return reject.into_response(),
     };
+    if sim.faults.forbidden(id) {
+        return forbidden();
+    }
     let map = match json_object(body) {
         Ok(map) => map,
         Err(reject) => return reject.into_response(),

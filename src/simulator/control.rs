@@ -189,8 +189,9 @@ async fn set_status(
     }
 }
 
-/// `{"content", "institution_id": null}`: an upstream follow-up (null: the
-/// reporter), accepted in any status.
+/// `{"content", "institution_id": null, "seconds_ago": 0}`: an upstream
+/// follow-up (null: the reporter), accepted in any status; `seconds_ago`
+/// dates it back (one posted on lapor.go.id a while ago).
 async fn upstream_followup(
     State(sim): State<Shared>,
     path: Result<Path<String>, PathRejection>,
@@ -208,10 +209,15 @@ async fn upstream_followup(
     let content = f.string("content", true, 1, 20_000);
     let institution_id = f.int("institution_id", false);
     let is_secret = f.flag("is_secret", false).unwrap_or(0);
+    let seconds_ago = f
+        .int("seconds_ago", false)
+        .unwrap_or(0)
+        .clamp(0, 86_400 * 365);
     let (true, Some(content)) = (f.errors.is_empty(), content) else {
         return validation(f.errors);
     };
-    let result = lock(&sim.state).add_followup(
+    let mut state = lock(&sim.state);
+    let result = state.add_followup(
         id,
         NewFollowup {
             content,
@@ -222,6 +228,12 @@ async fn upstream_followup(
         },
         FollowupOrigin::Upstream,
     );
+    if let Ok(followup_id) = result
+        && seconds_ago > 0
+    {
+        state.backdate_followup(id, followup_id, chrono::Duration::seconds(seconds_ago));
+    }
+    drop(state);
     match result {
         Ok(followup_id) => (
             StatusCode::CREATED,

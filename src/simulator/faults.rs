@@ -48,10 +48,23 @@ pub struct FaultSet {
     /// `Retry-After: 1`.
     #[serde(default)]
     pub rate_limit_per_sec: Option<f64>,
+    /// A write answers `504` with an nginx HTML page at once and is applied
+    /// `slow_commit_ms` later (PHP behind a gateway that gave up).
+    #[serde(default)]
+    pub slow_commit_rate: Option<f64>,
+    /// How long after its `504` a slow write is applied; 5 000 ms when not
+    /// given.
+    #[serde(default)]
+    pub slow_commit_ms: Option<u64>,
+    /// Complaint ids whose follow-up and forward calls answer `403` (the
+    /// account may not act on them).
+    #[serde(default)]
+    pub forbidden_complaints: Option<Vec<i64>>,
 }
 
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
 pub const DEFAULT_TIMEOUT_HOLD_MS: u64 = 60_000;
+pub const DEFAULT_SLOW_COMMIT_MS: u64 = 5_000;
 
 impl FaultSet {
     /// Checks ranges and fills the defaults of `error_status` and
@@ -63,6 +76,7 @@ impl FaultSet {
             ("timeout_rate", self.timeout_rate),
             ("drop_after_commit_rate", self.drop_after_commit_rate),
             ("malformed_rate", self.malformed_rate),
+            ("slow_commit_rate", self.slow_commit_rate),
         ] {
             if let Some(rate) = rate
                 && !(rate.is_finite() && (0.0..=1.0).contains(&rate))
@@ -85,6 +99,11 @@ impl FaultSet {
             return Err("timeout_hold_ms must be at most 600000".into());
         }
         self.timeout_hold_ms = Some(hold);
+        let slow = self.slow_commit_ms.unwrap_or(DEFAULT_SLOW_COMMIT_MS);
+        if slow > 600_000 {
+            return Err("slow_commit_ms must be at most 600000".into());
+        }
+        self.slow_commit_ms = Some(slow);
         if let Some(rate) = self.rate_limit_per_sec
             && !(rate.is_finite() && rate > 0.0)
         {
@@ -148,6 +167,15 @@ impl Faults {
 
     pub fn current(&self) -> FaultSet {
         (*lock(&self.0).set).clone()
+    }
+
+    /// Whether writes to LAPOR! complaint `id` answer `403`.
+    pub fn forbidden(&self, id: i64) -> bool {
+        lock(&self.0)
+            .set
+            .forbidden_complaints
+            .as_ref()
+            .is_some_and(|ids| ids.contains(&id))
     }
 
     /// The set for this request, and whether the rate limit lets it in.
@@ -276,6 +304,32 @@ fn truncated(body: &[u8]) -> Response {
         .into_response()
 }
 
+/// The endpoints that change LAPOR!'s state.
+fn is_write(endpoint: &str) -> bool {
+    matches!(endpoint, "upload" | "create" | "followup_add" | "forward")
+}
+
+/// Answers `504` now and applies the request `slow_commit_ms` later: the body
+/// is read first, so the request is whole when it is applied.
+async fn slow_commit(sim: &Shared, set: &FaultSet, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, super::BODY_LIMIT_BYTES).await else {
+        return html(StatusCode::GATEWAY_TIMEOUT);
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let delay = Duration::from_millis(set.slow_commit_ms.unwrap_or(DEFAULT_SLOW_COMMIT_MS));
+    let shutdown = sim.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let response = next.run(request).await;
+        let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+    });
+    html(StatusCode::GATEWAY_TIMEOUT)
+}
+
 /// The connection task ends without a response: the request was applied but
 /// the client sees the connection close. `resume_unwind` does not run the
 /// panic hook, so nothing is printed.
@@ -343,6 +397,9 @@ async fn faulted(
             }
         }
         return truncated(b"");
+    }
+    if is_write(endpoint) && hit(set.slow_commit_rate) {
+        return slow_commit(sim, set, request, next).await;
     }
     if hit(set.drop_after_commit_rate) {
         let response = next.run(request).await;

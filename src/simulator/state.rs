@@ -544,6 +544,17 @@ impl State {
         })
     }
 
+    /// Dates a follow-up back by `by` (the control surface's `seconds_ago`).
+    pub fn backdate_followup(&mut self, id: i64, followup_id: i64, by: chrono::Duration) {
+        if let Some(f) = self
+            .complaints
+            .get_mut(&id)
+            .and_then(|c| c.followups.iter_mut().find(|f| f.id == followup_id))
+        {
+            f.created_at -= by;
+        }
+    }
+
     /// "Bukan wewenang": the disposition moves to `target`, status back to 2.
     pub fn forward(&mut self, id: i64, target: i64, description: &str) -> Result<(), SimError> {
         if !self.institution_exists(target) {

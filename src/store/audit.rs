@@ -29,6 +29,32 @@ pub async fn append(conn: &mut PgConnection, entry: &NewEntry<'_>) -> Result<i64
         .await
 }
 
+/// Several entries in one statement, chained in the order given (the
+/// outcome writer's batches). Columns as parallel slices.
+pub async fn append_many(
+    conn: &mut PgConnection,
+    at: &[DateTime<Utc>],
+    actor: &[&str],
+    local_ref: &[&str],
+    action: &[String],
+    before: &[Option<Value>],
+    after: &[Option<Value>],
+) -> Result<(), sqlx::Error> {
+    if at.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT lapor_bridge.audit_append_many($1, $2, $3, $4, $5, $6)")
+        .bind(at)
+        .bind(actor)
+        .bind(local_ref)
+        .bind(action)
+        .bind(before)
+        .bind(after)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Entry {
     pub id: i64,

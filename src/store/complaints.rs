@@ -220,34 +220,37 @@ pub struct FollowupRow {
     pub lapor_followup_id: Option<i64>,
     pub lapor_created_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When its delivery was first attempted (`None`: never, so it cannot be
+    /// on LAPOR!): an upstream follow-up older than this cannot be this one.
+    pub sent_from: Option<DateTime<Utc>>,
 }
+
+const FOLLOWUP_ROW: &str = "SELECT f.id, f.origin, f.content, f.is_secret, f.institution_id,
+        f.lapor_followup_id, f.lapor_created_at, f.created_at,
+        (SELECT min(o.first_attempt_at) FROM lapor_bridge.outbox o
+          WHERE o.followup_id = f.id) AS sent_from
+   FROM lapor_bridge.followups f";
 
 pub async fn followups_of(
     conn: &mut PgConnection,
     complaint_id: i64,
 ) -> Result<Vec<FollowupRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, origin, content, is_secret, institution_id, lapor_followup_id,
-                lapor_created_at, created_at
-           FROM lapor_bridge.followups WHERE complaint_id = $1 ORDER BY id",
-    )
-    .bind(complaint_id)
-    .fetch_all(conn)
-    .await
+    let sql = format!("{FOLLOWUP_ROW} WHERE f.complaint_id = $1 ORDER BY f.id");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(complaint_id)
+        .fetch_all(conn)
+        .await
 }
 
 pub async fn followup(
     conn: &mut PgConnection,
     id: i64,
 ) -> Result<Option<FollowupRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, origin, content, is_secret, institution_id, lapor_followup_id,
-                lapor_created_at, created_at
-           FROM lapor_bridge.followups WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    let sql = format!("{FOLLOWUP_ROW} WHERE f.id = $1");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Links a local follow-up to its LAPOR! id once delivered or found.
@@ -327,56 +330,78 @@ pub async fn link_attachment(
     Ok(())
 }
 
-/// Records the LAPOR! ids of a complaint once created (or found).
+/// Records the LAPOR! ids of a complaint once created (or found), unless it
+/// is linked to another LAPOR! complaint already (that link stays: the new
+/// one is a copy). Returns the LAPOR! id the complaint is linked to.
 pub async fn link_created(
     conn: &mut PgConnection,
     complaint_id: i64,
     lapor_complaint_id: i64,
     tracking_id: &str,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE lapor_bridge.complaints
-            SET lapor_complaint_id = $2, tracking_id = $3,
-                lapor_status_name = coalesce(lapor_status_name, 'Belum Terverifikasi'),
-                status = coalesce(status, 'unverified'),
-                last_synced_at = $4, updated_at = $4, last_error = NULL
-          WHERE id = $1",
+) -> Result<i64, sqlx::Error> {
+    let linked = link_created_many(
+        conn,
+        &[complaint_id],
+        &[lapor_complaint_id],
+        &[tracking_id.to_string()],
+        &[now],
     )
-    .bind(complaint_id)
-    .bind(lapor_complaint_id)
-    .bind(tracking_id)
-    .bind(now)
-    .execute(conn)
     .await?;
-    Ok(())
+    Ok(linked.first().map_or(lapor_complaint_id, |(_, id)| *id))
 }
 
-/// `link_created` for several complaints in one statement.
+/// `link_created` for several complaints in one statement: returns each
+/// complaint with the LAPOR! id it is linked to afterwards.
 pub async fn link_created_many(
     conn: &mut PgConnection,
     complaint_ids: &[i64],
     lapor_complaint_ids: &[i64],
     tracking_ids: &[String],
     now: &[DateTime<Utc>],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE lapor_bridge.complaints c
-            SET lapor_complaint_id = b.lapor_id, tracking_id = b.tracking,
-                lapor_status_name = coalesce(c.lapor_status_name, 'Belum Terverifikasi'),
-                status = coalesce(c.status, 'unverified'),
-                last_synced_at = b.now, updated_at = b.now, last_error = NULL
-           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[])
-                AS b(id, lapor_id, tracking, now)
-          WHERE c.id = b.id",
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH b AS (
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[])
+                 AS b(id, lapor_id, tracking, now)),
+         linked AS (
+             UPDATE lapor_bridge.complaints c
+                SET lapor_complaint_id = b.lapor_id, tracking_id = b.tracking,
+                    lapor_status_name = coalesce(c.lapor_status_name, 'Belum Terverifikasi'),
+                    status = coalesce(c.status, 'unverified'),
+                    last_synced_at = b.now, updated_at = b.now, last_error = NULL
+               FROM b
+              WHERE c.id = b.id
+                AND (c.lapor_complaint_id IS NULL OR c.lapor_complaint_id = b.lapor_id)
+          RETURNING c.id, c.lapor_complaint_id)
+         SELECT b.id, coalesce(l.lapor_complaint_id, c.lapor_complaint_id, b.lapor_id)
+           FROM b
+           LEFT JOIN linked l ON l.id = b.id
+           LEFT JOIN lapor_bridge.complaints c ON c.id = b.id",
     )
     .bind(complaint_ids)
     .bind(lapor_complaint_ids)
     .bind(tracking_ids)
     .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+/// Links a local follow-up that has no LAPOR! id yet; false when it had one.
+pub async fn link_followup_if_unlinked(
+    conn: &mut PgConnection,
+    id: i64,
+    lapor_followup_id: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lapor_bridge.followups SET lapor_followup_id = $2
+          WHERE id = $1 AND lapor_followup_id IS NULL",
+    )
+    .bind(id)
+    .bind(lapor_followup_id)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn set_last_error(
@@ -483,4 +508,87 @@ pub async fn touch_synced(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Sets a complaint's conflict reason; returns the reason it replaced, or
+/// `None` when the same reason was set already (nothing written).
+pub async fn set_conflict(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE lapor_bridge.complaints c SET conflict_reason = $2, updated_at = $3
+           FROM (SELECT conflict_reason FROM lapor_bridge.complaints WHERE id = $1 FOR UPDATE) old
+          WHERE c.id = $1 AND c.conflict_reason IS DISTINCT FROM $2
+      RETURNING old.conflict_reason",
+    )
+    .bind(complaint_id)
+    .bind(reason)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Clears the conflict set when a create was discarded, once LAPOR! shows
+/// the complaint after all. Returns the reason cleared.
+pub async fn clear_unfiled(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE lapor_bridge.complaints c SET conflict_reason = NULL, updated_at = $4
+           FROM (SELECT conflict_reason FROM lapor_bridge.complaints WHERE id = $1 FOR UPDATE) old
+          WHERE c.id = $1 AND (starts_with(c.conflict_reason, $2) OR starts_with(c.conflict_reason, $3))
+      RETURNING old.conflict_reason",
+    )
+    .bind(complaint_id)
+    .bind(NOT_ON_LAPOR)
+    .bind(MAY_BE_ON_LAPOR)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Prefix of the conflict reason of a complaint whose create was discarded
+/// before it could have reached LAPOR!.
+pub const NOT_ON_LAPOR: &str = "not on LAPOR!";
+/// Prefix of the conflict reason of a complaint whose create was discarded
+/// after an attempt whose outcome is unknown.
+pub const MAY_BE_ON_LAPOR: &str = "may be on LAPOR!";
+
+/// Where listing what LAPOR! holds as created by us must start: the oldest
+/// local complaint that is not linked, or not closed before `horizon`.
+pub async fn oldest_to_match_upstream(
+    pool: &PgPool,
+    horizon: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT min(created_at) FROM lapor_bridge.complaints
+          WHERE origin = 'local'
+            AND (lapor_complaint_id IS NULL OR closed_at IS NULL OR closed_at >= $1)",
+    )
+    .bind(horizon)
+    .fetch_one(pool)
+    .await
+}
+
+/// Local complaints by reference: id and LAPOR! id.
+pub async fn local_by_refs(
+    pool: &PgPool,
+    refs: &[&str],
+) -> Result<std::collections::HashMap<String, (i64, Option<i64>)>, sqlx::Error> {
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT local_ref, id, lapor_complaint_id FROM lapor_bridge.complaints
+          WHERE origin = 'local' AND local_ref = ANY($1)",
+    )
+    .bind(refs)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(r, id, lapor)| (r, (id, lapor)))
+        .collect())
 }

@@ -2,4 +2,5 @@
 
 pub mod audit;
 pub mod complaints;
+pub mod duplicates;
 pub mod outbox;

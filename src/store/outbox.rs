@@ -50,6 +50,7 @@ pub async fn claim(
         "WITH due AS (
              SELECT o.id FROM lapor_bridge.outbox o
              WHERE o.state = 'pending' AND o.next_attempt_at <= $1
+               AND (o.lookup_not_before IS NULL OR o.lookup_not_before <= $1)
                AND NOT EXISTS (
                    SELECT 1 FROM lapor_bridge.outbox e
                    WHERE e.complaint_id = o.complaint_id AND e.seq < o.seq
@@ -82,7 +83,7 @@ pub async fn claim(
 
 /// Extends the leases of the steps this worker still holds (by fence).
 pub async fn heartbeat(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     held: &[(i64, i64)],
     now: DateTime<Utc>,
     lease_secs: i64,
@@ -102,15 +103,15 @@ pub async fn heartbeat(
     .bind(&fences)
     .bind(now)
     .bind(lease_secs as f64)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
 /// Returns expired leases to the queue. The previous holder may have sent a
 /// write whose answer nobody saw, so a rescued write is looked up before any
-/// resend, and not before `lookup_delay_secs` (the previous holder's request
-/// must have timed out by then).
+/// resend, and not before `lookup_delay_secs` (its request may still be
+/// committed upstream until then). `now` is the database's clock.
 pub async fn rescue_expired(
     pool: &PgPool,
     now: DateTime<Utc>,
@@ -122,6 +123,7 @@ pub async fn rescue_expired(
                 fence = o.fence + 1,
                 needs_lookup = true,
                 next_attempt_at = $1 + make_interval(secs => $2),
+                lookup_not_before = greatest(o.lookup_not_before, $1 + make_interval(secs => $2)),
                 last_error = 'lease expired: the worker stopped answering'
            FROM lapor_bridge.complaints c
           WHERE o.state = 'running' AND o.lease_expires_at < $1 AND c.id = o.complaint_id
@@ -133,36 +135,72 @@ pub async fn rescue_expired(
     .await
 }
 
-/// Gives back steps this worker holds but will not finish (shutdown), without
-/// counting an attempt. A write already sent is looked up first.
+/// Gives back a step this worker holds but will not finish (shutdown),
+/// without counting an attempt. Its write may be on the wire: it is looked
+/// up first, and not before `lookup_delay_secs`.
 pub async fn release(
     conn: &mut PgConnection,
     id: i64,
     fence: i64,
     now: DateTime<Utc>,
-    sent: bool,
+    lookup_delay_secs: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lapor_bridge.outbox
             SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-                fence = fence + 1, next_attempt_at = $3,
-                needs_lookup = needs_lookup OR $4
+                fence = fence + 1, needs_lookup = true,
+                next_attempt_at = $3 + make_interval(secs => $4),
+                lookup_not_before = greatest(lookup_not_before, $3 + make_interval(secs => $4)),
+                last_error = 'interrupted by shutdown: looked up before any resend'
           WHERE id = $1 AND fence = $2 AND state = 'running'",
     )
     .bind(id)
     .bind(fence)
     .bind(now)
-    .bind(sent)
+    .bind(lookup_delay_secs as f64)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether this worker still holds the step (its fence is current), and the
+/// LAPOR! ids linked meanwhile: checked before a write sent after a lookup.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Holding {
+    pub held: bool,
+    pub lapor_complaint_id: Option<i64>,
+    pub tracking_id: Option<String>,
+    pub lapor_followup_id: Option<i64>,
+}
+
+pub async fn holding(
+    conn: &mut PgConnection,
+    id: i64,
+    fence: i64,
+) -> Result<Option<Holding>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.fence = $2 AND o.state = 'running' AS held,
+                c.lapor_complaint_id, c.tracking_id, f.lapor_followup_id
+           FROM lapor_bridge.outbox o
+           JOIN lapor_bridge.complaints c ON c.id = o.complaint_id
+           LEFT JOIN lapor_bridge.followups f ON f.id = o.followup_id
+          WHERE o.id = $1",
+    )
+    .bind(id)
+    .bind(fence)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The new state of a step after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextState {
     Done,
-    Dead,
+    /// Dead-lettered. `needs_lookup`: an attempt may have reached LAPOR!, so
+    /// an operator's Retry looks it up before any resend.
+    Dead {
+        needs_lookup: bool,
+    },
     Pending {
         at: DateTime<Utc>,
         needs_lookup: bool,
@@ -172,53 +210,97 @@ pub enum NextState {
     },
 }
 
-/// Moves a step out of `running`, only if `fence` is still current. Returns
-/// false when the lease was lost: nothing is changed then.
-pub async fn finish(
+/// One step's completion: its fenced state change.
+#[derive(Debug, Clone)]
+pub struct StepCompletion<'a> {
+    pub id: i64,
+    pub fence: i64,
+    pub next: &'a NextState,
+    pub last_error: Option<&'a str>,
+    /// A write of this attempt may commit upstream later: no lookup and no
+    /// resend before this instant (kept through dead, Retry and rescue).
+    pub lookup_not_before: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+/// Moves steps out of `running` in one statement, each only if its fence is
+/// still current. Returns the ids that were still held; the others were
+/// lost to a rescue and are left unchanged. The one place that finishes a
+/// step: the outcome writer calls it.
+pub async fn complete_many(
     conn: &mut PgConnection,
-    id: i64,
-    fence: i64,
-    next: &NextState,
-    last_error: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let (state, at, needs_lookup, count, waiting) = match next {
-        NextState::Done => ("done", now, false, true, None),
-        NextState::Dead => ("dead", now, false, true, None),
-        NextState::Pending {
-            at,
-            needs_lookup,
-            count_attempt,
-            waiting_reason,
-        } => (
-            "pending",
-            *at,
-            *needs_lookup,
-            *count_attempt,
-            waiting_reason.as_deref(),
-        ),
-    };
-    let done = sqlx::query(
-        "UPDATE lapor_bridge.outbox
-            SET state = $3, next_attempt_at = $4, needs_lookup = $5,
-                attempts = attempts + CASE WHEN $6 THEN 1 ELSE 0 END,
-                waiting_reason = $7, last_error = $8,
+    steps: &[StepCompletion<'_>],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(steps.len());
+    let mut fences = Vec::with_capacity(steps.len());
+    let mut states = Vec::with_capacity(steps.len());
+    let mut ats = Vec::with_capacity(steps.len());
+    let mut lookups = Vec::with_capacity(steps.len());
+    let mut not_before = Vec::with_capacity(steps.len());
+    let mut counts = Vec::with_capacity(steps.len());
+    let mut waiting = Vec::with_capacity(steps.len());
+    let mut errors = Vec::with_capacity(steps.len());
+    let mut nows = Vec::with_capacity(steps.len());
+    for c in steps {
+        let (state, at, lookup, count, wait) = match c.next {
+            NextState::Done => ("done", c.now, false, true, None),
+            NextState::Dead { needs_lookup } => ("dead", c.now, *needs_lookup, true, None),
+            NextState::Pending {
+                at,
+                needs_lookup,
+                count_attempt,
+                waiting_reason,
+            } => (
+                "pending",
+                *at,
+                *needs_lookup,
+                *count_attempt,
+                waiting_reason.clone(),
+            ),
+        };
+        ids.push(c.id);
+        fences.push(c.fence);
+        states.push(state);
+        ats.push(at);
+        lookups.push(lookup);
+        not_before.push(c.lookup_not_before);
+        counts.push(count);
+        waiting.push(wait);
+        errors.push(c.last_error.map(str::to_string));
+        nows.push(c.now);
+    }
+    // A step that must be looked up keeps the latest floor it was given, and
+    // its next attempt never comes before it.
+    sqlx::query_scalar(
+        "UPDATE lapor_bridge.outbox o
+            SET state = b.state,
+                lookup_not_before = CASE WHEN b.lookup
+                    THEN greatest(o.lookup_not_before, b.not_before) END,
+                next_attempt_at = CASE WHEN b.lookup
+                    THEN greatest(b.at, o.lookup_not_before, b.not_before) ELSE b.at END,
+                needs_lookup = b.lookup,
+                attempts = o.attempts + CASE WHEN b.count THEN 1 ELSE 0 END,
+                waiting_reason = b.waiting, last_error = b.error,
                 lease_owner = NULL, lease_expires_at = NULL,
-                finished_at = CASE WHEN $3 IN ('done', 'dead') THEN $9 END
-          WHERE id = $1 AND fence = $2 AND state = 'running'",
+                finished_at = CASE WHEN b.state IN ('done', 'dead') THEN b.now END
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
+                       $6::timestamptz[], $7::bool[], $8::text[], $9::text[], $10::timestamptz[])
+                AS b(id, fence, state, at, lookup, not_before, count, waiting, error, now)
+          WHERE o.id = b.id AND o.fence = b.fence AND o.state = 'running'
+      RETURNING o.id",
     )
-    .bind(id)
-    .bind(fence)
-    .bind(state)
-    .bind(at)
-    .bind(needs_lookup)
-    .bind(count)
-    .bind(waiting)
-    .bind(last_error)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(&ids)
+    .bind(&fences)
+    .bind(&states)
+    .bind(&ats)
+    .bind(&lookups)
+    .bind(&not_before)
+    .bind(&counts)
+    .bind(&waiting)
+    .bind(&errors)
+    .bind(&nows)
+    .fetch_all(conn)
+    .await
 }
 
 /// One attempt, as history.
@@ -332,7 +414,7 @@ pub async fn vacuum(pool: &PgPool) -> Result<bool, sqlx::Error> {
 /// Steps behind an earlier unfinished step of their complaint do not count.
 pub async fn next_due(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT min(o.next_attempt_at) FROM lapor_bridge.outbox o
+        "SELECT min(greatest(o.next_attempt_at, o.lookup_not_before)) FROM lapor_bridge.outbox o
           WHERE o.state = 'pending'
             AND NOT EXISTS (
                 SELECT 1 FROM lapor_bridge.outbox e
@@ -354,12 +436,17 @@ pub struct StepView {
     pub next_attempt_at: DateTime<Utc>,
     pub waiting_reason: Option<String>,
     pub last_error: Option<String>,
+    /// An attempt may have reached LAPOR!: the next one looks it up first.
+    pub needs_lookup: bool,
+    /// No lookup and no resend before this instant.
+    pub lookup_not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 const STEP_VIEW: &str = "SELECT o.id, c.local_ref, o.seq, o.step, o.state, o.attempts,
-        o.next_attempt_at, o.waiting_reason, o.last_error, o.created_at, o.finished_at
+        o.next_attempt_at, o.waiting_reason, o.last_error, o.needs_lookup,
+        o.lookup_not_before, o.created_at, o.finished_at
    FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id";
 
 /// Steps in one state (`pending` also lists running ones), oldest first.
@@ -406,6 +493,8 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<StepView>, s
 }
 
 /// Operator action: a dead step goes back to the queue with fresh attempts.
+/// What may have reached LAPOR! stays so: such a step is looked up first,
+/// and not before its lookup floor.
 pub async fn retry_dead(
     conn: &mut PgConnection,
     id: i64,
@@ -413,8 +502,8 @@ pub async fn retry_dead(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lapor_bridge.outbox
-            SET state = 'pending', attempts = 0, next_attempt_at = $2, finished_at = NULL,
-                fence = fence + 1
+            SET state = 'pending', attempts = 0, finished_at = NULL, fence = fence + 1,
+                next_attempt_at = greatest($2, lookup_not_before)
           WHERE id = $1 AND state = 'dead'",
     )
     .bind(id)

@@ -72,6 +72,8 @@ pub fn test_settings(db_url: &str, lapor_base: &str) -> Settings {
     s.bridge.http_timeout_ms = 2_000;
     s.bridge.poll_interval_secs = 300;
     s.bridge.lease_secs = 30;
+    // Tests of the lookup delay set their own; the others look up at once.
+    s.bridge.lookup_delay_secs = 0;
     s
 }
 
