@@ -26,13 +26,15 @@ pub struct Daemon {
     pub engine: Arc<Engine>,
     tasks: tokio::task::JoinSet<()>,
     scheduler: Option<JobScheduler>,
+    jobs: Arc<Jobs>,
 }
 
 impl Daemon {
     /// Connects, migrates (as the schema owner; under the runtime role it
     /// refuses to start while migrations are pending), records the
-    /// configuration in force, binds the admin server and starts every part. `schedule`: run the pull and
-    /// reconcile schedules (tests leave them off and call jobs directly).
+    /// configuration in force, binds the admin server and starts every part.
+    /// `schedule`: run the pull and reconcile schedules (tests leave them off
+    /// and call jobs directly).
     pub async fn start(
         settings: Settings,
         clock: SharedClock,
@@ -67,7 +69,7 @@ impl Daemon {
             tasks.spawn(writer.run(bridge.pool.clone(), every, shutdown.clone()));
         }
 
-        let jobs = Arc::new(Jobs::new(bridge.clone()));
+        let jobs = Arc::new(Jobs::with_shutdown(bridge.clone(), shutdown.clone()));
         let state = AppState {
             bridge: bridge.clone(),
             tokens: Arc::new(TokenStore::from_settings(&bridge.settings)),
@@ -80,7 +82,7 @@ impl Daemon {
             }
         });
         let scheduler = if schedule {
-            Some(start_schedules(&bridge, jobs).await?)
+            Some(start_schedules(&bridge, jobs.clone()).await?)
         } else {
             None
         };
@@ -91,15 +93,18 @@ impl Daemon {
             engine,
             tasks,
             scheduler,
+            jobs,
         })
     }
 
-    /// Waits for every part to stop (after the shutdown signal).
+    /// Waits for every part to stop (after the shutdown signal): no new
+    /// scheduled run starts, and runs in flight are stopped and closed.
     pub async fn wait(mut self) {
         while self.tasks.join_next().await.is_some() {}
         if let Some(mut s) = self.scheduler.take() {
             let _ = s.shutdown().await;
         }
+        self.jobs.stop().await;
     }
 }
 
@@ -145,6 +150,7 @@ async fn scheduled(jobs: Arc<Jobs>, job: Job) {
         Err(JobError::Busy(_)) => {
             tracing::debug!(job = job.name(), "another replica is running it")
         }
+        Err(JobError::Aborted(_)) => {}
         Err(e) => {
             tracing::error!(job = job.name(), error = %e, "scheduled run failed; retried at the next tick")
         }

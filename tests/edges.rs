@@ -546,3 +546,105 @@ async fn a_late_outcome_with_a_lapor_id_is_kept_for_the_new_holder() {
     assert_eq!(outcomes, ["lease_lost", "adopted"]);
     app.finish().await;
 }
+
+// ----- 7. jobs cannot leak a lock -------------------------------------------
+
+async fn advisory_locks(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn open_runs(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.job_runs WHERE finished_at IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Starts a reconciliation that hangs on a slow LAPOR!, and answers once
+/// it has its row and a call on the wire.
+async fn hanging_reconcile(
+    app: &TestApp,
+    jobs: std::sync::Arc<Jobs>,
+) -> tokio::task::JoinHandle<Result<Value, lapor_bridge::inbound::JobError>> {
+    app.submit("PLG-JOB").await;
+    app.settle(5).await;
+    app.faults(json!({"latency_ms": [30000, 30000]})).await;
+    let task = tokio::spawn(async move { jobs.reconcile("test").await });
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            let stats = get_json(&app.http, format!("{}/_sim/stats", app.sim.root_url())).await;
+            open_runs(app).await == 1 && stats["in_flight"].as_u64() >= Some(1)
+        })
+        .await
+    );
+    assert_eq!(advisory_locks(app).await, 1);
+    task
+}
+
+/// An on-demand run whose caller goes away (its future is dropped, as when
+/// an HTTP client disconnects) leaves no lock and no run marked running.
+#[tokio::test]
+async fn a_run_whose_caller_goes_away_leaks_no_lock() {
+    let app = spawn_app().await;
+    let jobs = std::sync::Arc::new(Jobs::new(app.bridge.clone()));
+    let task = hanging_reconcile(&app, jobs.clone()).await;
+    task.abort();
+    let _ = task.await;
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            advisory_locks(&app).await == 0 && open_runs(&app).await == 0
+        })
+        .await,
+        "locks {} open runs {}",
+        advisory_locks(&app).await,
+        open_runs(&app).await
+    );
+    let error: Option<String> =
+        sqlx::query_scalar("SELECT error FROM lapor_bridge.job_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(error.as_deref(), Some("aborted"));
+    app.faults(json!({})).await;
+    // The next scheduled run is not refused as busy.
+    jobs.run(lapor_bridge::inbound::Job::Reconcile, "schedule", false)
+        .await
+        .unwrap();
+    app.finish().await;
+}
+
+/// Shutdown stops a run in flight: it ends at once, marked aborted, with
+/// its lock released, and `stop` returns.
+#[tokio::test]
+async fn shutdown_stops_a_run_in_flight() {
+    let app = spawn_app().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let jobs = std::sync::Arc::new(Jobs::with_shutdown(app.bridge.clone(), shutdown.clone()));
+    let task = hanging_reconcile(&app, jobs.clone()).await;
+    shutdown.cancel();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("the run stops at once")
+        .unwrap();
+    assert!(
+        matches!(result, Err(lapor_bridge::inbound::JobError::Aborted(_))),
+        "{result:?}"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), jobs.stop())
+        .await
+        .expect("stop returns");
+    assert_eq!(open_runs(&app).await, 0, "marked aborted, not running");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            advisory_locks(&app).await == 0
+        })
+        .await
+    );
+    app.finish().await;
+}

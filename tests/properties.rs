@@ -1,5 +1,6 @@
-//! Property tests (issue 6, point 3): the retry backoff's bounds, LAPOR!'s
-//! WIB time formats and the Asia/Jakarta working-day calendar.
+//! Property tests: the retry backoff's bounds, LAPOR!'s
+//! WIB time formats, the Asia/Jakarta working-day calendar, and the matching
+//! of our follow-ups with LAPOR!'s.
 //!
 //! Pure functions only: no database, no network. Fuzz targets for the same
 //! and other input surfaces live in `fuzz/` (see `docs/fuzzing.md`).
@@ -313,4 +314,110 @@ fn regression_the_first_hours_of_chronos_range_are_an_error_not_a_panic() {
     assert_eq!(err.field, "created_at");
     let naive = NaiveDate::MIN.and_hms_opt(0, 0, 0).unwrap_or_default();
     assert_eq!(wib::from_wib_naive(naive), DateTime::<Utc>::MIN_UTC);
+}
+
+// ---------------------------------------------------------------------------
+// Matching our follow-ups with LAPOR!'s (issue 9, point 4)
+
+mod followup_matching {
+    use super::*;
+    use lapor_bridge::inbound::apply::{CLOCK_TOLERANCE, match_followups};
+    use lapor_bridge::lapor::types::Followup;
+    use lapor_bridge::store::complaints::FollowupRow;
+
+    const OURS: i64 = 101;
+    const TEXTS: [&str; 2] = [
+        "Laporan Anda sedang kami tindak lanjuti.",
+        "Petugas sudah dijadwalkan.",
+    ];
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_790_000_000 + secs, 0).unwrap_or_default()
+    }
+
+    /// Local follow-ups: text, linked to upstream index (maybe), first
+    /// attempt (maybe), origin local or lapor.
+    fn local() -> impl Strategy<Value = Vec<(usize, Option<usize>, Option<i64>, bool)>> {
+        proptest::collection::vec(
+            (
+                0..2usize,
+                proptest::option::of(0..8usize),
+                proptest::option::of(0..600i64),
+                any::<bool>(),
+            ),
+            0..6,
+        )
+    }
+
+    /// Upstream follow-ups: text, institution ours or not, created at.
+    fn upstream() -> impl Strategy<Value = Vec<(usize, bool, i64)>> {
+        proptest::collection::vec((0..2usize, any::<bool>(), 0..600i64), 0..8)
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn matching_is_one_to_one_and_never_older_than_the_first_attempt(
+            local in local(), upstream in upstream()
+        ) {
+            let up: Vec<Followup> = upstream
+                .iter()
+                .enumerate()
+                .map(|(i, (text, ours, created))| Followup {
+                    id: 700 + i as i64,
+                    content: TEXTS[*text].to_string(),
+                    is_secret: false,
+                    institution_id: if *ours { Some(OURS) } else { Some(202) },
+                    institution_name: None,
+                    created_at: at(*created),
+                    attachments: Vec::new(),
+                })
+                .collect();
+            let mut taken = std::collections::HashSet::new();
+            let rows: Vec<FollowupRow> = local
+                .iter()
+                .enumerate()
+                .map(|(i, (text, linked, sent, is_local))| {
+                    // A link names an upstream id at most once.
+                    let linked = linked
+                        .filter(|u| *u < up.len() && taken.insert(*u))
+                        .map(|u| up[u].id);
+                    FollowupRow {
+                        id: 1 + i as i64,
+                        origin: if *is_local { "local".into() } else { "lapor".into() },
+                        content: TEXTS[*text].to_string(),
+                        is_secret: false,
+                        institution_id: Some(OURS),
+                        lapor_followup_id: linked,
+                        lapor_created_at: None,
+                        created_at: at(0),
+                        sent_from: sent.map(at),
+                    }
+                })
+                .collect();
+            let found = match_followups(&rows, &up, OURS);
+            let mut locals = std::collections::HashSet::new();
+            let mut ups = std::collections::HashSet::new();
+            for (l, u) in found.links.iter().chain(&found.copies) {
+                let row = rows.iter().find(|r| r.id == *l).unwrap();
+                let f = up.iter().find(|f| f.id == *u).unwrap();
+                prop_assert_eq!(&row.content, &f.content, "same text only");
+                prop_assert_eq!(f.institution_id, Some(OURS), "ours only");
+                prop_assert_eq!(row.origin.as_str(), "local");
+                prop_assert!(ups.insert(*u), "an upstream follow-up used twice: {:?}", found);
+                prop_assert!(
+                    rows.iter().all(|r| r.lapor_followup_id != Some(*u)),
+                    "an upstream follow-up linked elsewhere already"
+                );
+                let sent = row.sent_from.expect("never attempted: never matched");
+                prop_assert!(f.created_at >= sent - CLOCK_TOLERANCE, "older than the first attempt");
+            }
+            for (l, _) in &found.links {
+                prop_assert!(locals.insert(*l), "a local follow-up linked twice");
+                let row = rows.iter().find(|r| r.id == *l).unwrap();
+                prop_assert!(row.lapor_followup_id.is_none(), "linked already");
+            }
+        }
+    }
 }

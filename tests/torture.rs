@@ -70,6 +70,11 @@ struct Knobs {
     daemons: usize,
     pg_restart: bool,
     rate_limit: u32,
+    /// Attempts before a step is dead: low, so that an operator's Retry of
+    /// steps that may have reached LAPOR! is part of every run.
+    max_attempts: u32,
+    /// BRIDGE_LOOKUP_DELAY_SECS: longer than the slow commits below.
+    lookup_delay: u64,
 }
 
 impl Knobs {
@@ -81,6 +86,8 @@ impl Knobs {
             daemons: knob("TORTURE_DAEMONS", 3usize).max(1),
             pg_restart: knob("TORTURE_PG_RESTART", 1u8) != 0,
             rate_limit: knob("TORTURE_RATE_LIMIT", 50),
+            max_attempts: knob("TORTURE_MAX_ATTEMPTS", 4),
+            lookup_delay: knob("TORTURE_LOOKUP_DELAY_SECS", 2),
         }
     }
 }
@@ -324,10 +331,11 @@ async fn restart_postgres() -> Duration {
     }
 }
 
-/// Outbox steps not finished yet; None while the database is unreachable.
+/// Outbox steps not finished yet (dead ones wait for the operator's Retry);
+/// None while the database is unreachable.
 async fn unfinished(pool: &PgPool) -> Option<i64> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM lapor_bridge.outbox WHERE state IN ('pending', 'running')",
+        "SELECT count(*) FROM lapor_bridge.outbox WHERE state IN ('pending', 'running', 'dead')",
     )
     .fetch_one(pool)
     .await
@@ -403,7 +411,8 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
         ("BRIDGE_LISTEN", "127.0.0.1:0".into()),
         ("BRIDGE_RETRY_BASE_MS", "20".into()),
         ("BRIDGE_RETRY_MAX_MS", "500".into()),
-        ("BRIDGE_MAX_ATTEMPTS", "100".into()),
+        ("BRIDGE_MAX_ATTEMPTS", knobs.max_attempts.to_string()),
+        ("BRIDGE_LOOKUP_DELAY_SECS", knobs.lookup_delay.to_string()),
         ("BRIDGE_HTTP_TIMEOUT_MS", "1000".into()),
         ("BRIDGE_CONCURRENCY", "4".into()),
         ("BRIDGE_POLL_INTERVAL_SECS", "2".into()),
@@ -453,6 +462,10 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
         "timeout_hold_ms": 1500,
         "latency_ms": [1, 20],
         "rate_limit_per_sec": 100,
+        // nginx gives up at once, PHP commits a second later: within the
+        // lookup delay, so nothing may be filed twice.
+        "slow_commit_rate": 0.03,
+        "slow_commit_ms": 1000,
     });
     let resp = http
         .post(format!("{root}/_sim/faults"))
@@ -488,6 +501,40 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
                     break;
                 }
                 lock(&fleet).kill_one();
+            }
+        })
+    };
+
+    // An operator retries every dead step from the dashboard, a second or
+    // two after it died, until the end of the drain.
+    let stop_operator = Arc::new(AtomicBool::new(false));
+    let operator_retries = Arc::new(AtomicU64::new(0));
+    let operator_task = {
+        let bridge = bridge.clone();
+        let pool = pool.clone();
+        let stop = stop_operator.clone();
+        let retries = operator_retries.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(rand::random_range(500..2_000u64))).await;
+                let dead: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM lapor_bridge.outbox WHERE state = 'dead' ORDER BY id",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+                for id in dead {
+                    let retried = lapor_bridge::actions::act_on_step(
+                        &bridge,
+                        id,
+                        lapor_bridge::actions::StepAction::Retry,
+                        "operator:torture",
+                    )
+                    .await;
+                    if retried.is_ok() {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         })
     };
@@ -570,6 +617,8 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
     let drained = left == Some(0);
     stop_verifier.store(true, Ordering::SeqCst);
     verifier_task.await.unwrap();
+    stop_operator.store(true, Ordering::SeqCst);
+    operator_task.await.unwrap();
 
     let exits = lock(&fleet).terminate_all(Duration::from_secs(30));
     let total_secs = started.elapsed().as_secs_f64();
@@ -755,7 +804,7 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
     .unwrap();
     if !dead.is_empty() {
         violations.push(format!(
-            "dead steps (no permanent error was injected): {dead:?}"
+            "dead steps left after the operator's retries (no permanent error was injected): {dead:?}"
         ));
     }
     let steps_expected = (2 * n + n.div_ceil(10)) as i64;
@@ -828,7 +877,7 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
          pg_restarts={pg_restarts} (outage={:.1}s) verified_upstream={} \
          sim_requests={requests} sim_by_status[{fmt_status}] \
          attempts_by_failure_kind[{fmt_kinds}] attempts_by_outcome[{fmt_outcomes}] \
-         lease_lost={rescued} duplicates={duplicates} followup_duplicates={followup_dupes} \
+         lease_lost={rescued} operator_retries={} duplicates={duplicates} followup_duplicates={followup_dupes} \
          lost={lost} dead={} audit_ok={} enqueue={enqueue_secs:.1}s chaos={chaos_secs:.1}s \
          total={total_secs:.1}s",
         n.div_ceil(10),
@@ -836,6 +885,7 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
         self_exits.len(),
         pg_outage.as_secs_f64(),
         verified.load(Ordering::Relaxed),
+        operator_retries.load(Ordering::Relaxed),
         dead.len(),
         audit.is_ok(),
     );

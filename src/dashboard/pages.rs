@@ -794,7 +794,16 @@ pub async fn complaint(
                 ),
                 s.attempts,
                 if s.state == "pending" {
-                    escape_html(&when(s.next_attempt_at))
+                    // Why it waits (verification, the lookup delay after an
+                    // unknown outcome, the tokens) under when it goes on.
+                    match &s.waiting_reason {
+                        Some(w) => format!(
+                            "{}<br><span class=\"muted waiting\">{}</span>",
+                            Esc(&when(s.next_attempt_at)),
+                            Esc(w)
+                        ),
+                        None => escape_html(&when(s.next_attempt_at)),
+                    }
                 } else {
                     "—".into()
                 },

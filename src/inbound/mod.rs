@@ -8,14 +8,19 @@ pub mod sync;
 use std::fmt::Write;
 
 use serde_json::{Value, json};
-use sqlx::Acquire;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bridge::Bridge;
+use crate::store::jobs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("a {0} run is already under way on another replica")]
     Busy(&'static str),
+    #[error("the {0} run was stopped by shutdown")]
+    Aborted(&'static str),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -42,14 +47,51 @@ impl Job {
     }
 }
 
+/// Pull and reconciliation runs, scheduled or on demand. A run holds its
+/// job's advisory lock on a connection of its own, closed with the run, so
+/// a caller that goes away (an HTTP client that disconnects) leaks no lock;
+/// its `job_runs` row is closed as `aborted`. Shutdown stops runs in flight
+/// the same way and [`Jobs::stop`] waits for them.
 #[derive(Debug)]
 pub struct Jobs {
     bridge: Bridge,
+    shutdown: CancellationToken,
+    runs: TaskTracker,
+}
+
+/// Closes a run's row as aborted if the run is dropped before it finished.
+struct OpenRun {
+    bridge: Bridge,
+    id: Option<i64>,
+}
+
+impl Drop for OpenRun {
+    fn drop(&mut self) {
+        let (Some(id), Ok(handle)) = (self.id, tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let bridge = self.bridge.clone();
+        handle.spawn(async move {
+            let now = bridge.clock.now();
+            if let Err(e) = jobs::abort(&bridge.pool, id, now).await {
+                tracing::warn!(run = id, error = %e, "cannot close an abandoned run");
+            }
+        });
+    }
 }
 
 impl Jobs {
     pub fn new(bridge: Bridge) -> Self {
-        Self { bridge }
+        Self::with_shutdown(bridge, CancellationToken::new())
+    }
+
+    /// Jobs whose runs `shutdown` stops.
+    pub fn with_shutdown(bridge: Bridge, shutdown: CancellationToken) -> Self {
+        Self {
+            bridge,
+            shutdown,
+            runs: TaskTracker::new(),
+        }
     }
 
     pub async fn pull(&self, trigger: &str) -> Result<Value, JobError> {
@@ -60,43 +102,73 @@ impl Jobs {
         self.run(Job::Reconcile, trigger, true).await
     }
 
+    /// Waits for the runs in flight, which shutdown stops (after the
+    /// shutdown signal).
+    pub async fn stop(&self) {
+        self.runs.close();
+        self.runs.wait().await;
+    }
+
     /// Runs a job under its advisory lock. `wait`: wait for a run on another
     /// replica to finish (on demand); otherwise skip (scheduled).
     pub async fn run(&self, job: Job, trigger: &str, wait: bool) -> Result<Value, JobError> {
-        let mut lock_conn = self.bridge.pool.acquire().await?;
-        let conn = lock_conn.acquire().await?;
-        if wait {
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(job.lock_key())
-                .execute(&mut *conn)
-                .await?;
-        } else {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(job.lock_key())
-                .fetch_one(&mut *conn)
-                .await?;
-            if !got {
-                return Err(JobError::Busy(job.name()));
+        if self.shutdown.is_cancelled() {
+            return Err(JobError::Aborted(job.name()));
+        }
+        let mut open = OpenRun {
+            bridge: self.bridge.clone(),
+            id: None,
+        };
+        let run = self
+            .runs
+            .track_future(self.run_with_lock(job, trigger, wait, &mut open));
+        tokio::select! {
+            result = run => result,
+            _ = self.shutdown.cancelled() => {
+                // The run is dropped: its lock connection closes. Its row is
+                // closed here, before shutdown goes on.
+                if let Some(id) = open.id.take() {
+                    jobs::abort(&self.bridge.pool, id, self.bridge.clock.now()).await?;
+                }
+                tracing::info!(job = job.name(), "run stopped by shutdown");
+                Err(JobError::Aborted(job.name()))
             }
         }
-        let result = self.run_locked(job, trigger).await;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(job.lock_key())
-            .execute(&mut *conn)
-            .await?;
+    }
+
+    async fn run_with_lock(
+        &self,
+        job: Job,
+        trigger: &str,
+        wait: bool,
+        open: &mut OpenRun,
+    ) -> Result<Value, JobError> {
+        // Not a pooled connection: if this future is dropped, the connection
+        // is closed and PostgreSQL releases the session's lock with it.
+        let mut conn = self.bridge.pool.acquire().await?.detach();
+        if !jobs::lock(&mut conn, job.lock_key(), wait).await? {
+            return Err(JobError::Busy(job.name()));
+        }
+        let aborted =
+            jobs::abort_unfinished(&self.bridge.pool, job.name(), self.bridge.clock.now()).await?;
+        if aborted > 0 {
+            tracing::warn!(job = job.name(), aborted, "closed runs left unfinished");
+        }
+        let result = self.run_locked(job, trigger, open).await;
+        jobs::unlock(&mut conn, job.lock_key()).await?;
+        let _ = conn.close().await;
         result
     }
 
-    async fn run_locked(&self, job: Job, trigger: &str) -> Result<Value, JobError> {
+    async fn run_locked(
+        &self,
+        job: Job,
+        trigger: &str,
+        open: &mut OpenRun,
+    ) -> Result<Value, JobError> {
         let started = self.bridge.clock.now();
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO lapor_bridge.job_runs (job, trigger, started_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(job.name())
-        .bind(trigger)
-        .bind(started)
-        .fetch_one(&self.bridge.pool)
-        .await?;
+        let run_id = jobs::start(&self.bridge.pool, job.name(), trigger, started).await?;
+        open.id = Some(run_id);
         let outcome = match job {
             Job::Pull => sync::pull(&self.bridge).await,
             Job::Reconcile => sync::reconcile(&self.bridge).await,
@@ -110,16 +182,16 @@ impl Jobs {
             ),
             Err(e) => (false, Value::Null, Some(e.to_string())),
         };
-        sqlx::query(
-            "UPDATE lapor_bridge.job_runs SET finished_at = $2, ok = $3, summary = $4, error = $5 WHERE id = $1",
+        jobs::finish(
+            &self.bridge.pool,
+            run_id,
+            finished,
+            ok,
+            &summary,
+            error.as_deref(),
         )
-        .bind(run_id)
-        .bind(finished)
-        .bind(ok)
-        .bind(&summary)
-        .bind(&error)
-        .execute(&self.bridge.pool)
         .await?;
+        open.id = None;
         self.bridge.metrics.inc(
             "job_runs_total",
             &[

@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod complaints;
 pub mod duplicates;
+pub mod jobs;
 pub mod outbox;
