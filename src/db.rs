@@ -43,6 +43,22 @@ BEGIN
     END IF;
 END
 $$;
+-- The append functions run with their owner's rights (migration
+-- 20261204100000). Asserted again after every migration: a later
+-- CREATE OR REPLACE of one of them would quietly make it SECURITY INVOKER.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'lapor_bridge'
+                AND p.proname IN ('audit_append', 'audit_append_many') LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = lapor_bridge, pg_temp', f);
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
 GRANT USAGE ON SCHEMA lapor_bridge TO lapor_bridge_runtime;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lapor_bridge TO lapor_bridge_runtime;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA lapor_bridge TO lapor_bridge_runtime;

@@ -206,7 +206,7 @@ async fn the_runtime_role_may_only_read_and_append_the_audit_log() {
 }
 
 #[tokio::test]
-async fn a_table_added_by_a_later_migration_is_granted_by_migrate() {
+async fn what_a_later_migration_adds_or_redefines_is_granted_by_migrate() {
     let (app, role) = spawn_with_role().await;
     let runtime = role.pool().await;
     // What a later migration does: a new table.
@@ -219,7 +219,35 @@ async fn a_table_added_by_a_later_migration_is_granted_by_migrate() {
         "INSERT INTO lapor_bridge.later_things (note) VALUES ('x')",
     )
     .await;
+    // A later migration that redefines an append function (CREATE OR
+    // REPLACE resets it to SECURITY INVOKER).
+    sqlx::query(
+        "ALTER FUNCTION lapor_bridge.audit_append(timestamptz, text, text, text, jsonb, jsonb)
+             SECURITY INVOKER RESET search_path",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let err = audit::append(
+        &mut runtime.acquire().await.unwrap(),
+        &NewEntry {
+            at: Utc::now(),
+            actor: "tester",
+            local_ref: None,
+            action: "test.entry",
+            before: None,
+            after: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|d| d.code()).as_deref(),
+        Some("42501"),
+        "{err}"
+    );
     lapor_bridge::db::migrate(&app.pool).await.unwrap();
+    append(&runtime, 1).await;
     sqlx::query("INSERT INTO lapor_bridge.later_things (note) VALUES ('x')")
         .execute(&runtime)
         .await
