@@ -339,6 +339,12 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     until,
                     checkpoints_out,
                 } => {
+                    let since =
+                        crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
+                    let until =
+                        crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
+                    // The checkpoints before the entries: every checkpoint of
+                    // the copy is then older than the export.
                     if let Some(out) = checkpoints_out {
                         let source = bridge.settings.audit.checkpoint_file.clone().ok_or_else(|| {
                             usage("--checkpoints-out needs [audit] checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")
@@ -348,10 +354,6 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                             |e| Failure::from(format!("cannot write {}: {e}", out.display())),
                         )?;
                     }
-                    let since =
-                        crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
-                    let until =
-                        crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
                     let entries = audit::export(&bridge.pool, since, until).await?;
                     let text = match format {
                         ExportFormat::Jsonl => audit::to_jsonl(&entries),

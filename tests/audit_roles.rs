@@ -481,6 +481,19 @@ async fn run_refuses_to_start_on_pending_migrations_under_the_runtime_role() {
             .unwrap()
     );
 
+    // A database migrated by a version that did not grant the runtime role.
+    sqlx::query("REVOKE USAGE ON SCHEMA lapor_bridge FROM lapor_bridge_runtime")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, stderr, ok) = cli(&["run"], &env).await;
+    assert!(
+        !ok && stderr.contains("may not read schema lapor_bridge")
+            && stderr.contains("lapor-bridge migrate"),
+        "{stderr}"
+    );
+    lapor_bridge::db::migrate(&app.pool).await.unwrap();
+
     // A database that was never migrated, and one that does not exist.
     let fresh = TestDb::create().await;
     let fresh_url = role.url.replace(&app.db.name, &fresh.name);
