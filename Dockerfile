@@ -35,7 +35,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 lapor-bridge \
     && useradd --system --uid 10001 --gid lapor-bridge --home-dir /nonexistent \
-        --no-create-home --shell /usr/sbin/nologin lapor-bridge
+        --no-create-home --shell /usr/sbin/nologin lapor-bridge \
+    && install -d -m 0750 -o lapor-bridge -g lapor-bridge /var/lib/lapor-bridge
+# /var/lib/lapor-bridge: mount a volume there for the audit checkpoints
+# (BRIDGE_AUDIT_CHECKPOINT_FILE); a named volume takes this owner.
 
 COPY --from=builder /usr/local/bin/lapor-bridge /usr/local/bin/lapor-bridge
 COPY --from=builder /src/config/lapor-bridge.example.toml /etc/lapor-bridge/lapor-bridge.example.toml

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, auth::TokenStore};
 use crate::bridge::Bridge;
+use crate::checkpoints;
 use crate::clock::{DatabaseClock, SharedClock};
 use crate::config::Settings;
 use crate::inbound::{Job, JobError, Jobs};
@@ -29,9 +30,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Connects, migrates, records the configuration in force, binds the
-    /// admin server and starts every part. `schedule`: run the pull and
-    /// reconcile schedules (tests leave them off and call jobs directly).
+    /// Connects, migrates (as the schema owner; under the runtime role it
+    /// refuses to start while migrations are pending), records the
+    /// configuration in force, binds the admin server and starts every part.
+    /// `schedule`: run the pull and reconcile schedules (tests leave them off
+    /// and call jobs directly).
     pub async fn start(
         settings: Settings,
         clock: SharedClock,
@@ -41,9 +44,9 @@ impl Daemon {
         let pool = crate::db::connect(&settings.database)
             .await
             .context("connecting to PostgreSQL")?;
-        crate::db::migrate(&pool)
+        crate::db::migrate_or_check(&pool)
             .await
-            .context("applying migrations")?;
+            .context("preparing the database")?;
         // Leases and deadlines count on the database's clock.
         {
             let mut conn = pool.acquire().await?;
@@ -59,6 +62,12 @@ impl Daemon {
         let mut tasks = tokio::task::JoinSet::new();
         let engine = Engine::new(bridge.clone());
         tasks.spawn(engine.clone().run(shutdown.clone()));
+
+        if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
+            let writer = checkpoints::Writer::open(path, bridge.clock.clone()).await;
+            let every = Duration::from_secs(bridge.settings.audit.checkpoint_secs);
+            tasks.spawn(writer.run(bridge.pool.clone(), every, shutdown.clone()));
+        }
 
         let jobs = Arc::new(Jobs::with_shutdown(bridge.clone(), shutdown.clone()));
         let state = AppState {
@@ -125,6 +134,8 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "poll_interval_secs": s.bridge.poll_interval_secs,
                 "reconcile_cron": s.bridge.reconcile_cron,
                 "holidays": s.sla.holidays.len(),
+                "audit_checkpoint_file": s.audit.checkpoint_file.as_ref().map(|p| p.display().to_string()),
+                "audit_checkpoint_secs": s.audit.checkpoint_secs,
                 "tokens": s.tokens.iter().map(|t| json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
             })),
         },

@@ -15,7 +15,8 @@ use crate::clock::DatabaseClock;
 use crate::config::{ProcessEnv, Settings};
 use crate::inbound::Jobs;
 use crate::status_document::{StatusDocument, page_bounds};
-use crate::store::{audit, complaints, outbox};
+use crate::store::audit::{self, Verification};
+use crate::store::{complaints, outbox};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -99,9 +100,18 @@ enum AuditCommand {
         since: Option<String>,
         #[arg(long)]
         until: Option<String>,
+        /// Also write the checkpoints (of `[audit] checkpoint_file`, checked)
+        /// to FILE, in their own JSON-lines format.
+        #[arg(long, value_name = "FILE")]
+        checkpoints_out: Option<PathBuf>,
     },
-    /// Recompute the hash chain.
-    Verify,
+    /// Recompute the hash chain and check every checkpoint against it.
+    Verify {
+        /// Checkpoints to check instead of `[audit] checkpoint_file` (e.g. a
+        /// copy an auditor keeps elsewhere).
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+    },
 }
 
 /// A failure with the exit code it earns.
@@ -157,7 +167,7 @@ pub fn main() -> ExitCode {
 
 async fn bridge(settings: Settings) -> Result<Bridge, Failure> {
     let pool = crate::db::connect(&settings.database).await?;
-    crate::db::migrate(&pool).await?;
+    crate::db::migrate_or_check(&pool).await?;
     let clock = DatabaseClock::measured(&pool).await?;
     Ok(Bridge::new(pool, settings, Arc::new(clock))?)
 }
@@ -302,24 +312,48 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         Command::Audit { action } => {
             let bridge = bridge(settings).await?;
             match action {
-                AuditCommand::Verify => {
-                    let v = audit::verify(&bridge.pool).await?;
+                AuditCommand::Verify { checkpoints } => {
+                    let file =
+                        checkpoints.or_else(|| bridge.settings.audit.checkpoint_file.clone());
+                    let v = crate::checkpoints::verify(&bridge.pool, file.as_deref()).await?;
                     print_json(&v);
-                    if v.is_ok() {
-                        Ok(())
-                    } else {
-                        Err(Failure::from("the audit chain is broken"))
+                    match v {
+                        Verification::Ok { .. } => Ok(()),
+                        Verification::Broken { .. } => {
+                            Err(Failure::from("the audit chain is broken"))
+                        }
+                        Verification::CheckpointMismatch { checkpoint_id, .. } => {
+                            Err(Failure::from(format!(
+                                "checkpoint {checkpoint_id} does not match the audit log: \
+                                 entries were removed or rewritten"
+                            )))
+                        }
+                        Verification::CheckpointsUnreadable { error, .. } => {
+                            Err(Failure::from(error))
+                        }
                     }
                 }
                 AuditCommand::Export {
                     format,
                     since,
                     until,
+                    checkpoints_out,
                 } => {
                     let since =
                         crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
                     let until =
                         crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
+                    // The checkpoints before the entries: every checkpoint of
+                    // the copy is then older than the export.
+                    if let Some(out) = checkpoints_out {
+                        let source = bridge.settings.audit.checkpoint_file.clone().ok_or_else(|| {
+                            usage("--checkpoints-out needs [audit] checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")
+                        })?;
+                        let checkpoints = crate::checkpoints::read(&source).await?;
+                        std::fs::write(&out, crate::checkpoints::to_jsonl(&checkpoints)).map_err(
+                            |e| Failure::from(format!("cannot write {}: {e}", out.display())),
+                        )?;
+                    }
                     let entries = audit::export(&bridge.pool, since, until).await?;
                     let text = match format {
                         ExportFormat::Jsonl => audit::to_jsonl(&entries),

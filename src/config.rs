@@ -2,7 +2,7 @@
 //! environment variables of the design, validated once at start.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use secrecy::{ExposeSecret, SecretString};
@@ -226,6 +226,26 @@ impl Default for SlaSettings {
     }
 }
 
+/// Checkpoints of the audit log outside the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// JSON lines `{"id", "hash", "at"}` appended by `run`; `audit verify`
+    /// checks them. Unset: no checkpoints.
+    pub checkpoint_file: Option<PathBuf>,
+    /// How often `run` looks at the head of the audit log.
+    pub checkpoint_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_file: None,
+            checkpoint_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -233,6 +253,7 @@ pub struct Settings {
     pub lapor: LaporSettings,
     pub bridge: BridgeSettings,
     pub sla: SlaSettings,
+    pub audit: AuditSettings,
     pub tokens: Vec<ApiToken>,
 }
 
@@ -350,6 +371,14 @@ impl Settings {
             "BRIDGE_LOOKUP_DELAY_SECS",
             &mut self.bridge.lookup_delay_secs,
         )?;
+        if let Some(path) = env.var("BRIDGE_AUDIT_CHECKPOINT_FILE") {
+            self.audit.checkpoint_file = (!path.trim().is_empty()).then(|| PathBuf::from(path));
+        }
+        parse_env(
+            env,
+            "BRIDGE_AUDIT_CHECKPOINT_SECS",
+            &mut self.audit.checkpoint_secs,
+        )?;
         if let Some(raw) = env.var("BRIDGE_LOG_FORMAT") {
             self.bridge.log_format = match raw.trim() {
                 "json" => LogFormat::Json,
@@ -442,6 +471,12 @@ impl Settings {
                 "must be at least 16 characters",
             ));
         }
+        if self.audit.checkpoint_secs == 0 {
+            return Err(invalid(
+                "BRIDGE_AUDIT_CHECKPOINT_SECS",
+                "must be at least 1",
+            ));
+        }
         for token in &self.tokens {
             if token.name.trim().is_empty() {
                 return Err(invalid("tokens.name", "must not be empty"));
@@ -507,6 +542,41 @@ mod tests {
         let example = Settings::from_toml_file(&path).unwrap().sla.holidays;
         let dates = |h: &[Holiday]| h.iter().map(|d| d.date).collect::<Vec<_>>();
         assert_eq!(dates(&shipped), dates(&example));
+    }
+
+    #[test]
+    fn audit_checkpoint_keys_load_from_the_file_and_the_environment() {
+        let settings = Settings::default();
+        assert_eq!(settings.audit.checkpoint_file, None);
+        assert_eq!(settings.audit.checkpoint_secs, 300);
+
+        let mut settings = Settings::from_toml(
+            "[audit]\ncheckpoint_file = \"/var/lib/lapor-bridge/cp.jsonl\"\ncheckpoint_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.audit.checkpoint_file.as_deref(),
+            Some(Path::new("/var/lib/lapor-bridge/cp.jsonl"))
+        );
+        assert_eq!(settings.audit.checkpoint_secs, 60);
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("BRIDGE_AUDIT_CHECKPOINT_FILE", "/srv/audit/cp.jsonl"),
+            ("BRIDGE_AUDIT_CHECKPOINT_SECS", "30"),
+        ]);
+        settings.apply_env(&env).unwrap();
+        assert_eq!(
+            settings.audit.checkpoint_file.as_deref(),
+            Some(Path::new("/srv/audit/cp.jsonl"))
+        );
+        assert_eq!(settings.audit.checkpoint_secs, 30);
+
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_AUDIT_CHECKPOINT_SECS", "0")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("BRIDGE_AUDIT_CHECKPOINT_SECS"), "{err}");
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_AUDIT_CHECKPOINT_SECS", "soon")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("BRIDGE_AUDIT_CHECKPOINT_SECS"), "{err}");
+        assert!(Settings::from_toml("[audit]\ncheckpoint_sec = 3\n").is_err());
     }
 
     #[test]

@@ -1,5 +1,11 @@
-//! Connecting, creating the database when missing, and the embedded
-//! migrations. Every object lives in schema `lapor_bridge`.
+//! Connecting, creating the database when missing, the embedded migrations
+//! and the runtime role. Every object lives in schema `lapor_bridge`.
+//!
+//! Two roles: the schema owner runs `lapor-bridge migrate` (and may run
+//! everything else); `lapor_bridge_runtime`, created and granted by
+//! `migrate`, holds what `run` and the other commands need and may only read
+//! and append the audit log. Under a role that does not own the schema no
+//! command attempts DDL: pending migrations stop it with a message instead.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +17,61 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use crate::config::DatabaseSettings;
 
 pub const SCHEMA: &str = "lapor_bridge";
+
+/// The role `run` needs (NOLOGIN; login roles are made members of it).
+pub const RUNTIME_ROLE: &str = "lapor_bridge_runtime";
+
+/// Creates the runtime role when the cluster has none (roles are shared by
+/// every database of the cluster, so another database's `migrate` may create
+/// it at the same moment), then grants it everything in the schema, which
+/// covers the tables of every migration, and takes back what the audit log
+/// must not allow. Run after every migration, by the schema owner.
+const RUNTIME_GRANTS: &str = r#"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lapor_bridge_runtime') THEN
+        BEGIN
+            CREATE ROLE lapor_bridge_runtime NOLOGIN;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'role lapor_bridge_runtime does not exist and % may not create it', current_user
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'create it once for the cluster as a superuser: CREATE ROLE lapor_bridge_runtime NOLOGIN';
+        END;
+    END IF;
+END
+$$;
+-- The append functions run with their owner's rights (migration
+-- 20261204100000). Asserted again after every migration: a later
+-- CREATE OR REPLACE of one of them would quietly make it SECURITY INVOKER.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'lapor_bridge'
+                AND p.proname IN ('audit_append', 'audit_append_many') LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = lapor_bridge, pg_temp', f);
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+GRANT USAGE ON SCHEMA lapor_bridge TO lapor_bridge_runtime;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lapor_bridge TO lapor_bridge_runtime;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA lapor_bridge TO lapor_bridge_runtime;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA lapor_bridge TO lapor_bridge_runtime;
+-- The audit log: read, and append through the SECURITY DEFINER functions
+-- audit_append and audit_append_many only.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+    ON lapor_bridge.audit_log FROM lapor_bridge_runtime;
+REVOKE ALL ON SEQUENCE lapor_bridge.audit_log_id_seq FROM lapor_bridge_runtime;
+-- The migrations' own record: read (for readiness), never written.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+    ON lapor_bridge._sqlx_migrations FROM lapor_bridge_runtime;
+"#;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -26,6 +87,30 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    #[error(
+        "database {name} does not exist and role {role} may not create it: \
+         run `lapor-bridge migrate` as the schema owner first"
+    )]
+    Missing { name: String, role: String },
+    #[error(
+        "role {role} does not own schema lapor_bridge and may not apply migrations: \
+         run `lapor-bridge migrate` as the schema owner"
+    )]
+    NotOwner { role: String },
+    #[error(
+        "{count} migration(s) pending (first {first}) and role {role} may not apply them: \
+         run `lapor-bridge migrate` as the schema owner, then start again"
+    )]
+    Pending {
+        count: usize,
+        first: i64,
+        role: String,
+    },
+    #[error(
+        "role {role} may not read schema lapor_bridge: run `lapor-bridge migrate` as the \
+         schema owner (it grants lapor_bridge_runtime what the bridge needs)"
+    )]
+    NoRights { role: String },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -58,21 +143,37 @@ fn url_names_user(url: &str) -> bool {
     authority.contains('@')
 }
 
-/// Creates the database named by the options when it does not exist.
+/// Creates the database named by the options when it does not exist and the
+/// role may create databases; a role that may not gets [`DbError::Missing`]
+/// and no DDL is attempted.
 pub async fn ensure_database(options: &PgConnectOptions) -> Result<(), DbError> {
     let name = options.get_database().unwrap_or("postgres").to_string();
-    if sqlx::PgConnection::connect_with(options).await.is_ok() {
-        return Ok(());
+    match sqlx::PgConnection::connect_with(options).await {
+        Ok(conn) => {
+            conn.close().await.ok();
+            return Ok(());
+        }
+        // 3D000: the database does not exist. Anything else is for the pool
+        // to report.
+        Err(e) if sql_state(&e).as_deref() == Some("3D000") => {}
+        Err(e) => return Err(DbError::Connect(e)),
     }
     let admin = options.clone().database("postgres");
     let mut conn = sqlx::PgConnection::connect_with(&admin)
         .await
         .map_err(DbError::Connect)?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
+    let (exists, may_create, role): (bool, bool, String) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
+                (SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user),
+                current_user::text",
+    )
+    .bind(&name)
+    .fetch_one(&mut conn)
+    .await?;
+    if !exists && !may_create {
+        conn.close().await.ok();
+        return Err(DbError::Missing { name, role });
+    }
     if !exists {
         // Identifiers cannot be bound; quote it.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
@@ -82,10 +183,7 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<(), DbError> 
             .await
         {
             // Another replica may have created it at the same moment.
-            let raced = e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .is_some_and(|c| c == "42P04" || c == "23505");
+            let raced = sql_state(&e).is_some_and(|c| c == "42P04" || c == "23505");
             if !raced {
                 return Err(DbError::Create { name, source: e });
             }
@@ -93,6 +191,12 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<(), DbError> 
     }
     conn.close().await.ok();
     Ok(())
+}
+
+fn sql_state(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
 }
 
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
@@ -110,38 +214,118 @@ pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgP
         .map_err(DbError::Connect)
 }
 
-/// Creates the schema and applies the embedded migrations. Safe to run twice
-/// and from several replicas at once: the migrator holds an advisory lock.
+/// Whether the connected role may apply migrations: it has the rights of the
+/// schema's owner, or there is no schema yet and it may create one.
+pub async fn may_migrate(pool: &PgPool) -> Result<bool, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(
+                    (SELECT pg_has_role(nspowner, 'USAGE') FROM pg_namespace
+                      WHERE nspname = 'lapor_bridge'),
+                    has_database_privilege(current_database(), 'CREATE'))",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+async fn current_role(pool: &PgPool) -> Result<String, DbError> {
+    Ok(sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Creates the schema, applies the embedded migrations and grants the
+/// runtime role its rights. Safe to run twice and from several replicas at
+/// once: the migrator holds an advisory lock. Only for the schema owner
+/// ([`DbError::NotOwner`] otherwise, before any DDL).
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    if !may_migrate(pool).await? {
+        return Err(DbError::NotOwner {
+            role: current_role(pool).await?,
+        });
+    }
     let mut conn = pool.acquire().await?;
     // Serialise schema creation between replicas starting together.
     sqlx::query("SELECT pg_advisory_lock(7305872100)")
         .execute(&mut *conn)
         .await?;
-    let created = sqlx::query("CREATE SCHEMA IF NOT EXISTS lapor_bridge")
-        .execute(&mut *conn)
-        .await;
-    let migrated = match created {
-        Ok(_) => MIGRATOR.run(&mut *conn).await.map_err(DbError::from),
-        Err(e) => Err(e.into()),
-    };
+    let migrated = async {
+        sqlx::query("CREATE SCHEMA IF NOT EXISTS lapor_bridge")
+            .execute(&mut *conn)
+            .await?;
+        MIGRATOR.run(&mut *conn).await?;
+        sqlx::raw_sql(RUNTIME_GRANTS).execute(&mut *conn).await?;
+        Ok::<(), DbError>(())
+    }
+    .await;
     sqlx::query("SELECT pg_advisory_unlock(7305872100)")
         .execute(&mut *conn)
         .await?;
     migrated
 }
 
+/// For `run` and every command but `migrate`: the schema owner applies the
+/// migrations (as `migrate` would); any other role applies nothing and is
+/// refused with [`DbError::Pending`] while migrations are pending.
+pub async fn migrate_or_check(pool: &PgPool) -> Result<(), DbError> {
+    match migrate(pool).await {
+        Err(DbError::NotOwner { role }) => match pending_migrations(pool).await? {
+            Some(pending) if pending.is_empty() => Ok(()),
+            Some(pending) => Err(DbError::Pending {
+                count: pending.len(),
+                first: pending[0],
+                role,
+            }),
+            None => Err(DbError::NoRights { role }),
+        },
+        other => other,
+    }
+}
+
+/// The embedded migrations the database has not applied, in order; `None`
+/// when the role may not read the migrations' record.
+pub async fn pending_migrations(pool: &PgPool) -> Result<Option<Vec<i64>>, DbError> {
+    // The catalog, not the table's name: a role without USAGE on the schema
+    // must learn that, not fail on the lookup.
+    let table: Option<(bool,)> = sqlx::query_as(
+        "SELECT has_table_privilege(c.oid, 'SELECT')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'lapor_bridge' AND c.relname = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let applied: Vec<i64> = match table {
+        None => Vec::new(),
+        Some((false,)) => return Ok(None),
+        Some((true,)) => {
+            let readable: bool =
+                sqlx::query_scalar("SELECT has_schema_privilege('lapor_bridge', 'USAGE')")
+                    .fetch_one(pool)
+                    .await?;
+            if !readable {
+                return Ok(None);
+            }
+            sqlx::query_scalar(
+                "SELECT version FROM lapor_bridge._sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(Some(
+        MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect(),
+    ))
+}
+
 /// Whether every embedded migration is applied (for readiness).
 pub async fn migrations_current(pool: &PgPool) -> Result<bool, DbError> {
-    let applied: Vec<i64> = sqlx::query_scalar(
-        "SELECT version FROM lapor_bridge._sqlx_migrations WHERE success ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type.is_up_migration())
-        .all(|m| applied.contains(&m.version)))
+    Ok(pending_migrations(pool)
+        .await?
+        .is_some_and(|p| p.is_empty()))
 }
 
 /// How far the database's clock is ahead of this machine's, measured over

@@ -3,13 +3,15 @@
 //! One module per concern: `config` (typed settings), `lapor` (the LAPOR! wire
 //! format and client), `simulator` (an in-memory LAPOR!), `store` (SQL, one
 //! module per table family), `outbox` (delivery), `inbound` (pull and
-//! reconciliation), `sla` (working-day deadlines), `api` (admin HTTP), `cli`.
+//! reconciliation), `sla` (working-day deadlines), `checkpoints` (the audit
+//! log's head written outside the database), `api` (admin HTTP), `cli`.
 
 pub mod actions;
 pub mod api;
 pub mod app;
 pub mod bench;
 pub mod bridge;
+pub mod checkpoints;
 pub mod cli;
 pub mod clock;
 pub mod config;

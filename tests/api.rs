@@ -1110,6 +1110,17 @@ async fn audit_exports_and_verifies_for_auditors_only() {
             StatusCode::FORBIDDEN,
         ),
         ("/api/v1/audit/verify", Some(ADMIN_TOKEN), StatusCode::OK),
+        (
+            "/api/v1/audit/checkpoints",
+            Some(OPERATOR_TOKEN),
+            StatusCode::FORBIDDEN,
+        ),
+        // No checkpoint file configured here: said so, not an empty download.
+        (
+            "/api/v1/audit/checkpoints",
+            Some(AUDITOR_TOKEN),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
     ] {
         assert_eq!(api.get(path, token).await.status, code, "{path} {token:?}");
     }

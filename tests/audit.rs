@@ -64,7 +64,8 @@ async fn verify_names_the_tampered_row_and_changes_are_refused() {
         v,
         Verification::Ok {
             ok: true,
-            entries: 7
+            entries: 7,
+            checkpoints: None,
         }
     );
     let (cli, success) = cli_verify(&app);
@@ -80,21 +81,12 @@ async fn verify_names_the_tampered_row_and_changes_are_refused() {
 
     // An owner can switch the trigger off; verify still names the row.
     let middle = ids[3];
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("ALTER TABLE lapor_bridge.audit_log DISABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE lapor_bridge.audit_log SET after = '{\"n\": 99}' WHERE id = $1")
-        .bind(middle)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE lapor_bridge.audit_log ENABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    with_audit_triggers_off(
+        &app.pool,
+        "UPDATE lapor_bridge.audit_log SET after = '{\"n\": 99}' WHERE id = $1",
+        middle,
+    )
+    .await;
     let v = audit::verify(&app.pool).await.unwrap();
     assert_eq!(
         v,
@@ -320,7 +312,8 @@ async fn concurrent_appends_keep_the_chain_intact() {
         audit::verify(&app.pool).await.unwrap(),
         Verification::Ok {
             ok: true,
-            entries: 400
+            entries: 400,
+            checkpoints: None,
         }
     );
     app.finish().await;

@@ -44,6 +44,10 @@ struct App {
 }
 
 async fn spawn_app() -> App {
+    spawn_app_with(|_| {}).await
+}
+
+async fn spawn_app_with(tweak: impl FnOnce(&mut lapor_bridge::config::Settings)) -> App {
     lapor_bridge::lapor::client::install_crypto_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         lapor_bridge::telemetry::init(lapor_bridge::config::LogFormat::Human);
@@ -66,6 +70,7 @@ async fn spawn_app() -> App {
         sha256: hex::encode(digest(token)),
     })
     .collect();
+    tweak(&mut settings);
     let shutdown = CancellationToken::new();
     let daemon = Daemon::start(
         settings,
@@ -853,5 +858,70 @@ async fn a_session_ends_when_its_token_is_removed() {
         .await
         .unwrap();
     assert_eq!(app.page("/", &cookie).await.0, StatusCode::SEE_OTHER);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn the_audit_page_offers_the_checkpoints_and_verify_names_a_cut_tail() {
+    let file = std::env::temp_dir().join(format!(
+        "lapor-bridge-dashboard-{:016x}.jsonl",
+        rand::random::<u64>()
+    ));
+    let path = file.clone();
+    let app = spawn_app_with(move |s| {
+        s.audit.checkpoint_file = Some(path);
+        s.audit.checkpoint_secs = 3600;
+    })
+    .await;
+    // The writer's first look, at start, records `bridge.started`.
+    assert!(eventually(DEADLINE, || async { file.exists() }).await);
+    let auditor = app.session(AUDITOR_TOKEN).await;
+    let (status, audit_page) = app.page("/audit", &auditor).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        audit_page.contains("href=\"/audit/checkpoints.jsonl\""),
+        "{audit_page}"
+    );
+    let (status, download) = app.page("/audit/checkpoints.jsonl", &auditor).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(download, std::fs::read_to_string(&file).unwrap());
+    let operator = app.session(OPERATOR_TOKEN).await;
+    assert_eq!(
+        app.page("/audit/checkpoints.jsonl", &operator).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let verify = |page: String| {
+        let app = &app;
+        let auditor = &auditor;
+        async move {
+            let resp = app
+                .post_form("/audit/verify", auditor, &[("csrf", &csrf_in(&page))], None)
+                .await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.text().await.unwrap()
+        }
+    };
+    let verified = verify(audit_page).await;
+    assert!(verified.contains("data-ok=\"true\""), "{verified}");
+    assert!(verified.contains("checkpoint diperiksa 1"), "{verified}");
+
+    // The owner removes the checkpointed entry and everything after it.
+    let id: i64 = serde_json::from_str::<Value>(download.lines().next().unwrap()).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    with_audit_triggers_off(
+        app.pool(),
+        "DELETE FROM lapor_bridge.audit_log WHERE id >= $1",
+        id,
+    )
+    .await;
+    let (_, audit_page) = app.page("/audit", &auditor).await;
+    let verified = verify(audit_page).await;
+    assert!(verified.contains("data-ok=\"false\""), "{verified}");
+    assert!(verified.contains(&format!("#{id}<")), "{verified}");
+    assert!(verified.contains("TIDAK COCOK"), "{verified}");
+
+    std::fs::remove_file(&file).ok();
     app.finish().await;
 }

@@ -396,9 +396,30 @@ pub async fn audit_export(
     }
 }
 
+/// The chain and the configured checkpoints; `ok: false` names what failed.
 pub async fn audit_verify(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let v = audit::verify(&state.bridge.pool).await?;
+    let file = state.bridge.settings.audit.checkpoint_file.as_deref();
+    let v = crate::checkpoints::verify(&state.bridge.pool, file).await?;
     Ok(Json(serde_json::to_value(v).unwrap_or(Value::Null)))
+}
+
+/// The configured checkpoint file, checked, as JSON lines.
+pub async fn audit_checkpoints(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let path = state
+        .bridge
+        .settings
+        .audit
+        .checkpoint_file
+        .as_deref()
+        .ok_or_else(|| ApiError::Unavailable("no audit checkpoint file is configured".into()))?;
+    let checkpoints = crate::checkpoints::read(path)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        crate::checkpoints::to_jsonl(&checkpoints),
+    )
+        .into_response())
 }
 
 pub async fn healthz() -> Json<Value> {
@@ -425,5 +446,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.bridge.metrics.render();
     text.push_str(&crate::inbound::gauges(&state.bridge).await);
+    // The log's head only grows: a decrease is an alert (entries removed).
+    if let Ok(id) = audit::head_id(&state.bridge.pool).await {
+        text.push_str(&format!(
+            "# TYPE lapor_bridge_audit_head_id gauge\nlapor_bridge_audit_head_id {id}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -157,6 +157,10 @@ pub fn router(state: AppState) -> Router {
     let auditor = Router::new()
         .route("/api/v1/audit", get(handlers::audit_export))
         .route("/api/v1/audit/verify", get(handlers::audit_verify))
+        .route(
+            "/api/v1/audit/checkpoints",
+            get(handlers::audit_checkpoints),
+        )
         .layer(role_layer!(state, Role::Auditor));
     Router::new()
         .merge(intake)

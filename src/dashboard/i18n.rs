@@ -228,6 +228,12 @@ strings! {
     Verify => "Verifikasi rantai hash", "Verify the hash chain";
     VerifyOk => "Rantai audit utuh. Entri diperiksa", "The audit chain is intact. Entries checked";
     VerifyBroken => "Rantai audit RUSAK. Entri pertama yang tidak cocok", "The audit chain is BROKEN. First entry that does not match";
+    VerifyCheckpoints => "checkpoint diperiksa", "checkpoints checked";
+    VerifyCheckpointMismatch => "Log audit TIDAK COCOK dengan checkpoint: entri dihapus atau ditulis ulang. Checkpoint pertama yang gagal",
+        "The audit log does NOT MATCH its checkpoints: entries were removed or rewritten. First failing checkpoint";
+    VerifyCheckpointsUnreadable => "Berkas checkpoint tidak dapat dibaca; tidak ada yang dapat dijamin",
+        "The checkpoint file cannot be read; nothing is vouched for";
+    CheckpointsDownload => "Checkpoint (JSONL)", "Checkpoints (JSONL)";
     Actor => "Pelaku", "Actor";
     Action => "Aksi", "Action";
     Before => "Sebelum", "Before";

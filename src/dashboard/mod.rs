@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit/verify", post(pages::audit_verify))
         .route("/audit/export.csv", get(pages::audit_export_csv))
         .route("/audit/export.jsonl", get(pages::audit_export_jsonl))
+        .route("/audit/checkpoints.jsonl", get(pages::audit_checkpoints))
         .layer(axum::middleware::from_fn(refuse_cross_site))
         .layer(axum::middleware::from_fn(headers_and_lang_cookie))
         // Forms are small; the API's large limit is for attachments.

@@ -1140,11 +1140,33 @@ async fn audit_view(
         .or_fail(ctx)?;
     let mut body = String::new();
     match verification {
-        Some(Verification::Ok { entries, .. }) => {
+        Some(Verification::Ok {
+            entries,
+            checkpoints,
+            ..
+        }) => {
+            let checked = checkpoints
+                .map(|n| format!("; {} {n}", ctx.t(K::VerifyCheckpoints)))
+                .unwrap_or_default();
             let _ = write!(
                 body,
-                "<div class=\"flash\" id=\"verify-result\" data-ok=\"true\">{}: {entries}</div>",
+                "<div class=\"flash\" id=\"verify-result\" data-ok=\"true\">{}: {entries}{checked}</div>",
                 ctx.t(K::VerifyOk)
+            );
+        }
+        Some(Verification::CheckpointMismatch { checkpoint_id, .. }) => {
+            let _ = write!(
+                body,
+                "<div class=\"flash bad\" id=\"verify-result\" data-ok=\"false\">{}: #{checkpoint_id}</div>",
+                ctx.t(K::VerifyCheckpointMismatch)
+            );
+        }
+        Some(Verification::CheckpointsUnreadable { error, .. }) => {
+            let _ = write!(
+                body,
+                "<div class=\"flash bad\" id=\"verify-result\" data-ok=\"false\">{}: {}</div>",
+                ctx.t(K::VerifyCheckpointsUnreadable),
+                Esc(error)
             );
         }
         Some(Verification::Broken { first_bad_id, .. }) => {
@@ -1156,10 +1178,18 @@ async fn audit_view(
         }
         None => {}
     }
+    let checkpoints = if state.bridge.settings.audit.checkpoint_file.is_some() {
+        format!(
+            " · <a href=\"/audit/checkpoints.jsonl\" id=\"export-checkpoints\">{}</a>",
+            ctx.t(K::CheckpointsDownload)
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         body,
         "<h2>{export}</h2><p><a href=\"/audit/export.csv\" id=\"export-csv\">CSV</a> · \
-         <a href=\"/audit/export.jsonl\" id=\"export-jsonl\">JSONL</a></p>\
+         <a href=\"/audit/export.jsonl\" id=\"export-jsonl\">JSONL</a>{checkpoints}</p>\
          <form class=\"filters\" method=\"get\" action=\"/audit/export.csv\">\
          <label>{since}<input name=\"since\" placeholder=\"2026-01-01\"></label>\
          <label>{until}<input name=\"until\" placeholder=\"2026-02-01\"></label>\
@@ -1222,7 +1252,10 @@ pub async fn audit_verify(
 ) -> PageResult {
     ctx.need(Role::Auditor)?;
     ctx.check_csrf(csrf_of(&form))?;
-    let v = audit::verify(&state.bridge.pool).await.or_fail(&ctx)?;
+    let file = state.bridge.settings.audit.checkpoint_file.as_deref();
+    let v = crate::checkpoints::verify(&state.bridge.pool, file)
+        .await
+        .or_fail(&ctx)?;
     audit_view(&state, &ctx, &HashMap::new(), Some(v)).await
 }
 
@@ -1282,6 +1315,26 @@ pub async fn audit_export_jsonl(
     Query(p): Params,
 ) -> PageResult {
     audit_export(&state, &ctx, &p, false).await
+}
+
+/// The checkpoint file, checked, for an auditor to keep next to an export.
+pub async fn audit_checkpoints(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    ctx.need(Role::Auditor)?;
+    let Some(path) = state.bridge.settings.audit.checkpoint_file.as_deref() else {
+        return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+    };
+    let checkpoints = crate::checkpoints::read(path).await.or_fail(&ctx)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit-checkpoints.jsonl\"".to_string(),
+            ),
+        ],
+        crate::checkpoints::to_jsonl(&checkpoints),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

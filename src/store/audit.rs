@@ -68,17 +68,37 @@ pub struct Entry {
     pub hash: String,
 }
 
+/// The answer of `audit verify`: the chain first, then the checkpoints
+/// kept outside the database (see [`crate::checkpoints`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Verification {
     Ok {
         ok: bool,
         entries: i64,
+        /// Checkpoints checked; absent when none were given.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checkpoints: Option<usize>,
     },
+    /// An entry's hash or link does not match: the log was changed.
     Broken {
         ok: bool,
         first_bad_id: i64,
         entries: i64,
+    },
+    /// The chain is whole but a checkpointed entry is missing or carries
+    /// another hash: the log was cut short or rewritten from there on.
+    CheckpointMismatch {
+        ok: bool,
+        reason: &'static str,
+        checkpoint_id: i64,
+        entries: i64,
+    },
+    /// The checkpoints could not be read, so nothing is vouched for.
+    CheckpointsUnreadable {
+        ok: bool,
+        reason: &'static str,
+        error: String,
     },
 }
 
@@ -105,13 +125,39 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok(match first_bad {
-        None => Verification::Ok { ok: true, entries },
+        None => Verification::Ok {
+            ok: true,
+            entries,
+            checkpoints: None,
+        },
         Some(id) => Verification::Broken {
             ok: false,
             first_bad_id: id,
             entries,
         },
     })
+}
+
+/// The newest entry's id and hash.
+pub async fn head(pool: &PgPool) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, hash FROM lapor_bridge.audit_log ORDER BY id DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}
+
+/// The highest id (0 for an empty log), read from the primary key's index.
+pub async fn head_id(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM lapor_bridge.audit_log")
+        .fetch_one(pool)
+        .await
+}
+
+/// The hashes of the entries with these ids (those that exist).
+pub async fn hashes_of(pool: &PgPool, ids: &[i64]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, hash FROM lapor_bridge.audit_log WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
 }
 
 pub async fn export(
@@ -184,7 +230,8 @@ pub fn to_csv(entries: &[Entry]) -> String {
     out
 }
 
-pub fn to_jsonl(entries: &[Entry]) -> String {
+/// One JSON object a line (entries, or the checkpoints of `crate::checkpoints`).
+pub fn to_jsonl<T: Serialize>(entries: &[T]) -> String {
     let mut out = String::new();
     for e in entries {
         if let Ok(line) = serde_json::to_string(e) {

@@ -407,9 +407,20 @@ pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx
     Ok(done.rows_affected())
 }
 
-/// Vacuums the outbox on one replica at a time (the others skip).
+/// Vacuums the outbox on one replica at a time (the others skip). Only the
+/// table's owner may vacuum it: under the runtime role this does nothing and
+/// autovacuum (with the outbox's own thresholds) does the work.
 pub async fn vacuum(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let mut conn = pool.acquire().await?;
+    let owner: bool = sqlx::query_scalar(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class
+          WHERE oid = 'lapor_bridge.outbox'::regclass",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !owner {
+        return Ok(false);
+    }
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7305872300)")
         .fetch_one(&mut *conn)
         .await?;

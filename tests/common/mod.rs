@@ -287,3 +287,19 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// What the schema owner can do to the audit log: switch its append-only
+/// triggers off, run `sql` (with `$1` = `id`), switch them on again.
+pub async fn with_audit_triggers_off(pool: &PgPool, sql: &'static str, id: i64) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("ALTER TABLE lapor_bridge.audit_log DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(sql).bind(id).execute(&mut *tx).await.unwrap();
+    sqlx::query("ALTER TABLE lapor_bridge.audit_log ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
