@@ -74,8 +74,12 @@ pub fn test_settings(db_url: &str, lapor_base: &str) -> Settings {
     s.bridge.lease_secs = 30;
     // Tests of the lookup delay set their own; the others look up at once.
     s.bridge.lookup_delay_secs = 0;
+    s.pii.key = Some(SecretString::from(TEST_PII_KEY));
     s
 }
+
+/// The reporter-identity key of test settings (base64 of 32 bytes).
+pub const TEST_PII_KEY: &str = "dGVzdC1waWkta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI=";
 
 /// The bridge under test, driven step by step with a manual clock.
 pub struct TestApp {
@@ -177,10 +181,14 @@ impl TestApp {
     }
 
     pub async fn submit(&self, local_ref: &str) {
-        let (created, _) =
-            lapor_bridge::actions::submit(&self.bridge, &complaint_doc(local_ref), "test")
-                .await
-                .unwrap();
+        self.submit_doc(&complaint_doc(local_ref)).await;
+    }
+
+    /// Submits `doc` as the API does; it must be new.
+    pub async fn submit_doc(&self, doc: &Value) {
+        let (created, _) = lapor_bridge::actions::submit(&self.bridge, doc, "test")
+            .await
+            .unwrap();
         assert!(created);
     }
 
@@ -261,7 +269,7 @@ pub fn complaint_doc(local_ref: &str) -> Value {
         "date_of_incident": "2026-11-20",
         "is_anonymous": false,
         "is_secret": false,
-        "reporter": {"name": "Budi", "phone": "0812", "email": "budi@example.org"}
+        "reporter": {"name": "Budi", "phone": "081234567890", "email": "budi@example.org"}
     })
 }
 
