@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::*;
-use lapor_bridge::api::auth::digest;
 use lapor_bridge::app::Daemon;
 use lapor_bridge::clock::SystemClock;
-use lapor_bridge::config::{ApiToken, Role, Settings};
+use lapor_bridge::config::Settings;
 use lapor_bridge::simulator::{self, RunningSimulator, SimulatorConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -58,18 +57,7 @@ async fn spawn_api_with(tweak: impl FnOnce(&mut Settings)) -> Api {
     settings.database.max_connections = 8;
     settings.bridge.retry_base_ms = 20;
     settings.bridge.retry_max_ms = 200;
-    settings.tokens = [
-        ("desk", Role::Intake, INTAKE_TOKEN),
-        ("ops", Role::Operator, OPERATOR_TOKEN),
-        ("inspectorate", Role::Auditor, AUDITOR_TOKEN),
-    ]
-    .into_iter()
-    .map(|(name, role, token)| ApiToken {
-        name: name.into(),
-        role,
-        sha256: hex::encode(digest(token)),
-    })
-    .collect();
+    settings.tokens = role_tokens(INTAKE_TOKEN, OPERATOR_TOKEN, AUDITOR_TOKEN);
     tweak(&mut settings);
     let shutdown = CancellationToken::new();
     let daemon = Daemon::start(

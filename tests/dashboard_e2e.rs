@@ -15,10 +15,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
-use lapor_bridge::api::auth::digest;
 use lapor_bridge::app::Daemon;
 use lapor_bridge::clock::SystemClock;
-use lapor_bridge::config::{ApiToken, Role};
 use lapor_bridge::simulator::{self, RunningSimulator, SimulatorConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -54,18 +52,7 @@ async fn spawn_app() -> App {
     settings.database.max_connections = 8;
     settings.bridge.retry_base_ms = 20;
     settings.bridge.retry_max_ms = 200;
-    settings.tokens = [
-        ("desk", Role::Intake, INTAKE_TOKEN),
-        ("ops", Role::Operator, OPERATOR_TOKEN),
-        ("inspectorate", Role::Auditor, AUDITOR_TOKEN),
-    ]
-    .into_iter()
-    .map(|(name, role, token)| ApiToken {
-        name: name.into(),
-        role,
-        sha256: hex::encode(digest(token)),
-    })
-    .collect();
+    settings.tokens = role_tokens(INTAKE_TOKEN, OPERATOR_TOKEN, AUDITOR_TOKEN);
     let shutdown = CancellationToken::new();
     let daemon = Daemon::start(
         settings,

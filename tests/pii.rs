@@ -11,12 +11,11 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use common::*;
 use lapor_bridge::actions::{self, ActionError};
-use lapor_bridge::api::auth::digest;
 use lapor_bridge::api::{self, AppState, auth::TokenStore};
 use lapor_bridge::app::Daemon;
 use lapor_bridge::bridge::Bridge;
 use lapor_bridge::clock::{Clock, SystemClock};
-use lapor_bridge::config::{ApiToken, Role, Settings};
+use lapor_bridge::config::Settings;
 use lapor_bridge::inbound::Jobs;
 use lapor_bridge::pii::task::{self, TaskError};
 use lapor_bridge::pii::{Identity, Keyring, PiiKey, ReporterState};
@@ -460,18 +459,7 @@ struct Served {
 /// The admin HTTP server (API and dashboard) over the test app's bridge.
 async fn serve(app: &TestApp) -> Served {
     let mut settings = (*app.bridge.settings).clone();
-    settings.tokens = [
-        ("desk", Role::Intake, INTAKE),
-        ("ops", Role::Operator, OPERATOR),
-        ("inspectorate", Role::Auditor, AUDITOR),
-    ]
-    .into_iter()
-    .map(|(name, role, token)| ApiToken {
-        name: name.into(),
-        role,
-        sha256: hex::encode(digest(token)),
-    })
-    .collect();
+    settings.tokens = role_tokens(INTAKE, OPERATOR, AUDITOR);
     let state = AppState {
         bridge: app.bridge.clone(),
         tokens: Arc::new(TokenStore::from_settings(&settings)),
@@ -554,12 +542,7 @@ impl Served {
             .await
             .unwrap();
         let status = resp.status();
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let location = location(&resp);
         (status, resp.text().await.unwrap(), location)
     }
 
@@ -574,14 +557,17 @@ impl Served {
             .await
             .unwrap();
         let status = resp.status();
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let location = location(&resp);
         (status, location)
     }
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn form_body(pairs: &[(&str, &str)]) -> String {
@@ -1077,4 +1063,114 @@ async fn audit_count_any(pool: &sqlx::PgPool, action: &str) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+// 3. Never in logs or metrics -----------------------------------------------------------------
+
+/// `lapor-bridge run` as deployed, logging at debug level: a reporter
+/// submitted through the API and through SQL, delivered, shown to an admin
+/// and erased, appears in none of its log lines and in no metric.
+#[tokio::test]
+async fn the_running_daemon_never_logs_or_measures_a_reporter() {
+    lapor_bridge::lapor::client::install_crypto_provider();
+    let db = TestDb::create().await;
+    let sim = lapor_bridge::simulator::spawn(Default::default())
+        .await
+        .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("lb-pii-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("daemon.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lapor-bridge"))
+        .arg("run")
+        .env("DATABASE_URL", &db.url)
+        .env("LAPOR_BASE_URL", sim.base_url())
+        .env("LAPOR_API_TOKEN", "api-token")
+        .env("LAPOR_INSTANSI_TOKEN", "instansi-token")
+        .env("BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("BRIDGE_PII_KEY", TEST_PII_KEY)
+        .env("BRIDGE_RETRY_BASE_MS", "20")
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let up = eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(up, "the daemon did not start");
+
+    let resp = http
+        .post(format!("{base}/api/v1/complaints"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&doc_with_reporter("PLG-LOG-1", reporter()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut settings = Settings::default();
+    settings.database.url = SecretString::from(db.url.clone());
+    let pool = lapor_bridge::db::connect(&settings.database).await.unwrap();
+    submit_sql(&pool, &doc_with_reporter("PLG-LOG-2", reporter()))
+        .await
+        .unwrap();
+    let done = eventually(Duration::from_secs(30), || async {
+        let mut all = true;
+        for r in ["PLG-LOG-1", "PLG-LOG-2"] {
+            let doc: Value = http
+                .get(format!("{base}/api/v1/complaints/{r}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            all &= doc["sync_state"] == "synced" && doc["reporter"]["state"] == "held";
+        }
+        all
+    })
+    .await;
+    assert!(done, "not delivered and sealed in time");
+    let resp = http
+        .post(format!("{base}/api/v1/complaints/PLG-LOG-2/erase"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"reason": "Permintaan subjek data"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("lapor_bridge_"));
+    assert_absent(&metrics, "/metrics");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logged.contains("lapor-bridge running"), "{logged}");
+    assert!(logged.contains("DEBUG"), "logged at debug level");
+    assert_absent(&logged, "the daemon's log");
+    std::fs::remove_dir_all(&dir).unwrap();
+    pool.close().await;
+    sim.shutdown();
+    db.drop_db().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use lapor_bridge::bridge::Bridge;
 use lapor_bridge::clock::ManualClock;
-use lapor_bridge::config::Settings;
+use lapor_bridge::config::{ApiToken, Role, Settings};
 use lapor_bridge::outbox::Engine;
 use lapor_bridge::simulator::{self, RunningSimulator, SimulatorConfig};
 use secrecy::SecretString;
@@ -80,6 +80,23 @@ pub fn test_settings(db_url: &str, lapor_base: &str) -> Settings {
 
 /// The reporter-identity key of test settings (base64 of 32 bytes).
 pub const TEST_PII_KEY: &str = "dGVzdC1waWkta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI=";
+
+/// `[[tokens]]`: an intake token named `desk`, an operator `ops` and an
+/// auditor `inspectorate`, by their SHA-256 as the configuration holds them.
+pub fn role_tokens(intake: &str, operator: &str, auditor: &str) -> Vec<ApiToken> {
+    [
+        ("desk", Role::Intake, intake),
+        ("ops", Role::Operator, operator),
+        ("inspectorate", Role::Auditor, auditor),
+    ]
+    .into_iter()
+    .map(|(name, role, token)| ApiToken {
+        name: name.into(),
+        role,
+        sha256: hex::encode(lapor_bridge::api::auth::digest(token)),
+    })
+    .collect()
+}
 
 /// The bridge under test, driven step by step with a manual clock.
 pub struct TestApp {
