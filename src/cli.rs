@@ -193,6 +193,8 @@ fn print_json(value: &impl serde::Serialize) {
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let json = cli.json;
     match cli.command {
+        // A missing key is a configuration error (exit 2), said before connecting.
+        Command::Run if settings.pii.key.is_none() => Err(usage(crate::app::NO_PII_KEY)),
         Command::Run => crate::app::run(settings)
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),

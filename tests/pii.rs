@@ -1077,6 +1077,16 @@ async fn the_running_daemon_never_logs_or_measures_a_reporter() {
     let sim = lapor_bridge::simulator::spawn(Default::default())
         .await
         .unwrap();
+    // Without a key the binary says how to make one, and exits 2.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_lapor-bridge"))
+        .arg("run")
+        .env("DATABASE_URL", &db.url)
+        .env_remove("BRIDGE_PII_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("openssl rand -base64 32"), "{said}");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
