@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use secrecy::ExposeSecret;
+use secrecy::zeroize::{Zeroize, Zeroizing};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -66,6 +67,17 @@ impl std::fmt::Debug for Identity {
             .field("nik", &shown(&self.nik))
             .field("address", &shown(&self.address))
             .finish()
+    }
+}
+
+/// The clear text does not outlive the value in memory.
+impl Drop for Identity {
+    fn drop(&mut self) {
+        self.name.zeroize();
+        self.phone.zeroize();
+        self.email.zeroize();
+        self.nik.zeroize();
+        self.address.zeroize();
     }
 }
 
@@ -245,7 +257,7 @@ impl Keyring {
     /// Encrypts under the current key with a fresh random nonce; the
     /// associated data binds the ciphertext to `local_ref`.
     pub fn seal(&self, local_ref: &str, identity: &Identity) -> Result<Sealed, PiiError> {
-        let plain = serde_json::to_vec(identity).map_err(|_| PiiError::Seal)?;
+        let plain = Zeroizing::new(serde_json::to_vec(identity).map_err(|_| PiiError::Seal)?);
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let aad = aad(local_ref);
         let sealed = self
@@ -283,16 +295,17 @@ impl Keyring {
         let (nonce, body) = ciphertext.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| corrupt())?;
         let aad = aad(local_ref);
-        let plain = key
-            .cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| corrupt())?;
+        let plain = Zeroizing::new(
+            key.cipher
+                .decrypt(
+                    &XNonce::from(nonce),
+                    Payload {
+                        msg: body,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| corrupt())?,
+        );
         serde_json::from_slice(&plain).map_err(|_| corrupt())
     }
 }
