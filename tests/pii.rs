@@ -690,6 +690,7 @@ async fn each_role_sees_what_it_may_and_every_clear_view_is_audited() {
     assert!(page.contains("Kusumawardhani P***"));
     let (_, list, _) = web.page("/complaints", &ops).await;
     assert_absent(&list, "the dashboard's list");
+    assert!(list.contains("Kusumawardhani P***"), "masked in the list");
     assert_eq!(
         audit_count(&app.pool, "pii_viewed", "PLG-SEE-ANON").await,
         1

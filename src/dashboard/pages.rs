@@ -364,8 +364,8 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
         status: status.map(str::to_string),
         search: q.map(str::to_string),
     };
-    let now = b.clock.now();
-    let build = |r: &complaints::ComplaintRow| StatusDocument::build(r, &b.calendar, now);
+    // Lists show the reporter masked, to every role.
+    let build = |r: &complaints::ComplaintRow| actions::masked_document(b, r);
     let mut capped = false;
     let (docs, total): (Vec<StatusDocument>, i64) = match overdue {
         None => {
@@ -444,9 +444,10 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
         let _ = write!(
             body,
             "<table id=\"complaints\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
-             <th>{}</th><th>{}</th><th>{}</th></tr>",
+             <th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
             ctx.t(K::Reference),
             ctx.t(K::Title),
+            ctx.t(K::Reporter),
             ctx.t(K::Status),
             ctx.t(K::SyncState),
             ctx.t(K::Overdue),
@@ -468,11 +469,16 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
             let _ = write!(
                 body,
                 "<tr><td><a href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
                 url_encode(&d.local_ref),
                 Esc(&d.local_ref),
                 Esc(&d.local_ref),
                 Esc(&d.title),
+                Esc(d
+                    .reporter
+                    .as_ref()
+                    .and_then(|r| r.identity.name.as_deref())
+                    .unwrap_or("—")),
                 Esc(status_label(lang, d)),
                 badge(
                     state_class(&d.sync_state),
