@@ -531,29 +531,6 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> 
         .map(|v| (v.split(';').next().unwrap().to_string(), v.to_string()))
 }
 
-fn location(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn form_body(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", lapor_bridge::dashboard::html::url_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The hidden CSRF field's value in a page.
-fn csrf_in(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).expect("a csrf field") + marker.len();
-    page[start..].split('"').next().unwrap().to_string()
-}
-
 impl App {
     async fn login(&self, token: &str) -> reqwest::Response {
         self.http
