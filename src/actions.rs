@@ -6,11 +6,17 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
 use crate::bridge::Bridge;
+use crate::config::Role;
+use crate::pii::{self, ReporterView, Showing};
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, NewEntry};
-use crate::store::complaints::{self, SubmitError};
+use crate::store::complaints::{self, ComplaintRow, SubmitError};
 use crate::store::outbox;
+use crate::store::pii::{self as store_pii, Erasure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -22,6 +28,8 @@ pub enum ActionError {
     Conflict(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("cannot encrypt the reporter: {0}")]
+    Sealing(String),
 }
 
 fn invalid(field: &str, message: &str) -> ActionError {
@@ -31,15 +39,109 @@ fn invalid(field: &str, message: &str) -> ActionError {
     )]))
 }
 
+/// The status document with the reporter masked (submit answers, lists,
+/// the CLI).
 pub async fn status(bridge: &Bridge, local_ref: &str) -> Result<StatusDocument, ActionError> {
     let row = complaints::by_ref(&bridge.pool, local_ref)
         .await?
         .ok_or(ActionError::NotFound)?;
-    Ok(StatusDocument::build(
-        &row,
-        &bridge.calendar,
-        bridge.clock.now(),
-    ))
+    Ok(masked_document(bridge, &row))
+}
+
+/// A status document with its reporter masked.
+pub fn masked_document(bridge: &Bridge, row: &ComplaintRow) -> StatusDocument {
+    let mut doc = StatusDocument::build(row, &bridge.calendar, bridge.clock.now());
+    doc.reporter = Some(pii::view(bridge.pii.as_deref(), row, false));
+    doc
+}
+
+/// The reporter of one complaint as `role` may see it; unmasked identity
+/// shown to a person is recorded in the audit log as `pii_viewed`.
+pub async fn reporter_for(
+    bridge: &Bridge,
+    row: &ComplaintRow,
+    role: Role,
+    actor: &str,
+) -> Result<ReporterView, ActionError> {
+    let unmasked = pii::sees_unmasked(role, Showing::One, row.is_anonymous, row.is_secret);
+    let view = pii::view(bridge.pii.as_deref(), row, unmasked);
+    if view.reveals() {
+        let mut conn = bridge.pool.acquire().await?;
+        audit::append(
+            &mut conn,
+            &NewEntry {
+                at: bridge.clock.now(),
+                actor,
+                local_ref: Some(&row.local_ref),
+                action: PII_VIEWED,
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+    }
+    Ok(view)
+}
+
+/// The status document of one complaint for one person (see `reporter_for`).
+pub async fn status_for(
+    bridge: &Bridge,
+    local_ref: &str,
+    role: Role,
+    actor: &str,
+) -> Result<StatusDocument, ActionError> {
+    let row = complaints::by_ref(&bridge.pool, local_ref)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    let mut doc = StatusDocument::build(&row, &bridge.calendar, bridge.clock.now());
+    doc.reporter = Some(reporter_for(bridge, &row, role, actor).await?);
+    Ok(doc)
+}
+
+/// The audit action of a person shown unmasked reporter identity.
+pub const PII_VIEWED: &str = "pii_viewed";
+
+/// What an erasure request found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureOutcome {
+    pub local_ref: String,
+    /// Erased before (by request or retention): nothing changed now.
+    pub already_erased: bool,
+    pub erased_at: DateTime<Utc>,
+}
+
+/// Erases a complaint's reporter identity for good, on a data subject's
+/// request; the complaint stays. Idempotent: a second request changes
+/// nothing and says `already_erased`.
+pub async fn erase_reporter(
+    bridge: &Bridge,
+    local_ref: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<ErasureOutcome, ActionError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(invalid("reason", "required: 1-2000 characters"));
+    }
+    let now = bridge.clock.now();
+    let mut tx = bridge.pool.begin().await?;
+    let (id, erased_at) = store_pii::lock_for_erasure(&mut tx, local_ref)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    if let Some(erased_at) = erased_at {
+        return Ok(ErasureOutcome {
+            local_ref: local_ref.to_string(),
+            already_erased: true,
+            erased_at,
+        });
+    }
+    pii::task::erase_locked(&mut tx, id, local_ref, Erasure::Request, reason, actor, now).await?;
+    tx.commit().await?;
+    Ok(ErasureOutcome {
+        local_ref: local_ref.to_string(),
+        already_erased: false,
+        erased_at: now,
+    })
 }
 
 /// Submits a complaint; returns whether it is new, and its status document.
@@ -64,6 +166,17 @@ pub async fn submit(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if created {
+        // The staged reporter is encrypted before this transaction commits;
+        // without a key it waits for the daemon (which refuses to run
+        // without one).
+        if let Some(keyring) = &bridge.pii {
+            pii::task::seal_one(&mut tx, keyring, local_ref)
+                .await
+                .map_err(|e| match e {
+                    pii::task::TaskError::Db(e) => ActionError::Db(e),
+                    other => ActionError::Sealing(other.to_string()),
+                })?;
+        }
         audit::append(
             &mut tx,
             &NewEntry {

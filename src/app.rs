@@ -19,6 +19,12 @@ use crate::inbound::{Job, JobError, Jobs};
 use crate::outbox::Engine;
 use crate::store::audit::{self, NewEntry};
 
+/// Why `run` does not start without a key.
+pub const NO_PII_KEY: &str = "BRIDGE_PII_KEY is not set: reporter identity (name, phone, email, \
+NIK, address) is stored only encrypted, so the bridge needs a key. Generate one with \
+`openssl rand -base64 32`, keep it in your secret store and a backup (losing it loses every \
+stored identity), and set BRIDGE_PII_KEY (or [pii] key). See docs/privacy.md.";
+
 /// A running daemon, for `run`, `demo` and tests.
 pub struct Daemon {
     pub bridge: Bridge,
@@ -41,6 +47,11 @@ impl Daemon {
         shutdown: CancellationToken,
         schedule: bool,
     ) -> anyhow::Result<Self> {
+        // The API and `submit_complaint` accept reporter identity at any
+        // time, so the daemon never runs without the key to encrypt it.
+        let keyring = crate::pii::Keyring::from_settings(&settings.pii)?
+            .map(Arc::new)
+            .ok_or_else(|| anyhow::anyhow!("{}", NO_PII_KEY))?;
         let pool = crate::db::connect(&settings.database)
             .await
             .context("connecting to PostgreSQL")?;
@@ -52,6 +63,11 @@ impl Daemon {
             let mut conn = pool.acquire().await?;
             clock.observe_offset(crate::db::clock_offset(&mut conn).await?);
         }
+        // Plain text left by a migration or a direct submit_complaint() is
+        // encrypted before anything is served.
+        crate::pii::task::prepare(&pool, &keyring)
+            .await
+            .context("encrypting reporter identities")?;
         let listener = tokio::net::TcpListener::bind(settings.bridge.listen)
             .await
             .with_context(|| format!("binding BRIDGE_LISTEN {}", settings.bridge.listen))?;
@@ -60,6 +76,11 @@ impl Daemon {
         record_configuration(&bridge).await?;
 
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::pii::task::run(
+            bridge.clone(),
+            keyring,
+            shutdown.clone(),
+        ));
         let engine = Engine::new(bridge.clone());
         tasks.spawn(engine.clone().run(shutdown.clone()));
 
@@ -136,6 +157,9 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "holidays": s.sla.holidays.len(),
                 "audit_checkpoint_file": s.audit.checkpoint_file.as_ref().map(|p| p.display().to_string()),
                 "audit_checkpoint_secs": s.audit.checkpoint_secs,
+                "pii_key_id": bridge.pii.as_ref().map(|k| k.current_id().to_string()),
+                "pii_old_keys": s.pii.old_keys.len(),
+                "pii_retention_days": s.pii.retention_days,
                 "tokens": s.tokens.iter().map(|t| json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
             })),
         },

@@ -260,6 +260,9 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     settings.lapor.instansi_token = SecretString::from("instansi-token");
     settings.bridge.concurrency = opts.concurrency;
     settings.bridge.rate_limit_per_sec = 0;
+    // A throw-away key, as in the demo: submissions seal their reporter.
+    let (_, pii_key) = crate::pii::PiiKey::generate();
+    settings.pii.key = Some(SecretString::from(pii_key));
     let mut settings = settings;
     if opts.soak_secs.is_some() {
         settings.bridge.outbox_retention_hours = 0;

@@ -11,6 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::lapor::LaporClient;
 use crate::metrics::Metrics;
+use crate::pii::Keyring;
 use crate::sla::WorkingCalendar;
 
 #[derive(Debug, Clone)]
@@ -22,14 +23,22 @@ pub struct Bridge {
     pub metrics: Arc<Metrics>,
     pub gate: Arc<AuthGate>,
     pub calendar: Arc<WorkingCalendar>,
+    /// The keys of reporter identity; `None` without `BRIDGE_PII_KEY`
+    /// (`run` refuses to start then; host commands that need it say so).
+    pub pii: Option<Arc<Keyring>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error(transparent)]
+    Client(#[from] crate::lapor::client::ClientBuildError),
+    #[error(transparent)]
+    Pii(#[from] crate::pii::KeyError),
 }
 
 impl Bridge {
-    pub fn new(
-        pool: PgPool,
-        settings: Settings,
-        clock: SharedClock,
-    ) -> Result<Self, crate::lapor::client::ClientBuildError> {
+    pub fn new(pool: PgPool, settings: Settings, clock: SharedClock) -> Result<Self, BridgeError> {
+        let pii = Keyring::from_settings(&settings.pii)?.map(Arc::new);
         let metrics = Arc::new(Metrics::default());
         let client = LaporClient::new(
             &settings.lapor,
@@ -46,6 +55,7 @@ impl Bridge {
             metrics,
             gate: Arc::new(AuthGate::default()),
             calendar,
+            pii,
         })
     }
 

@@ -69,6 +69,27 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Reporter identity (personal data): rotate the key, erase, report.
+    Pii {
+        #[command(subcommand)]
+        action: PiiCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PiiCommand {
+    /// Encrypt staged identities and re-encrypt every identity under
+    /// BRIDGE_PII_KEY; afterwards BRIDGE_PII_OLD_KEYS are no longer needed.
+    Rotate,
+    /// Erase one complaint's reporter identity for good (the complaint stays).
+    Erase {
+        local_ref: String,
+        /// Why (e.g. the data subject's request and its date); kept in the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// For the data protection officer: what is held, erased, and under which keys.
+    Report,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +203,8 @@ fn print_json(value: &impl serde::Serialize) {
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let json = cli.json;
     match cli.command {
+        // A missing key is a configuration error (exit 2), said before connecting.
+        Command::Run if settings.pii.key.is_none() => Err(usage(crate::app::NO_PII_KEY)),
         Command::Run => crate::app::run(settings)
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),
@@ -276,10 +299,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 OutboxCommand::Retry { id } => (id, StepAction::Retry),
                 OutboxCommand::Discard { id } => (id, StepAction::Discard),
             };
-            let actor = format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            );
+            let actor = cli_actor();
             match actions::act_on_step(&bridge, id, act, &actor).await {
                 Ok(step) => {
                     if json {
@@ -308,6 +328,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             } else {
                 Err(Failure::from("the run finished with errors (see summary)"))
             }
+        }
+        Command::Pii { action } => {
+            let bridge = bridge(settings).await?;
+            pii_command(&bridge, action, json).await
         }
         Command::Audit { action } => {
             let bridge = bridge(settings).await?;
@@ -364,6 +388,113 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 }
             }
         }
+    }
+}
+
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+async fn pii_command(bridge: &Bridge, action: PiiCommand, json: bool) -> Result<(), Failure> {
+    match action {
+        PiiCommand::Rotate => {
+            let keyring = bridge
+                .pii
+                .clone()
+                .ok_or_else(|| usage(crate::app::NO_PII_KEY))?;
+            let rotation = crate::pii::task::rotate(bridge, &keyring, &cli_actor()).await?;
+            if json {
+                print_json(&rotation);
+            } else {
+                println!(
+                    "key {}: {} staged identit(ies) encrypted, {} re-encrypted; old keys are no longer needed",
+                    rotation.key_id, rotation.sealed, rotation.reencrypted
+                );
+            }
+            Ok(())
+        }
+        PiiCommand::Erase { local_ref, reason } => {
+            match actions::erase_reporter(bridge, &local_ref, &reason, &cli_actor()).await {
+                Ok(outcome) => {
+                    if json {
+                        print_json(&outcome);
+                    } else if outcome.already_erased {
+                        println!(
+                            "{local_ref}: already erased at {}",
+                            outcome.erased_at.to_rfc3339()
+                        );
+                    } else {
+                        println!("{local_ref}: reporter identity erased");
+                    }
+                    Ok(())
+                }
+                Err(ActionError::NotFound) => {
+                    Err(Failure::from(format!("no complaint {local_ref:?}")))
+                }
+                Err(ActionError::Invalid(_)) => Err(usage("--reason must be 1-2000 characters")),
+                Err(e) => Err(e.into()),
+            }
+        }
+        PiiCommand::Report => {
+            let report = crate::pii::task::report(bridge).await?;
+            if json {
+                print_json(&report);
+            } else {
+                print_pii_report(&report);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_pii_report(r: &crate::pii::task::Report) {
+    let c = &r.counts;
+    println!("complaints holding reporter identity  {}", c.holding);
+    println!("  of which awaiting encryption        {}", c.staged);
+    println!(
+        "erased on request                     {}",
+        c.erased_on_request
+    );
+    println!(
+        "erased by retention                   {}",
+        c.erased_by_retention
+    );
+    match (&c.oldest_local_ref, c.oldest_since) {
+        (Some(r), Some(since)) => println!(
+            "oldest retained                       {r} ({} {})",
+            if c.oldest_closed == Some(true) {
+                "closed"
+            } else {
+                "created"
+            },
+            since.to_rfc3339()
+        ),
+        _ => println!("oldest retained                       -"),
+    }
+    println!(
+        "retention after closing               {} days",
+        r.retention_days
+    );
+    println!(
+        "current key id                        {}",
+        r.current_key_id
+            .as_deref()
+            .unwrap_or("- (BRIDGE_PII_KEY not set)")
+    );
+    for k in &r.key_ids {
+        println!(
+            "key id {}  {:>8} identit(ies){}",
+            k.key_id,
+            k.count,
+            if k.known {
+                ""
+            } else {
+                "  (NOT in BRIDGE_PII_KEY / BRIDGE_PII_OLD_KEYS)"
+            }
+        );
     }
 }
 

@@ -246,6 +246,28 @@ impl Default for AuditSettings {
     }
 }
 
+/// Reporter identity (personal data): its key and how long it is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PiiSettings {
+    /// Base64 of 32 bytes; `run` refuses to start without it.
+    pub key: Option<SecretString>,
+    /// Earlier keys, still able to open what `pii rotate` has not re-encrypted.
+    pub old_keys: Vec<SecretString>,
+    /// Days after LAPOR! closed a complaint before its reporter is erased.
+    pub retention_days: u32,
+}
+
+impl Default for PiiSettings {
+    fn default() -> Self {
+        Self {
+            key: None,
+            old_keys: Vec::new(),
+            retention_days: 730,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -254,6 +276,7 @@ pub struct Settings {
     pub bridge: BridgeSettings,
     pub sla: SlaSettings,
     pub audit: AuditSettings,
+    pub pii: PiiSettings,
     pub tokens: Vec<ApiToken>,
 }
 
@@ -366,6 +389,22 @@ impl Settings {
             "BRIDGE_POLL_INTERVAL_SECS",
             &mut self.bridge.poll_interval_secs,
         )?;
+        if let Some(key) = env.var("BRIDGE_PII_KEY").filter(|k| !k.trim().is_empty()) {
+            self.pii.key = Some(SecretString::from(key));
+        }
+        if let Some(keys) = env.var("BRIDGE_PII_OLD_KEYS") {
+            self.pii.old_keys = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(SecretString::from)
+                .collect();
+        }
+        parse_env(
+            env,
+            "BRIDGE_PII_RETENTION_DAYS",
+            &mut self.pii.retention_days,
+        )?;
         parse_env(
             env,
             "BRIDGE_LOOKUP_DELAY_SECS",
@@ -432,6 +471,9 @@ impl Settings {
                 ));
             }
         }
+        crate::pii::Keyring::from_settings(&self.pii).map_err(|e| match e {
+            crate::pii::KeyError::Malformed { name } => invalid(name, e.to_string()),
+        })?;
         let b = &self.bridge;
         if b.concurrency == 0 || b.concurrency > 1024 {
             return Err(invalid("BRIDGE_CONCURRENCY", "must be between 1 and 1024"));
@@ -512,6 +554,34 @@ mod tests {
         let env: HashMap<&str, &str> = HashMap::from([("LAPOR_AUTH_HEADER", "X-Token")]);
         let err = Settings::load(None, &env).unwrap_err().to_string();
         assert!(err.contains("LAPOR_AUTH_HEADER"), "{err}");
+    }
+
+    #[test]
+    fn pii_keys_come_from_the_environment_and_bad_ones_are_named() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("BRIDGE_PII_KEY", key),
+            (
+                "BRIDGE_PII_OLD_KEYS",
+                " , AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+            ("BRIDGE_PII_RETENTION_DAYS", "0"),
+        ]);
+        let settings = Settings::load(None, &env).unwrap();
+        assert_eq!(settings.pii.retention_days, 0);
+        assert_eq!(settings.pii.old_keys.len(), 1);
+        assert!(!format!("{settings:?}").contains(key));
+        assert_eq!(Settings::default().pii.retention_days, 730);
+
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_PII_KEY", "c2hvcnQ=")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("BRIDGE_PII_KEY") && err.contains("openssl rand -base64 32"),
+            "{err}"
+        );
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_PII_OLD_KEYS", "nope")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("BRIDGE_PII_OLD_KEYS"), "{err}");
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.bridge.retry_max_ms = 5_000;
     settings.bridge.max_attempts = 20;
     settings.bridge.rate_limit_per_sec = 20;
+    // A throw-away key: the demo database is emptied at every start.
+    let (_, pii_key) = crate::pii::PiiKey::generate();
+    settings.pii.key = Some(SecretString::from(pii_key));
+    settings.pii.old_keys.clear();
 
     let daemon = Daemon::start(
         settings,

@@ -2,9 +2,10 @@
 //!
 //! One module per concern: `config` (typed settings), `lapor` (the LAPOR! wire
 //! format and client), `simulator` (an in-memory LAPOR!), `store` (SQL, one
-//! module per table family), `outbox` (delivery), `inbound` (pull and
-//! reconciliation), `sla` (working-day deadlines), `checkpoints` (the audit
-//! log's head written outside the database), `api` (admin HTTP), `cli`.
+//! module per table family), `outbox` (delivery), `pii` (reporter identity,
+//! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
+//! deadlines), `checkpoints` (the audit log's head written outside the
+//! database), `api` (admin HTTP), `cli`.
 
 pub mod actions;
 pub mod api;
@@ -22,6 +23,7 @@ pub mod inbound;
 pub mod lapor;
 pub mod metrics;
 pub mod outbox;
+pub mod pii;
 pub mod shutdown;
 pub mod simulator;
 pub mod sla;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::pii::ReporterView;
 use crate::sla::{self, SlaFacts, SlaView, WorkingCalendar};
 use crate::store::complaints::ComplaintRow;
 
@@ -26,6 +27,9 @@ pub struct StatusDocument {
     pub disposition_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub sla: SlaView,
+    /// The reporter as this viewer may see it (see `crate::pii`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<ReporterView>,
 }
 
 impl StatusDocument {
@@ -53,6 +57,7 @@ impl StatusDocument {
             disposition_id: row.lapor_disposition_id.or(row.disposition_id),
             created_at: row.created_at,
             sla: sla::evaluate(calendar, &facts, now),
+            reporter: None,
         }
     }
 }

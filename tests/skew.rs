@@ -95,6 +95,7 @@ async fn a_replica_whose_clock_runs_ahead_rescues_no_live_lease() {
             .env("LAPOR_API_TOKEN", "api-token")
             .env("LAPOR_INSTANSI_TOKEN", "instansi-token")
             .env("BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BRIDGE_PII_KEY", common::TEST_PII_KEY)
             .env("BRIDGE_CONCURRENCY", "4")
             .env("BRIDGE_HTTP_TIMEOUT_MS", "10000")
             .env("BRIDGE_POLL_INTERVAL_SECS", "3600")

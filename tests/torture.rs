@@ -409,6 +409,7 @@ async fn daemons_deliver_exactly_once_through_kills_terminations_and_a_postgres_
         ("LAPOR_API_TOKEN", "api-token".into()),
         ("LAPOR_INSTANSI_TOKEN", "instansi-token".into()),
         ("BRIDGE_LISTEN", "127.0.0.1:0".into()),
+        ("BRIDGE_PII_KEY", common::TEST_PII_KEY.into()),
         ("BRIDGE_RETRY_BASE_MS", "20".into()),
         ("BRIDGE_RETRY_MAX_MS", "500".into()),
         ("BRIDGE_MAX_ATTEMPTS", knobs.max_attempts.to_string()),

@@ -91,10 +91,9 @@ pub async fn list_complaints(
         search: query.q.filter(|s| !s.is_empty()),
     };
     let (rows, total) = complaints::list(&state.bridge.pool, &filter, offset, size).await?;
-    let now = state.bridge.clock.now();
     let items = rows
         .iter()
-        .map(|r| StatusDocument::build(r, &state.bridge.calendar, now))
+        .map(|r| actions::masked_document(&state.bridge, r))
         .collect();
     Ok(Json(Page {
         items,
@@ -104,11 +103,40 @@ pub async fn list_complaints(
     }))
 }
 
+/// One complaint: the reporter unmasked for operators and admins (of an
+/// anonymous or secret complaint, admins only), recorded as `pii_viewed`.
 pub async fn complaint(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(local_ref): Path<String>,
 ) -> Result<Json<StatusDocument>, ApiError> {
-    Ok(Json(actions::status(&state.bridge, &local_ref).await?))
+    Ok(Json(
+        actions::status_for(
+            &state.bridge,
+            &local_ref,
+            caller.role,
+            &caller_name(&caller),
+        )
+        .await?,
+    ))
+}
+
+/// `POST /api/v1/complaints/{local_ref}/erase` `{"reason": "..."}` (admin):
+/// 200 with `already_erased` false, or true when it was erased before.
+pub async fn erase_reporter(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    P(local_ref): P<String>,
+    body: Bytes,
+) -> Result<Json<actions::ErasureOutcome>, ApiError> {
+    let (map, mut errors) = body_object(&body, &["reason"])?;
+    let reason = required_string(&map, "reason", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let outcome =
+        actions::erase_reporter(&state.bridge, &local_ref, &reason, &caller_name(&caller)).await?;
+    Ok(Json(outcome))
 }
 
 pub async fn timeline(
@@ -163,7 +191,7 @@ pub async fn timeline(
         ));
     }
     events.sort_by_key(|(at, _)| *at);
-    let status = StatusDocument::build(&row, &state.bridge.calendar, state.bridge.clock.now());
+    let status = actions::masked_document(&state.bridge, &row);
     Ok(Json(json!({
         "complaint": status,
         "events": events.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),

@@ -91,6 +91,7 @@ impl From<ActionError> for ApiError {
             ActionError::Invalid(f) => ApiError::Invalid(f),
             ActionError::Conflict(m) => ApiError::Conflict(m),
             ActionError::Db(e) => ApiError::Internal(e.to_string()),
+            ActionError::Sealing(m) => ApiError::Internal(m),
         }
     }
 }
@@ -154,6 +155,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/pull", post(handlers::pull))
         .route("/api/v1/reconcile", post(handlers::reconcile))
         .layer(role_layer!(state, Role::Operator));
+    let admin = Router::new()
+        .route(
+            "/api/v1/complaints/{local_ref}/erase",
+            post(handlers::erase_reporter),
+        )
+        .layer(role_layer!(state, Role::Admin));
     let auditor = Router::new()
         .route("/api/v1/audit", get(handlers::audit_export))
         .route("/api/v1/audit/verify", get(handlers::audit_verify))
@@ -166,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .merge(intake)
         .merge(operator)
         .merge(auditor)
+        .merge(admin)
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))

@@ -165,8 +165,26 @@ strings! {
     ReporterName => "Nama", "Name";
     ReporterPhone => "Telepon", "Phone";
     ReporterEmail => "Email", "Email";
+    ReporterNik => "NIK", "NIK";
+    ReporterAddress => "Alamat", "Address";
     ReporterMasked => "Disamarkan: hanya admin yang melihat pelapor pengaduan anonim atau rahasia.",
         "Masked: only admins see the reporter of an anonymous or secret complaint.";
+    ReporterMaskedRole => "Disamarkan: peran Anda tidak melihat identitas pelapor.",
+        "Masked: your role does not see the reporter's identity.";
+    ReporterShownAudited => "Identitas pelapor ditampilkan; tampilan ini tercatat di log audit (pii_viewed).",
+        "Reporter identity shown; this view is recorded in the audit log (pii_viewed).";
+    ReporterErased => "Identitas pelapor telah dihapus", "Reporter identity erased";
+    ReporterSealing => "Identitas pelapor sedang dienkripsi.", "Reporter identity is being encrypted.";
+    ReporterUnreadable => "Identitas pelapor tidak dapat dibuka dengan kunci yang terpasang.",
+        "Reporter identity does not open with the configured keys.";
+    EraseReporter => "Hapus identitas pelapor", "Erase reporter identity";
+    EraseHelp => "Identitas pelapor (nama, telepon, email, NIK, alamat) dihapus permanen dan tidak dapat dikembalikan. Pengaduan tetap ada. Alasan dicatat di log audit.",
+        "The reporter's identity (name, phone, email, NIK, address) is erased for good and cannot be restored. The complaint stays. The reason is recorded in the audit log.";
+    EraseReason => "Alasan (mis. permintaan subjek data, tanggal)", "Reason (e.g. data subject's request, date)";
+    EraseConfirm => "Saya mengerti bahwa penghapusan ini permanen", "I understand that this erasure is permanent";
+    EraseMissing => "Isi alasan dan centang konfirmasi.", "Fill in the reason and tick the confirmation.";
+    FlashErased => "Identitas pelapor dihapus.", "Reporter identity erased.";
+    FlashAlreadyErased => "Identitas pelapor sudah dihapus sebelumnya.", "Reporter identity was already erased.";
     Sla => "SLA", "SLA";
     FollowUpDue => "Tindak lanjut paling lambat", "Follow-up due";
     AutoCloseExpected => "Perkiraan tutup otomatis", "Expected auto-close";

@@ -40,6 +40,10 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(pages::logout))
         .route("/complaints", get(pages::complaints))
         .route("/complaints/{local_ref}", get(pages::complaint))
+        .route(
+            "/complaints/{local_ref}/erase",
+            get(pages::erase_form).post(pages::erase),
+        )
         .route("/outbox/dead", get(pages::dead_letters))
         .route("/outbox/{id}/retry", post(pages::retry))
         .route("/outbox/{id}/discard", post(pages::discard))

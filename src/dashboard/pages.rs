@@ -20,6 +20,7 @@ use super::{Ctx, Fail, OrFail, queries, session, session_cookie};
 use crate::actions::{self, ActionError, StepAction};
 use crate::api::AppState;
 use crate::config::Role;
+use crate::pii::{ReporterState, ReporterView};
 use crate::sla::DeadlineKind;
 use crate::status_document::{StatusDocument, page_bounds};
 use crate::store::audit::{self, Verification};
@@ -363,8 +364,8 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
         status: status.map(str::to_string),
         search: q.map(str::to_string),
     };
-    let now = b.clock.now();
-    let build = |r: &complaints::ComplaintRow| StatusDocument::build(r, &b.calendar, now);
+    // Lists show the reporter masked, to every role.
+    let build = |r: &complaints::ComplaintRow| actions::masked_document(b, r);
     let mut capped = false;
     let (docs, total): (Vec<StatusDocument>, i64) = match overdue {
         None => {
@@ -443,9 +444,10 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
         let _ = write!(
             body,
             "<table id=\"complaints\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
-             <th>{}</th><th>{}</th><th>{}</th></tr>",
+             <th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
             ctx.t(K::Reference),
             ctx.t(K::Title),
+            ctx.t(K::Reporter),
             ctx.t(K::Status),
             ctx.t(K::SyncState),
             ctx.t(K::Overdue),
@@ -467,11 +469,16 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
             let _ = write!(
                 body,
                 "<tr><td><a href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
                 url_encode(&d.local_ref),
                 Esc(&d.local_ref),
                 Esc(&d.local_ref),
                 Esc(&d.title),
+                Esc(d
+                    .reporter
+                    .as_ref()
+                    .and_then(|r| r.identity.name.as_deref())
+                    .unwrap_or("—")),
                 Esc(status_label(lang, d)),
                 badge(
                     state_class(&d.sync_state),
@@ -550,6 +557,8 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Stri
                 t(lang, K::FlashConflict)
             ),
         ),
+        (Some("erased"), _) => ("", t(lang, K::FlashErased).to_string()),
+        (Some("already_erased"), _) => ("", t(lang, K::FlashAlreadyErased).to_string()),
         (_, Some("notfound")) => (" bad", t(lang, K::FlashNotFound).to_string()),
         _ => return String::new(),
     };
@@ -687,30 +696,31 @@ pub async fn complaint(
     kv(&mut body, ctx.t(K::Secret), yes_no(row.is_secret));
     body.push_str("</table></div><div>");
 
-    // The reporter: admins only when anonymous or secret.
+    // The reporter: unmasked for operators and admins, of an anonymous or
+    // secret complaint for admins only; an unmasked view is audited.
     let _ = write!(body, "<h2>{}</h2>", ctx.t(K::Reporter));
-    let masked = (row.is_anonymous || row.is_secret) && ctx.session.role != Role::Admin;
-    let reporter = row.reporter.as_ref().and_then(Value::as_object);
-    body.push_str("<table class=\"kv\" id=\"reporter\">");
-    for (key, field) in [
-        (K::ReporterName, "name"),
-        (K::ReporterPhone, "phone"),
-        (K::ReporterEmail, "email"),
-    ] {
-        let value = reporter
-            .and_then(|r| r.get(field))
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty());
-        let shown = match value {
-            None => "—".to_string(),
-            Some(_) if masked => "•••".to_string(),
-            Some(v) => escape_html(v),
+    let actor = format!("token:{}", ctx.session.token_name);
+    let view = actions::reporter_for(b, &row, ctx.session.role, &actor)
+        .await
+        .map_err(|e| ctx.internal(e))?;
+    body.push_str(&reporter_table(&ctx, &view));
+    if view.state == ReporterState::Held {
+        let note = if view.reveals() {
+            K::ReporterShownAudited
+        } else if row.is_anonymous || row.is_secret {
+            K::ReporterMasked
+        } else {
+            K::ReporterMaskedRole
         };
-        kv(&mut body, ctx.t(key), &shown);
+        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(note));
     }
-    body.push_str("</table>");
-    if masked {
-        let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::ReporterMasked));
+    if ctx.session.role == Role::Admin && view.erased_at.is_none() {
+        let _ = write!(
+            body,
+            "<p><a class=\"button\" id=\"erase-reporter\" href=\"/complaints/{}/erase\">{}</a></p>",
+            Esc(&url_encode(&row.local_ref)),
+            ctx.t(K::EraseReporter)
+        );
     }
 
     // SLA
@@ -1000,7 +1010,7 @@ async fn act(
         Err(ActionError::Conflict(_) | ActionError::Invalid(_)) => {
             format!("failed=conflict&step={id}")
         }
-        Err(ActionError::Db(e)) => return Err(ctx.internal(e)),
+        Err(e @ (ActionError::Db(_) | ActionError::Sealing(_))) => return Err(ctx.internal(e)),
     };
     Ok(Redirect::to(&format!("{back}?{query}")).into_response())
 }
@@ -1021,6 +1031,135 @@ pub async fn discard(
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> PageResult {
     act(state, ctx, id, form, StepAction::Discard).await
+}
+
+/// The reporter's fields as `view` shows them.
+fn reporter_table(ctx: &Ctx, view: &ReporterView) -> String {
+    let mut out = String::new();
+    match view.state {
+        ReporterState::Erased => {
+            let _ = write!(
+                out,
+                "<p id=\"reporter\" class=\"muted\">{}: {} ({})</p>",
+                ctx.t(K::ReporterErased),
+                Esc(when_opt(view.erased_at)),
+                Esc(view.erasure.as_deref().unwrap_or("")),
+            );
+            return out;
+        }
+        ReporterState::Sealing => {
+            let _ = write!(
+                out,
+                "<p id=\"reporter\" class=\"muted\">{}</p>",
+                ctx.t(K::ReporterSealing)
+            );
+            return out;
+        }
+        ReporterState::Unreadable => {
+            let _ = write!(
+                out,
+                "<p id=\"reporter\" class=\"error\">{}</p>",
+                ctx.t(K::ReporterUnreadable)
+            );
+            return out;
+        }
+        ReporterState::None | ReporterState::Held => {}
+    }
+    let id = &view.identity;
+    out.push_str("<table class=\"kv\" id=\"reporter\">");
+    for (key, value) in [
+        (K::ReporterName, &id.name),
+        (K::ReporterPhone, &id.phone),
+        (K::ReporterEmail, &id.email),
+        (K::ReporterNik, &id.nik),
+        (K::ReporterAddress, &id.address),
+    ] {
+        let shown = value.as_deref().map(escape_html);
+        kv(&mut out, ctx.t(key), shown.as_deref().unwrap_or("—"));
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// The erasure's confirmation page (admins).
+pub async fn erase_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(local_ref): Path<String>,
+    Query(p): Params,
+) -> PageResult {
+    ctx.need(Role::Admin)?;
+    complaints::by_ref(&state.bridge.pool, &local_ref)
+        .await
+        .or_fail(&ctx)?
+        .ok_or_else(|| ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText))?;
+    let mut body = String::new();
+    if param(&p, "missing").is_some() {
+        let _ = write!(
+            body,
+            "<div class=\"flash bad\" id=\"flash\" role=\"status\">{}</div>",
+            ctx.t(K::EraseMissing)
+        );
+    }
+    let _ = write!(
+        body,
+        "<p>{help}</p><p><a href=\"/complaints/{href}\">{r}</a></p>\
+         <form method=\"post\" action=\"/complaints/{href}/erase\" id=\"erase-form\">{csrf}\
+         <label>{reason_label}<textarea name=\"reason\" id=\"reason\" required maxlength=\"2000\"></textarea></label>\
+         <label><input type=\"checkbox\" name=\"confirm\" id=\"confirm\" value=\"yes\" required> {confirm}</label>\
+         <button type=\"submit\" class=\"danger\">{button}</button></form>",
+        help = ctx.t(K::EraseHelp),
+        href = Esc(&url_encode(&local_ref)),
+        r = Esc(&local_ref),
+        csrf = csrf_field(&ctx.session),
+        reason_label = ctx.t(K::EraseReason),
+        confirm = ctx.t(K::EraseConfirm),
+        button = ctx.t(K::EraseReporter),
+    );
+    Ok(ctx.render(Nav::Complaints, ctx.t(K::EraseReporter), &body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EraseForm {
+    csrf: Option<String>,
+    reason: Option<String>,
+    confirm: Option<String>,
+}
+
+/// Erases on a confirmed form; back to the complaint with a flash.
+pub async fn erase(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(local_ref): Path<String>,
+    form: Result<Form<EraseForm>, FormRejection>,
+) -> PageResult {
+    ctx.need(Role::Admin)?;
+    let form = form.ok().map(|Form(f)| f);
+    ctx.check_csrf(form.as_ref().and_then(|f| f.csrf.as_deref()))?;
+    let href = format!("/complaints/{}", url_encode(&local_ref));
+    let reason = form
+        .as_ref()
+        .and_then(|f| f.reason.as_deref())
+        .unwrap_or("");
+    let confirmed = form
+        .as_ref()
+        .is_some_and(|f| f.confirm.as_deref() == Some("yes"));
+    if !confirmed || reason.trim().is_empty() {
+        return Ok(Redirect::to(&format!("{href}/erase?missing=1")).into_response());
+    }
+    let actor = format!("token:{}", ctx.session.token_name);
+    let done = match actions::erase_reporter(&state.bridge, &local_ref, reason, &actor).await {
+        Ok(o) if o.already_erased => "already_erased",
+        Ok(_) => "erased",
+        Err(ActionError::NotFound) => {
+            return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+        }
+        Err(ActionError::Invalid(_)) => {
+            return Ok(Redirect::to(&format!("{href}/erase?missing=1")).into_response());
+        }
+        Err(e) => return Err(ctx.internal(e)),
+    };
+    Ok(Redirect::to(&format!("{href}?done={done}")).into_response())
 }
 
 // Reconciliation ---------------------------------------------------------------------------

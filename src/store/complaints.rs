@@ -61,7 +61,14 @@ pub struct ComplaintRow {
     pub date_of_incident: Option<NaiveDate>,
     pub is_anonymous: bool,
     pub is_secret: bool,
-    pub reporter: Option<Value>,
+    /// `nonce || ciphertext` of the reporter identity (see `crate::pii`).
+    pub reporter_ciphertext: Option<Vec<u8>>,
+    pub reporter_key_id: Option<String>,
+    /// Plain text staged by `submit_complaint`, not yet encrypted (the text
+    /// itself is never read into a row).
+    pub reporter_staged: bool,
+    pub reporter_erased_at: Option<DateTime<Utc>>,
+    pub reporter_erasure: Option<String>,
     pub lapor_complaint_id: Option<i64>,
     pub tracking_id: Option<String>,
     pub lapor_status_name: Option<String>,
@@ -85,7 +92,9 @@ pub struct ComplaintRow {
 
 /// The stored columns of a complaint, in `ComplaintRow` order.
 const COLUMNS: &str = "id, local_ref, origin, title, content, category_id, disposition_id,
-        location_id, date_of_incident, is_anonymous, is_secret, reporter, lapor_complaint_id,
+        location_id, date_of_incident, is_anonymous, is_secret, reporter_ciphertext,
+        reporter_key_id, reporter_pending IS NOT NULL AS reporter_staged, reporter_erased_at,
+        reporter_erasure, lapor_complaint_id,
         tracking_id, lapor_status_name, status, lapor_disposition_id, lapor_created_at,
         lapor_updated_at, dispositioned_at, first_followup_by_us_at, last_followup_at,
         closed_at, conflict_reason, last_error, last_synced_at, created_at, updated_at";

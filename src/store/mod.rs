@@ -5,3 +5,4 @@ pub mod complaints;
 pub mod duplicates;
 pub mod jobs;
 pub mod outbox;
+pub mod pii;

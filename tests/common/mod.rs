@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use lapor_bridge::bridge::Bridge;
 use lapor_bridge::clock::ManualClock;
-use lapor_bridge::config::Settings;
+use lapor_bridge::config::{ApiToken, Role, Settings};
 use lapor_bridge::outbox::Engine;
 use lapor_bridge::simulator::{self, RunningSimulator, SimulatorConfig};
 use secrecy::SecretString;
@@ -74,7 +74,28 @@ pub fn test_settings(db_url: &str, lapor_base: &str) -> Settings {
     s.bridge.lease_secs = 30;
     // Tests of the lookup delay set their own; the others look up at once.
     s.bridge.lookup_delay_secs = 0;
+    s.pii.key = Some(SecretString::from(TEST_PII_KEY));
     s
+}
+
+/// The reporter-identity key of test settings (base64 of 32 bytes).
+pub const TEST_PII_KEY: &str = "dGVzdC1waWkta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI=";
+
+/// `[[tokens]]`: an intake token named `desk`, an operator `ops` and an
+/// auditor `inspectorate`, by their SHA-256 as the configuration holds them.
+pub fn role_tokens(intake: &str, operator: &str, auditor: &str) -> Vec<ApiToken> {
+    [
+        ("desk", Role::Intake, intake),
+        ("ops", Role::Operator, operator),
+        ("inspectorate", Role::Auditor, auditor),
+    ]
+    .into_iter()
+    .map(|(name, role, token)| ApiToken {
+        name: name.into(),
+        role,
+        sha256: hex::encode(lapor_bridge::api::auth::digest(token)),
+    })
+    .collect()
 }
 
 /// The bridge under test, driven step by step with a manual clock.
@@ -177,10 +198,14 @@ impl TestApp {
     }
 
     pub async fn submit(&self, local_ref: &str) {
-        let (created, _) =
-            lapor_bridge::actions::submit(&self.bridge, &complaint_doc(local_ref), "test")
-                .await
-                .unwrap();
+        self.submit_doc(&complaint_doc(local_ref)).await;
+    }
+
+    /// Submits `doc` as the API does; it must be new.
+    pub async fn submit_doc(&self, doc: &Value) {
+        let (created, _) = lapor_bridge::actions::submit(&self.bridge, doc, "test")
+            .await
+            .unwrap();
         assert!(created);
     }
 
@@ -261,7 +286,7 @@ pub fn complaint_doc(local_ref: &str) -> Value {
         "date_of_incident": "2026-11-20",
         "is_anonymous": false,
         "is_secret": false,
-        "reporter": {"name": "Budi", "phone": "0812", "email": "budi@example.org"}
+        "reporter": {"name": "Budi", "phone": "081234567890", "email": "budi@example.org"}
     })
 }
 
@@ -302,4 +327,29 @@ pub async fn with_audit_triggers_off(pool: &PgPool, sql: &'static str, id: i64) 
         .await
         .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// The `Location` header of an answer (empty without one).
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An `application/x-www-form-urlencoded` body.
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", lapor_bridge::dashboard::html::url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The hidden CSRF field's value in a page.
+pub fn csrf_in(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
 }
