@@ -154,6 +154,7 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "http_timeout_ms": s.bridge.http_timeout_ms,
                 "poll_interval_secs": s.bridge.poll_interval_secs,
                 "reconcile_cron": s.bridge.reconcile_cron,
+                "deep_reconcile_cron": s.bridge.deep_reconcile_cron,
                 "holidays": s.sla.holidays.len(),
                 "audit_checkpoint_file": s.audit.checkpoint_file.as_ref().map(|p| p.display().to_string()),
                 "audit_checkpoint_secs": s.audit.checkpoint_secs,
@@ -191,16 +192,29 @@ async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<Job
             Box::pin(async move { scheduled(jobs, Job::Pull).await })
         })?)
         .await?;
-    let cron = bridge.settings.bridge.reconcile_cron.clone();
-    scheduler
-        .add(
-            CronJob::new_async_tz(cron.as_str(), crate::lapor::wib::wib(), move |_, _| {
-                let jobs = jobs.clone();
-                Box::pin(async move { scheduled(jobs, Job::Reconcile).await })
-            })
-            .with_context(|| format!("bridge.reconcile_cron {cron:?} is not a valid schedule"))?,
-        )
-        .await?;
+    for (key, cron, job) in [
+        (
+            "bridge.reconcile_cron",
+            bridge.settings.bridge.reconcile_cron.clone(),
+            Job::Reconcile,
+        ),
+        (
+            "bridge.deep_reconcile_cron",
+            bridge.settings.bridge.deep_reconcile_cron.clone(),
+            Job::DeepReconcile,
+        ),
+    ] {
+        let jobs = jobs.clone();
+        scheduler
+            .add(
+                CronJob::new_async_tz(cron.as_str(), crate::lapor::wib::wib(), move |_, _| {
+                    let jobs = jobs.clone();
+                    Box::pin(async move { scheduled(jobs, job).await })
+                })
+                .with_context(|| format!("{key} {cron:?} is not a valid schedule"))?,
+            )
+            .await?;
+    }
     scheduler.start().await?;
     Ok(scheduler)
 }

@@ -356,7 +356,10 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     reset_peak_rss();
     let cpu = CpuTimes::now(sim.child.id());
     let started = Instant::now();
-    let summary = crate::inbound::sync::reconcile(&bridge).await?;
+    let (summary, requests) =
+        crate::lapor::client::counting(crate::inbound::sync::reconcile(&bridge, true)).await;
+    let mut summary = summary?;
+    summary.count_requests(requests);
     let reconcile_secs = started.elapsed().as_secs_f64();
     let reconcile_cpu = cpu.since(
         CpuTimes::now(sim.child.id()),
@@ -370,9 +373,28 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     );
     report.insert(
         "reconcile".into(),
-        json!({"tracked": seeded, "checked": summary.checked, "errors": summary.errors,
+        json!({"deep": true, "tracked": seeded, "checked": summary.checked, "errors": summary.errors,
                "seconds": reconcile_secs, "per_second": f64::from(summary.checked) / reconcile_secs,
+               "requests": summary.requests, "requests_per_complaint": summary.requests_per_complaint,
                "peak_rss_mib": reconcile_rss, "cpu": reconcile_cpu}),
+    );
+    // The daily, listing-first reconciliation of the same complaints, now
+    // that nothing changed: LAPOR!'s listing only.
+    let started = Instant::now();
+    let (listing, requests) =
+        crate::lapor::client::counting(crate::inbound::sync::reconcile(&bridge, false)).await;
+    let mut listing = listing?;
+    listing.count_requests(requests);
+    let listing_secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "reconcile (listing first): {} tracked complaints in {listing_secs:.1} s, {} requests ({:.3} a complaint, {} details read)",
+        listing.checked, listing.requests, listing.requests_per_complaint, listing.details_read
+    );
+    report.insert(
+        "reconcile_listing_first".into(),
+        json!({"tracked": seeded, "checked": listing.checked, "errors": listing.errors,
+               "details_read": listing.details_read, "seconds": listing_secs,
+               "requests": listing.requests, "requests_per_complaint": listing.requests_per_complaint}),
     );
     println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
     Ok(())

@@ -60,8 +60,13 @@ enum Command {
     },
     /// One incremental pull from LAPOR! now.
     Pull,
-    /// One full reconciliation now.
-    Reconcile,
+    /// One reconciliation now: LAPOR!'s listing first, details of what
+    /// changed (`--deep`: every tracked complaint's detail).
+    Reconcile {
+        /// Read every tracked complaint's detail and follow-ups.
+        #[arg(long)]
+        deep: bool,
+    },
     /// Measure drain rate, latency and reconciliation on this machine.
     Bench(crate::bench::BenchOptions),
     /// The audit log.
@@ -313,14 +318,13 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 Err(e) => Err(Failure::from(e.to_string())),
             }
         }
-        Command::Pull | Command::Reconcile => {
-            let is_pull = matches!(cli.command, Command::Pull);
+        Command::Pull | Command::Reconcile { .. } => {
             let bridge = bridge(settings).await?;
             let jobs = Jobs::new(bridge);
-            let result = if is_pull {
-                jobs.pull("cli").await?
-            } else {
-                jobs.reconcile("cli").await?
+            let result = match cli.command {
+                Command::Pull => jobs.pull("cli").await?,
+                Command::Reconcile { deep: true } => jobs.deep_reconcile("cli").await?,
+                _ => jobs.reconcile("cli").await?,
             };
             print_json(&result);
             if result.get("ok").and_then(Value::as_bool) == Some(true) {

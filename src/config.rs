@@ -163,6 +163,9 @@ pub struct BridgeSettings {
     pub outbox_retention_hours: u64,
     /// Cron expression (seconds first), in Asia/Jakarta time.
     pub reconcile_cron: String,
+    /// Cron expression (seconds first), Asia/Jakarta time, of the deep
+    /// reconciliation that reads every tracked complaint's detail.
+    pub deep_reconcile_cron: String,
     /// Closed complaints are still reconciled this many days after closing.
     pub reconcile_closed_horizon_days: i64,
     pub log_format: LogFormat,
@@ -184,6 +187,7 @@ impl Default for BridgeSettings {
             lookup_delay_secs: 120,
             outbox_retention_hours: 24 * 7,
             reconcile_cron: "0 0 2 * * *".into(),
+            deep_reconcile_cron: "0 0 3 * * Sun".into(),
             reconcile_closed_horizon_days: 30,
             log_format: LogFormat::Human,
         }

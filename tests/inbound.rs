@@ -19,6 +19,13 @@ async fn reconcile(app: &TestApp) -> Value {
         .unwrap()
 }
 
+async fn deep_reconcile(app: &TestApp) -> Value {
+    Jobs::new(app.bridge.clone())
+        .deep_reconcile("test")
+        .await
+        .unwrap()
+}
+
 /// A citizen's complaint filed on lapor.go.id and dispositioned to us.
 async fn citizen(app: &TestApp, title: &str) -> i64 {
     let v = app
@@ -458,10 +465,13 @@ async fn reconcile_repairs_status_drift_and_missing_followups() {
     assert_eq!(doc.status.as_deref(), Some("in_process"));
     let followups: i64 = scalar(&app, "SELECT count(*) FROM lapor_bridge.followups").await;
     assert_eq!(followups, 1);
-    // Nothing left to repair.
+    // Nothing left to repair, and what LAPOR!'s listing shows unchanged is
+    // not read again: one listing page per scope, no detail.
     let run = reconcile(&app).await;
     assert_eq!(n(&run, "repaired"), 0, "{run}");
     assert_eq!(run["summary"]["drift"], json!({}));
+    assert_eq!(n(&run, "details_read"), 0, "{run}");
+    assert_eq!(n(&run, "requests"), 2, "{run}");
     let runs = job_runs(&app, "reconcile").await;
     assert_eq!(runs.len(), 2);
     assert!(runs[0].0);
@@ -469,12 +479,21 @@ async fn reconcile_repairs_status_drift_and_missing_followups() {
 
     // (e) A follow-up linked to an upstream id that LAPOR! no longer lists
     // (the simulator cannot delete follow-ups: the link is made to point at
-    // an id it never had).
+    // an id it never had). LAPOR!'s listing does not show that: the deep
+    // reconciliation, which reads every detail, does.
     sqlx::query("UPDATE lapor_bridge.followups SET lapor_followup_id = 999999")
         .execute(&app.pool)
         .await
         .unwrap();
     let run = reconcile(&app).await;
+    assert!(
+        run["summary"]["drift"]
+            .get("followups_missing_upstream")
+            .is_none()
+    );
+    let run = deep_reconcile(&app).await;
+    assert_eq!(run["summary"]["deep"], true, "{run}");
+    assert!(n(&run, "details_read") >= 1, "{run}");
     assert_eq!(
         run["summary"]["drift"]["followups_missing_upstream"], 1,
         "{run}"

@@ -366,15 +366,27 @@ pub async fn pull(
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileQuery {
+    /// Read every tracked complaint's detail, not only what the listing
+    /// shows changed.
+    #[serde(default)]
+    deep: bool,
+}
+
 pub async fn reconcile(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Q(query): Q<ReconcileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .jobs
-        .reconcile(&caller_name(&caller))
-        .await
-        .map(Json)
+    let caller = caller_name(&caller);
+    let run = if query.deep {
+        state.jobs.deep_reconcile(&caller).await
+    } else {
+        state.jobs.reconcile(&caller).await
+    };
+    run.map(Json)
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 

@@ -28,21 +28,25 @@ pub enum JobError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     Pull,
+    /// Listing-first: details only of what LAPOR!'s listing shows changed.
     Reconcile,
+    /// Every tracked complaint's detail and follow-ups.
+    DeepReconcile,
 }
 
 impl Job {
     pub fn name(self) -> &'static str {
         match self {
             Job::Pull => "pull",
-            Job::Reconcile => "reconcile",
+            Job::Reconcile | Job::DeepReconcile => "reconcile",
         }
     }
 
+    /// A deep and a listing-first reconciliation never run at once.
     fn lock_key(self) -> i64 {
         match self {
             Job::Pull => 7_305_872_201,
-            Job::Reconcile => 7_305_872_202,
+            Job::Reconcile | Job::DeepReconcile => 7_305_872_202,
         }
     }
 }
@@ -100,6 +104,11 @@ impl Jobs {
 
     pub async fn reconcile(&self, trigger: &str) -> Result<Value, JobError> {
         self.run(Job::Reconcile, trigger, true).await
+    }
+
+    /// A reconciliation that reads every tracked complaint's detail.
+    pub async fn deep_reconcile(&self, trigger: &str) -> Result<Value, JobError> {
+        self.run(Job::DeepReconcile, trigger, true).await
     }
 
     /// Waits for the runs in flight, which shutdown stops (after the
@@ -169,10 +178,18 @@ impl Jobs {
         let started = self.bridge.clock.now();
         let run_id = jobs::start(&self.bridge.pool, job.name(), trigger, started).await?;
         open.id = Some(run_id);
-        let outcome = match job {
-            Job::Pull => sync::pull(&self.bridge).await,
-            Job::Reconcile => sync::reconcile(&self.bridge).await,
-        };
+        let (outcome, requests) = crate::lapor::client::counting(async {
+            match job {
+                Job::Pull => sync::pull(&self.bridge).await,
+                Job::Reconcile => sync::reconcile(&self.bridge, false).await,
+                Job::DeepReconcile => sync::reconcile(&self.bridge, true).await,
+            }
+        })
+        .await;
+        let outcome = outcome.map(|mut s| {
+            s.count_requests(requests);
+            s
+        });
         let finished = self.bridge.clock.now();
         let (ok, summary, error) = match &outcome {
             Ok(s) => (

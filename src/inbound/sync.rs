@@ -1,6 +1,6 @@
 //! Pull and reconciliation: reading LAPOR! and applying what it says.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::StreamExt;
@@ -30,9 +30,22 @@ pub struct RunSummary {
     pub conflicts: u32,
     pub errors: u32,
     pub problems: Vec<String>,
+    /// A deep reconciliation (every detail read), not listing-first.
+    pub deep: bool,
+    /// Complaints whose detail and follow-ups were read.
+    pub details_read: u32,
+    /// Requests to LAPOR! this run made, and per complaint checked.
+    pub requests: u64,
+    pub requests_per_complaint: f64,
 }
 
 impl RunSummary {
+    /// Records what the run cost LAPOR!.
+    pub fn count_requests(&mut self, requests: u64) {
+        self.requests = requests;
+        self.requests_per_complaint = requests as f64 / f64::from(self.checked.max(1));
+    }
+
     fn problem(&mut self, text: String) {
         self.errors += 1;
         if self.problems.len() < 50 {
@@ -55,6 +68,8 @@ struct Tracked {
     lapor_disposition_id: Option<i64>,
     conflict_reason: Option<String>,
     dispositioned: bool,
+    /// LAPOR!'s `updated_at` when we last read it.
+    lapor_updated_at: Option<DateTime<Utc>>,
     /// LAPOR! ids of the follow-ups we hold for it.
     linked: Vec<i64>,
 }
@@ -64,6 +79,7 @@ struct Tracked {
 const TRACKED: &str =
     "SELECT c.id, c.local_ref, c.lapor_complaint_id, c.lapor_status_name, c.status,
         c.lapor_disposition_id, c.conflict_reason, c.dispositioned_at IS NOT NULL AS dispositioned,
+        c.lapor_updated_at,
         coalesce((SELECT array_agg(f.lapor_followup_id) FROM lapor_bridge.followups f
                    WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}')
         || coalesce((SELECT array_agg(x) FROM lapor_bridge.upstream_duplicates d,
@@ -204,6 +220,8 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Str
 struct Checked {
     /// Nothing to write: only `last_synced_at` moves (in bulk).
     unchanged: bool,
+    /// LAPOR!'s `updated_at` as read.
+    updated_at: Option<DateTime<Utc>>,
     applied: Applied,
     drift: Vec<&'static str>,
     conflict: Option<String>,
@@ -243,6 +261,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     if unchanged(t, &detail, &followups, ours, reconcile) {
         return Ok(Checked {
             unchanged: true,
+            updated_at: Some(detail.updated_at),
             ..Default::default()
         });
     }
@@ -300,6 +319,9 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
             .await
             .map_err(|e| e.to_string())?;
     }
+    complaints::touch_synced_many(&mut tx, &[t.id], &[Some(detail.updated_at)], now)
+        .await
+        .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     checked.applied = applied;
     Ok(checked)
@@ -318,9 +340,10 @@ async fn check_all(
     let mut synced = Vec::new();
     while let Some((id, result)) = results.next().await {
         summary.checked += 1;
+        summary.details_read += 1;
         match result {
             Ok(c) if c.unchanged => {
-                synced.push(id);
+                synced.push((id, c.updated_at));
                 if synced.len() >= 1_000 {
                     touch_synced(bridge, &mut synced, summary).await;
                 }
@@ -342,21 +365,35 @@ async fn check_all(
     touch_synced(bridge, &mut synced, summary).await;
 }
 
-/// `last_synced_at` of complaints found unchanged, in one statement.
-async fn touch_synced(bridge: &Bridge, ids: &mut Vec<i64>, summary: &mut RunSummary) {
-    if ids.is_empty() {
+/// `last_synced_at` (and LAPOR!'s `updated_at` as read) of complaints found
+/// unchanged, in one statement.
+async fn touch_synced(
+    bridge: &Bridge,
+    found: &mut Vec<(i64, Option<DateTime<Utc>>)>,
+    summary: &mut RunSummary,
+) {
+    if found.is_empty() {
         return;
     }
-    let result =
-        sqlx::query("UPDATE lapor_bridge.complaints SET last_synced_at = $2 WHERE id = ANY($1)")
-            .bind(&*ids)
-            .bind(bridge.clock.now())
-            .execute(&bridge.pool)
-            .await;
+    let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
+    let updated: Vec<Option<DateTime<Utc>>> = found.iter().map(|(_, u)| *u).collect();
+    let result = async {
+        let mut conn = bridge.pool.acquire().await?;
+        complaints::touch_synced_many(&mut conn, &ids, &updated, bridge.clock.now()).await
+    }
+    .await;
     if let Err(e) = result {
         summary.problem(format!("recording last_synced_at: {e}"));
     }
-    ids.clear();
+    found.clear();
+}
+
+/// Whether LAPOR!'s listing shows a tracked complaint as we last read it:
+/// same `updated_at`, status and disposition. Its detail is then not read.
+fn listed_unchanged(t: &Tracked, s: &ComplaintSummary) -> bool {
+    t.lapor_updated_at == Some(s.updated_at)
+        && t.lapor_status_name.as_deref() == Some(s.status_name.as_str())
+        && t.lapor_disposition_id == s.disposition_id
 }
 
 /// What LAPOR! lists as created by us, against our complaints by their
@@ -536,36 +573,92 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     Ok(summary)
 }
 
-/// A full comparison of every tracked complaint (closed ones within the
+/// Reconciliation of every tracked complaint (closed ones within the
 /// horizon too), plus what LAPOR! lists as created by us: complaints that
 /// carry our reference but are not linked locally, and copies of one.
-pub async fn reconcile(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
-    let mut summary = RunSummary::default();
+///
+/// Listing-first (`deep` false): LAPOR!'s listings (`scope=created` and
+/// `inbox`, 100 a page) are compared with what we hold, and only complaints
+/// whose status, disposition or `updated_at` moved, or that no listing
+/// shows, have their detail and follow-ups read. A deep run reads every
+/// detail (weekly, and on demand).
+pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::Error> {
+    let mut summary = RunSummary {
+        deep,
+        ..RunSummary::default()
+    };
     let now = bridge.clock.now();
     let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
-    // From shortly before the oldest local complaint that is unlinked or
-    // still within the horizon (nothing to list when there is none).
-    let listing = match complaints::oldest_to_match_upstream(&bridge.pool, horizon).await? {
-        Some(since) => {
-            bridge
-                .client
-                .list_all(Scope::Created, since - Duration::minutes(10))
-                .await
-        }
-        None => Ok(Vec::new()),
-    };
-    match listing {
-        Ok(listed) => {
-            summary.listed += listed.len() as u32;
-            match_created(bridge, &listed, &mut summary).await?;
-        }
-        Err(e) => summary.problem(format!("list created: {e}")),
-    }
     let sql = format!("{TRACKED} AND (c.closed_at IS NULL OR c.closed_at >= $1) ORDER BY c.id");
     let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(horizon)
         .fetch_all(&bridge.pool)
         .await?;
-    check_all(bridge, tracked, true, &mut summary).await;
+    // Every tracked complaint as we last read it is listed from its
+    // `updated_at` on (a minute of margin for LAPOR!'s one-second times).
+    let listed_from = tracked
+        .iter()
+        .filter_map(|t| t.lapor_updated_at)
+        .min()
+        .map(|at| at - Duration::minutes(1));
+    // Created by us: also from shortly before the oldest local complaint
+    // that is unlinked or still within the horizon.
+    let created_from = complaints::oldest_to_match_upstream(&bridge.pool, horizon)
+        .await?
+        .map(|at| at - Duration::minutes(10));
+    let created_from = match (created_from, listed_from.filter(|_| !deep)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut listed: HashMap<i64, ComplaintSummary> = HashMap::new();
+    let mut listings_complete = true;
+    if let Some(since) = created_from {
+        match bridge.client.list_all(Scope::Created, since).await {
+            Ok(created) => {
+                summary.listed += created.len() as u32;
+                match_created(bridge, &created, &mut summary).await?;
+                listed.extend(created.into_iter().map(|s| (s.id, s)));
+            }
+            Err(e) => {
+                listings_complete = false;
+                summary.problem(format!("list created: {e}"));
+            }
+        }
+    }
+    if deep {
+        check_all(bridge, tracked, true, &mut summary).await;
+        return Ok(summary);
+    }
+    if let Some(since) = listed_from {
+        match bridge.client.list_all(Scope::Inbox, since).await {
+            Ok(inbox) => {
+                summary.listed += inbox.len() as u32;
+                listed.extend(inbox.into_iter().map(|s| (s.id, s)));
+            }
+            Err(e) => {
+                listings_complete = false;
+                summary.problem(format!("list inbox: {e}"));
+            }
+        }
+    }
+    // What the listings show unchanged costs nothing more; the rest is read.
+    let mut unchanged = Vec::new();
+    let mut to_read = Vec::new();
+    for t in tracked {
+        let same = listings_complete
+            && listed
+                .get(&t.lapor_complaint_id)
+                .is_some_and(|s| listed_unchanged(&t, s));
+        if same {
+            unchanged.push((t.id, t.lapor_updated_at));
+        } else {
+            to_read.push(t);
+        }
+    }
+    summary.checked += unchanged.len() as u32;
+    for chunk in unchanged.chunks(1_000) {
+        touch_synced(bridge, &mut chunk.to_vec(), &mut summary).await;
+    }
+    check_all(bridge, to_read, true, &mut summary).await;
     Ok(summary)
 }

@@ -34,6 +34,22 @@ enum Mode {
     Write,
 }
 
+tokio::task_local! {
+    /// Requests made by the task running a job (see [`counting`]).
+    static REQUESTS: std::cell::Cell<u64>;
+}
+
+/// Runs `work` and counts the requests to LAPOR! it makes (in this task, not
+/// in tasks it spawns): each run's summary says what it cost LAPOR!.
+pub async fn counting<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    REQUESTS
+        .scope(std::cell::Cell::new(0), async move {
+            let out = work.await;
+            (out, REQUESTS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Which requests go first when the rate budget is short: the city's writes
 /// (deliveries), then reads (pull, reconciliation, lookups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -471,6 +487,7 @@ impl LaporClient {
                 })
                 .await;
         }
+        let _ = REQUESTS.try_with(|n| n.set(n.get() + 1));
         let started = std::time::Instant::now();
         let result = self.exchange(mode, req.headers(self.headers.clone())).await;
         let status = match &result {

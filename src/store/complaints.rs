@@ -607,3 +607,25 @@ pub async fn local_by_refs(
         .map(|(r, id, lapor)| (r, (id, lapor)))
         .collect())
 }
+
+/// Marks complaints as just compared with LAPOR!, with LAPOR!'s `updated_at`
+/// as read (`None`: keep the stored one), in one statement.
+pub async fn touch_synced_many(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    lapor_updated_at: &[Option<DateTime<Utc>>],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints c
+            SET last_synced_at = $3, lapor_updated_at = coalesce(b.updated, c.lapor_updated_at)
+           FROM unnest($1::bigint[], $2::timestamptz[]) AS b(id, updated)
+          WHERE c.id = b.id",
+    )
+    .bind(ids)
+    .bind(lapor_updated_at)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
