@@ -39,6 +39,40 @@ fn invalid(field: &str, message: &str) -> ActionError {
     )]))
 }
 
+/// Every field of `value` (a dotted path) whose text holds a NUL character.
+fn nul_fields(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            out.insert(path, vec!["must not contain a NUL character".into()]);
+        }
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key.contains('\0') {
+                    out.insert(
+                        join("(key)"),
+                        vec!["must not contain a NUL character".into()],
+                    );
+                } else {
+                    nul_fields(v, join(key), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                nul_fields(v, join(&i.to_string()), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The status document with the reporter masked (submit answers, lists,
 /// the CLI).
 pub async fn status(bridge: &Bridge, local_ref: &str) -> Result<StatusDocument, ActionError> {
@@ -150,6 +184,13 @@ pub async fn submit(
     doc: &Value,
     actor: &str,
 ) -> Result<(bool, StatusDocument), ActionError> {
+    // PostgreSQL's jsonb refuses a NUL character before the submit function
+    // can name the field (and would print its neighbourhood in its log).
+    let mut with_nul = BTreeMap::new();
+    nul_fields(doc, String::new(), &mut with_nul);
+    if !with_nul.is_empty() {
+        return Err(ActionError::Invalid(with_nul));
+    }
     let mut tx = bridge.pool.begin().await?;
     let created = match complaints::submit(&mut tx, doc).await {
         Ok(created) => created,

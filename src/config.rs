@@ -458,6 +458,12 @@ impl Settings {
                 "must be a positive integer",
             ));
         }
+        if self.pii.retention_days > 36_500 {
+            return Err(invalid(
+                "BRIDGE_PII_RETENTION_DAYS",
+                "must be at most 36500 (a hundred years)",
+            ));
+        }
         if self.lapor.clock_tolerance_secs > 86_400 {
             return Err(invalid(
                 "lapor.clock_tolerance_secs",

@@ -41,6 +41,15 @@ BEGIN
                           HINT = 'create it once for the cluster as a superuser: CREATE ROLE lapor_bridge_runtime NOLOGIN';
         END;
     END IF;
+    -- A role of that name made by someone else (one that can log in, or
+    -- holds more than its grants) would be handed this database: refuse.
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lapor_bridge_runtime'
+                 AND (rolcanlogin OR rolsuper OR rolcreaterole OR rolcreatedb
+                      OR rolbypassrls OR rolreplication)) THEN
+        RAISE EXCEPTION 'role lapor_bridge_runtime can log in or holds attributes beyond its grants'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'it must be NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION: ALTER ROLE lapor_bridge_runtime ... as a superuser';
+    END IF;
 END
 $$;
 -- The append functions run with their owner's rights (migration

@@ -428,3 +428,61 @@ async fn without_a_holiday_list_only_weekends_count() {
     assert_eq!(sla["follow_up_due_at"], json!(end_of_wib_day(2026, 3, 24)));
     app.finish().await;
 }
+
+/// The schema's owner rewrites an entry and replaces `audit_hash` with one
+/// that answers the stored hashes: verify does not use it, and names the
+/// entry.
+#[tokio::test]
+async fn verify_does_not_trust_a_replaced_hash_function() {
+    let app = spawn_app().await;
+    app.submit("PLG-HASH").await;
+    let first: i64 = sqlx::query_scalar("SELECT min(id) FROM lapor_bridge.audit_log")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    with_audit_triggers_off(
+        &app.pool,
+        "UPDATE lapor_bridge.audit_log SET actor = 'someone else' WHERE id = $1",
+        first,
+    )
+    .await;
+    sqlx::raw_sql(
+        "CREATE OR REPLACE FUNCTION lapor_bridge.audit_hash(
+             p_prev_hash text, p_id bigint, p_at timestamptz, p_actor text, p_local_ref text,
+             p_action text, p_before jsonb, p_after jsonb) RETURNS text
+         LANGUAGE sql STABLE AS $$ SELECT hash FROM lapor_bridge.audit_log WHERE id = p_id $$",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let verdict = lapor_bridge::store::audit::verify(&app.pool).await.unwrap();
+    assert!(
+        matches!(verdict, lapor_bridge::store::audit::Verification::Broken { first_bad_id, .. } if first_bad_id == first),
+        "{verdict:?}"
+    );
+    app.finish().await;
+}
+
+/// A second entry chained to the same predecessor (a writer that read the
+/// head from an old snapshot) is refused: the chain cannot fork.
+#[tokio::test]
+async fn the_chain_cannot_fork() {
+    let app = spawn_app().await;
+    app.submit("PLG-FORK").await;
+    let (id, prev): (i64, String) =
+        sqlx::query_as("SELECT id, prev_hash FROM lapor_bridge.audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let forked = sqlx::query(
+        "INSERT INTO lapor_bridge.audit_log (id, at, actor, local_ref, action, prev_hash, hash)
+         VALUES ($1, now(), 'x', NULL, 'forged', $2, repeat('f', 64))",
+    )
+    .bind(id + 1000)
+    .bind(&prev)
+    .execute(&app.pool)
+    .await;
+    let err = forked.expect_err("a second entry after the same predecessor");
+    assert!(err.to_string().contains("audit_log_prev_hash_idx"), "{err}");
+    app.finish().await;
+}

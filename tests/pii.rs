@@ -1153,3 +1153,29 @@ async fn the_running_daemon_never_logs_or_measures_a_reporter() {
     sim.shutdown();
     db.drop_db().await;
 }
+
+/// A NUL character anywhere in the document is a 422 naming the field, not
+/// a database error (whose log line would quote the values around it).
+#[tokio::test]
+async fn a_nul_character_is_a_422_naming_the_field() {
+    let app = spawn_app().await;
+    let mut doc = complaint_doc("PLG-NUL");
+    doc["reporter"]["name"] = serde_json::json!("Siti\u{0}Aminah");
+    doc["title"] = serde_json::json!("Jalan\u{0}rusak");
+    let err = lapor_bridge::actions::submit(&app.bridge, &doc, "test")
+        .await
+        .expect_err("refused");
+    match err {
+        lapor_bridge::actions::ActionError::Invalid(fields) => {
+            assert!(fields.contains_key("reporter.name"), "{fields:?}");
+            assert!(fields.contains_key("title"), "{fields:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.complaints")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "nothing stored");
+    app.finish().await;
+}

@@ -38,6 +38,11 @@ pub enum TaskError {
          BRIDGE_PII_OLD_KEYS holds: add the old key to BRIDGE_PII_OLD_KEYS"
     )]
     MissingKeys(String),
+    #[error(
+        "{0} reporter identit(ies) are still under an old key (rows busy while rotating): \
+         run `lapor-bridge pii rotate` again before removing BRIDGE_PII_OLD_KEYS"
+    )]
+    RotationIncomplete(i64),
 }
 
 impl Identity {
@@ -140,7 +145,11 @@ pub async fn erase_locked(
 /// twice (rows are locked and skipped). Returns how many were erased.
 pub async fn enforce_retention(bridge: &Bridge, now: DateTime<Utc>) -> Result<usize, TaskError> {
     let days = i64::from(bridge.settings.pii.retention_days);
-    let cutoff = now - chrono::Duration::days(days);
+    // Settings are bounded (a hundred years); a date past chrono's range
+    // means nothing is old enough yet.
+    let Some(cutoff) = now.checked_sub_signed(chrono::Duration::days(days)) else {
+        return Ok(0);
+    };
     let mut total = 0;
     loop {
         let mut tx = bridge.pool.begin().await?;
@@ -201,6 +210,17 @@ pub async fn rotate(
         }
         tx.commit().await?;
         rotation.reencrypted += batch.len();
+    }
+    // Rows locked by someone else were skipped: the old key is no longer
+    // needed only when no row is left under it.
+    let left: i64 = store::key_ids(&bridge.pool)
+        .await?
+        .iter()
+        .filter(|(id, _)| id != keyring.current_id())
+        .map(|(_, n)| n)
+        .sum();
+    if left > 0 {
+        return Err(TaskError::RotationIncomplete(left));
     }
     let mut conn = bridge.pool.acquire().await?;
     audit::append(

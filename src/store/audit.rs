@@ -110,13 +110,23 @@ impl Verification {
 
 /// Recomputes every hash and every link of the chain, in id order. The first
 /// entry whose stored hash or link does not match is named.
+///
+/// The hash is recomputed here from PostgreSQL's built-in functions only
+/// (schema-qualified), never through `lapor_bridge.audit_hash`: the schema's
+/// owner could replace that function with one that answers the stored hash
+/// of a rewritten entry. The encoding is `audit_canonical`'s, version 1.
 pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
     let (entries, first_bad): (i64, Option<i64>) = sqlx::query_as(
         "WITH chain AS (
              SELECT id, hash, prev_hash,
                     coalesce(lag(hash) OVER (ORDER BY id), repeat('0', 64)) AS expected_prev,
-                    lapor_bridge.audit_hash(prev_hash, id, at, actor, local_ref, action,
-                                            before, after) AS recomputed
+                    pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+                        pg_catalog.jsonb_build_array(
+                            prev_hash, id,
+                            pg_catalog.to_char(pg_catalog.timezone('UTC', at),
+                                               'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                            actor, local_ref, action, before, after)::text,
+                        'UTF8')), 'hex') AS recomputed
                FROM lapor_bridge.audit_log)
          SELECT (SELECT count(*) FROM chain),
                 (SELECT min(id) FROM chain
