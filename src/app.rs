@@ -85,7 +85,9 @@ impl Daemon {
         tasks.spawn(engine.clone().run(shutdown.clone()));
 
         if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
-            let writer = checkpoints::Writer::open(path, bridge.clock.clone()).await;
+            let writer = checkpoints::Writer::open(path, bridge.clock.clone())
+                .await
+                .context("audit.checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")?;
             let every = Duration::from_secs(bridge.settings.audit.checkpoint_secs);
             tasks.spawn(writer.run(bridge.pool.clone(), every, shutdown.clone()));
         }

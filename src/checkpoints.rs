@@ -145,20 +145,45 @@ pub struct Writer {
 
 impl Writer {
     /// Continues the file at `path`: its last checkpoint counts as written.
-    pub async fn open(path: PathBuf, clock: SharedClock) -> Self {
+    /// The file must be writable now (a daemon that cannot keep its witness
+    /// does not start); a last line cut short by a crash or a full disk is
+    /// removed, so that the file reads back.
+    pub async fn open(path: PathBuf, clock: SharedClock) -> Result<Self, CheckpointError> {
+        let write_error = |source| CheckpointError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(write_error)?;
+        let text =
+            tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|source| CheckpointError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            tracing::warn!(
+                path = %path.display(),
+                cut = text.len() - keep,
+                "audit checkpoints: removing a last line that was cut short"
+            );
+            file.set_len(keep as u64).await.map_err(write_error)?;
+            file.sync_all().await.map_err(write_error)?;
+        }
         let last = match read(&path).await {
             Ok(c) => c.last().map(|c| (c.id, c.hash.clone())),
-            Err(CheckpointError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                None
-            }
             Err(e) => {
                 tracing::warn!(error = %e, "audit checkpoints: appending after a file that does not read back");
                 None
             }
         };
-        Self { path, clock, last }
+        Ok(Self { path, clock, last })
     }
 
     /// Writes a checkpoint when the head differs from the last one written.
@@ -166,6 +191,19 @@ impl Writer {
         let Some((id, hash)) = audit::head(pool).await? else {
             return Ok(None);
         };
+        // The entry last checkpointed must still be there, as it was: a tail
+        // cut and then appended to again keeps the head moving forward.
+        if let Some((last_id, last_hash)) = &self.last {
+            let still = audit::hashes_of(pool, &[*last_id]).await?;
+            if still.first().map(|(_, h)| h) != Some(last_hash) {
+                tracing::error!(
+                    last_checkpoint_id = last_id,
+                    head_id = id,
+                    "the audit log no longer holds the entry last checkpointed as it was: \
+                     entries were removed or rewritten (run `lapor-bridge audit verify`)"
+                );
+            }
+        }
         if let Some((last_id, last_hash)) = &self.last {
             if *last_id == id && *last_hash == hash {
                 return Ok(None);

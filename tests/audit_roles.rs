@@ -531,9 +531,15 @@ async fn owner_pool(db: &TestDb) -> PgPool {
 async fn the_checkpoint_writer_writes_when_the_head_moved_and_only_then() {
     let app = spawn_app().await;
     let file = temp_file("writer");
-    let mut writer = Writer::open(file.clone(), Arc::new(app.clock.clone())).await;
+    let mut writer = Writer::open(file.clone(), Arc::new(app.clock.clone()))
+        .await
+        .unwrap();
     assert_eq!(writer.tick(&app.pool).await.unwrap(), None, "an empty log");
-    assert!(!file.exists());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "",
+        "opened, nothing written"
+    );
 
     append(&app.pool, 1).await;
     let first = writer
@@ -565,9 +571,32 @@ async fn the_checkpoint_writer_writes_when_the_head_moved_and_only_then() {
     assert_eq!(lines(&file), vec![first, second]);
 
     // A restarted writer continues the file instead of repeating the head.
-    let mut again = Writer::open(file.clone(), Arc::new(app.clock.clone())).await;
+    let mut again = Writer::open(file.clone(), Arc::new(app.clock.clone()))
+        .await
+        .unwrap();
     assert_eq!(again.tick(&app.pool).await.unwrap(), None);
     assert_eq!(lines(&file).len(), 2);
+    // A last line cut short (a crash or a full disk mid-write) is removed
+    // when the file is opened again, so that it reads back.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(br#"{"id":99,"ha"#).unwrap();
+    }
+    let _ = Writer::open(file.clone(), Arc::new(app.clock.clone()))
+        .await
+        .unwrap();
+    assert_eq!(lines(&file).len(), 2);
+    // A file that cannot be written stops the writer (and the daemon) at once.
+    let unwritable = std::path::PathBuf::from("/nonexistent-directory/checkpoints.jsonl");
+    assert!(
+        Writer::open(unwritable, Arc::new(app.clock.clone()))
+            .await
+            .is_err()
+    );
 
     std::fs::remove_file(&file).ok();
     app.finish().await;
@@ -608,7 +637,9 @@ async fn cli_verify(app: &TestApp, args: &[&str], file: Option<&Path>) -> (Value
 async fn a_tail_deleted_after_a_checkpoint_is_named_by_verify() {
     let app = spawn_app().await;
     let file = temp_file("tail");
-    let mut writer = Writer::open(file.clone(), Arc::new(app.clock.clone())).await;
+    let mut writer = Writer::open(file.clone(), Arc::new(app.clock.clone()))
+        .await
+        .unwrap();
     for i in 0..5 {
         append(&app.pool, i).await;
     }
@@ -715,7 +746,9 @@ async fn an_unreadable_checkpoint_file_is_an_error_not_ok() {
 async fn the_export_carries_the_checkpoints_when_asked() {
     let app = spawn_app().await;
     let file = temp_file("export-src");
-    let mut writer = Writer::open(file.clone(), Arc::new(app.clock.clone())).await;
+    let mut writer = Writer::open(file.clone(), Arc::new(app.clock.clone()))
+        .await
+        .unwrap();
     append(&app.pool, 1).await;
     writer.tick(&app.pool).await.unwrap().unwrap();
     append(&app.pool, 2).await;
@@ -787,7 +820,7 @@ async fn a_schema_owner_without_superuser_rights_migrates_and_can_still_be_caugh
     .await;
     let file = temp_file("owner");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut writer = Writer::open(file.clone(), clock).await;
+    let mut writer = Writer::open(file.clone(), clock).await.unwrap();
     let cp = writer.tick(&runtime).await.unwrap().unwrap();
     // The owner can still cut the tail; the checkpoint names it.
     cut_tail(&owner_pool, cp.id).await;
