@@ -255,6 +255,39 @@ async fn a_write_that_commits_after_a_504_is_found_not_resent() {
     app.finish().await;
 }
 
+const INTAKE: &str = "edges-intake-token-aaaaaaaaaaa";
+const OPERATOR: &str = "edges-operator-token-bbbbbbbbb";
+const AUDITOR: &str = "edges-auditor-token-cccccccccc";
+
+/// The complaint's page for an operator.
+async fn complaint_page(app: &TestApp, local_ref: &str) -> String {
+    let web = serve(app, INTAKE, OPERATOR, AUDITOR).await;
+    let cookie = web.session(OPERATOR).await;
+    let (status, page, _) = web.page(&format!("/complaints/{local_ref}"), &cookie).await;
+    assert!(status.is_success(), "{status}: {page}");
+    web.shutdown.cancel();
+    page
+}
+
+/// The lookup delay is the step's waiting reason, in the API's step and on
+/// the operator's page.
+#[tokio::test]
+async fn the_lookup_delay_shows_as_the_steps_waiting_reason() {
+    let app = spawn_app_with(|s| s.bridge.lookup_delay_secs = 120).await;
+    app.submit("PLG-WR").await;
+    app.faults(json!({"drop_after_commit_rate": 1.0})).await;
+    app.engine.drain_once().await.unwrap();
+    app.faults(json!({})).await;
+    let reason = step(&app, "PLG-WR", "create")
+        .await
+        .waiting_reason
+        .unwrap_or_default();
+    assert!(reason.contains("looked up, not resent"), "{reason}");
+    let page = complaint_page(&app, "PLG-WR").await;
+    assert!(page.contains("looked up, not resent"), "the page shows it");
+    app.finish().await;
+}
+
 /// The same for a follow-up and a JSON 500.
 #[tokio::test]
 async fn a_followup_after_a_json_500_waits_for_the_delay_before_its_lookup() {
@@ -387,6 +420,11 @@ async fn a_copy_of_a_complaint_is_named_with_every_lapor_id() {
     assert_eq!(
         metric(&app, "lapor_bridge_upstream_duplicates").await,
         "lapor_bridge_upstream_duplicates 1"
+    );
+    let page = complaint_page(&app, "PLG-DUP").await;
+    assert!(
+        page.contains(&copy.to_string()) && page.contains("archive"),
+        "the page names the copy"
     );
     // Reconciliation finds the same and writes nothing new.
     let run = reconcile(&app).await;

@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use common::*;
 use lapor_bridge::actions::{self, ActionError};
-use lapor_bridge::api::{self, AppState, auth::TokenStore};
 use lapor_bridge::app::Daemon;
 use lapor_bridge::bridge::Bridge;
 use lapor_bridge::clock::{Clock, SystemClock};
@@ -450,122 +449,10 @@ async fn the_daemon_task_seals_sql_submissions_at_once_and_stops_on_shutdown() {
 
 // 4 and 5. Who sees it; erasure --------------------------------------------------------------
 
-struct Served {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-}
-
-/// The admin HTTP server (API and dashboard) over the test app's bridge.
-async fn serve(app: &TestApp) -> Served {
-    let mut settings = (*app.bridge.settings).clone();
-    settings.tokens = role_tokens(INTAKE, OPERATOR, AUDITOR);
-    let state = AppState {
-        bridge: app.bridge.clone(),
-        tokens: Arc::new(TokenStore::from_settings(&settings)),
-        jobs: Arc::new(Jobs::new(app.bridge.clone())),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(api::serve(listener, state, shutdown.clone()));
-    Served {
-        base,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        shutdown,
-    }
-}
-
-impl Served {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, token, None).await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    /// A dashboard session cookie for `token`.
-    async fn session(&self, token: &str) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/login", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&[("token", token)]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let cookie = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("lb_session="))
-            .unwrap();
-        cookie.split(';').next().unwrap().to_string()
-    }
-
-    async fn page(&self, path: &str, cookie: &str) -> (StatusCode, String, String) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let location = location(&resp);
-        (status, resp.text().await.unwrap(), location)
-    }
-
-    async fn form(&self, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> (StatusCode, String) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(pairs))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let location = location(&resp);
-        (status, location)
-    }
-}
-
 #[tokio::test]
 async fn each_role_sees_what_it_may_and_every_clear_view_is_audited() {
     let app = spawn_app().await;
-    let web = serve(&app).await;
+    let web = serve(&app, INTAKE, OPERATOR, AUDITOR).await;
     let (status, answer) = web
         .post(
             "/api/v1/complaints",
@@ -674,7 +561,7 @@ async fn each_role_sees_what_it_may_and_every_clear_view_is_audited() {
 #[tokio::test]
 async fn erasure_is_for_good_audited_idempotent_and_keeps_the_chain_valid() {
     let app = spawn_app().await;
-    let web = serve(&app).await;
+    let web = serve(&app, INTAKE, OPERATOR, AUDITOR).await;
     for r in ["PLG-ERASE-API", "PLG-ERASE-WEB", "PLG-ERASE-CLI"] {
         app.submit_doc(&doc_with_reporter(r, reporter())).await;
     }

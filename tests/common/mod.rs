@@ -353,3 +353,125 @@ pub fn csrf_in(page: &str) -> String {
     let start = page.find(marker).expect("a csrf field") + marker.len();
     page[start..].split('"').next().unwrap().to_string()
 }
+
+// ----- the admin HTTP server over a test app ------------------------------------
+
+pub struct Served {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The admin HTTP server (API and dashboard) over the test app's bridge,
+/// with tokens for the three roles (and the settings' admin token).
+pub async fn serve(app: &TestApp, intake: &str, operator: &str, auditor: &str) -> Served {
+    let mut settings = (*app.bridge.settings).clone();
+    settings.tokens = role_tokens(intake, operator, auditor);
+    let state = lapor_bridge::api::AppState {
+        bridge: app.bridge.clone(),
+        tokens: Arc::new(lapor_bridge::api::auth::TokenStore::from_settings(
+            &settings,
+        )),
+        jobs: Arc::new(lapor_bridge::inbound::Jobs::new(app.bridge.clone())),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(lapor_bridge::api::serve(listener, state, shutdown.clone()));
+    Served {
+        base,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        shutdown,
+    }
+}
+
+impl Served {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (reqwest::StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (reqwest::StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// A dashboard session cookie for `token`.
+    pub async fn session(&self, token: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("token", token)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::SEE_OTHER);
+        let cookie = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("lb_session="))
+            .unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    pub async fn page(&self, path: &str, cookie: &str) -> (reqwest::StatusCode, String, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = location(&resp);
+        (status, resp.text().await.unwrap(), location)
+    }
+
+    pub async fn form(
+        &self,
+        path: &str,
+        cookie: &str,
+        pairs: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, String) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(pairs))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = location(&resp);
+        (status, location)
+    }
+}
