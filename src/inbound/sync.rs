@@ -439,29 +439,31 @@ async fn match_created(
                     continue;
                 }
                 summary.drift("unlinked_upstream");
+                let entry = |action, before, after| NewEntry {
+                    at: now,
+                    actor: "bridge",
+                    local_ref: Some(local_ref),
+                    action,
+                    before: Some(before),
+                    after: Some(after),
+                };
                 audit::append(
                     &mut tx,
-                    &NewEntry {
-                        at: now,
-                        actor: "bridge",
-                        local_ref: Some(local_ref),
-                        action: "reconcile.linked",
-                        before: Some(json!({"lapor_complaint_id": null})),
-                        after: Some(json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id})),
-                    },
+                    &entry(
+                        "reconcile.linked",
+                        json!({"lapor_complaint_id": null}),
+                        json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id}),
+                    ),
                 )
                 .await?;
                 if let Some(cleared) = complaints::clear_unfiled(&mut tx, id, now).await? {
                     audit::append(
                         &mut tx,
-                        &NewEntry {
-                            at: now,
-                            actor: "bridge",
-                            local_ref: Some(local_ref),
-                            action: "reconcile.conflict_cleared",
-                            before: Some(json!({"conflict_reason": cleared})),
-                            after: Some(json!({"conflict_reason": null})),
-                        },
+                        &entry(
+                            "reconcile.conflict_cleared",
+                            json!({"conflict_reason": cleared}),
+                            json!({"conflict_reason": null}),
+                        ),
                     )
                     .await?;
                 }

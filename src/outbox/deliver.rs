@@ -725,18 +725,7 @@ impl Completion {
         let now = self.now;
         match effect {
             Effect::Uploaded => Ok(()),
-            Effect::Created { created, copies } => {
-                let linked = complaints::link_created(
-                    conn,
-                    self.complaint_id,
-                    created.complaint_id,
-                    &created.tracking_id,
-                    now,
-                )
-                .await?;
-                self.note_copies(conn, linked, created.complaint_id, copies)
-                    .await
-            }
+            Effect::Created { created, copies } => self.link(conn, created, copies).await,
             Effect::FollowupPosted {
                 followup_id,
                 lapor_followup_id,
@@ -764,19 +753,26 @@ impl Completion {
         }
     }
 
-    /// Names further copies of the complaint on LAPOR!: those the lookup
-    /// found, and the one just linked when the complaint already had
-    /// another link.
-    async fn note_copies(
+    /// Links the complaint to the LAPOR! complaint created or found (unless
+    /// it is linked already), and names further copies: those the lookup
+    /// found, and this one when the complaint already had another link.
+    async fn link(
         &self,
         conn: &mut sqlx::PgConnection,
-        linked: i64,
-        created: i64,
+        created: &Created,
         copies: &[i64],
     ) -> Result<(), sqlx::Error> {
+        let linked = complaints::link_created(
+            conn,
+            self.complaint_id,
+            created.complaint_id,
+            &created.tracking_id,
+            self.now,
+        )
+        .await?;
         let mut all: Vec<i64> = copies.to_vec();
-        if created != linked {
-            all.push(created);
+        if created.complaint_id != linked {
+            all.push(created.complaint_id);
         }
         if !all.is_empty() {
             apply::note_copies(
@@ -803,16 +799,7 @@ impl Completion {
     ) -> Result<(), sqlx::Error> {
         let kept = match effect {
             Effect::Created { created, copies } => {
-                let linked = complaints::link_created(
-                    conn,
-                    self.complaint_id,
-                    created.complaint_id,
-                    &created.tracking_id,
-                    self.now,
-                )
-                .await?;
-                self.note_copies(conn, linked, created.complaint_id, copies)
-                    .await?;
+                self.link(conn, created, copies).await?;
                 json!({"lapor_complaint_id": created.complaint_id})
             }
             Effect::FollowupPosted {

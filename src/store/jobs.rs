@@ -41,34 +41,34 @@ pub async fn abort_unfinished(
     job: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
+    close_unfinished(pool, None, Some(job), now).await
+}
+
+/// Closes one run as aborted (its caller went away, or shutdown).
+pub async fn abort(pool: &PgPool, run_id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    close_unfinished(pool, Some(run_id), None, now).await?;
+    Ok(())
+}
+
+async fn close_unfinished(
+    pool: &PgPool,
+    run_id: Option<i64>,
+    job: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lapor_bridge.job_runs
-            SET finished_at = $2, ok = false, error = $3,
-                summary = jsonb_build_object('outcome', $3::text)
-          WHERE job = $1 AND finished_at IS NULL",
+            SET finished_at = $3, ok = false, error = $4,
+                summary = jsonb_build_object('outcome', $4::text)
+          WHERE finished_at IS NULL AND (id = $1 OR job = $2)",
     )
+    .bind(run_id)
     .bind(job)
     .bind(now)
     .bind(ABORTED)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Closes one run as aborted (its caller went away, or shutdown).
-pub async fn abort(pool: &PgPool, run_id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE lapor_bridge.job_runs
-            SET finished_at = $2, ok = false, error = $3,
-                summary = jsonb_build_object('outcome', $3::text)
-          WHERE id = $1 AND finished_at IS NULL",
-    )
-    .bind(run_id)
-    .bind(now)
-    .bind(ABORTED)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 pub async fn start(
