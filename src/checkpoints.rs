@@ -168,13 +168,21 @@ impl Writer {
                 })?;
         if !text.is_empty() && !text.ends_with('\n') {
             let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            tracing::warn!(
-                path = %path.display(),
-                cut = text.len() - keep,
-                "audit checkpoints: removing a last line that was cut short"
-            );
-            file.set_len(keep as u64).await.map_err(write_error)?;
-            file.sync_all().await.map_err(write_error)?;
+            let tail = &text[keep..];
+            if serde_json::from_str::<Checkpoint>(tail).is_ok() {
+                // A whole checkpoint without its newline: end the line.
+                let mut file = file;
+                file.write_all(b"\n").await.map_err(write_error)?;
+                file.sync_all().await.map_err(write_error)?;
+            } else {
+                tracing::warn!(
+                    path = %path.display(),
+                    cut = tail.len(),
+                    "audit checkpoints: removing a last line that was cut short"
+                );
+                file.set_len(keep as u64).await.map_err(write_error)?;
+                file.sync_all().await.map_err(write_error)?;
+            }
         }
         let last = match read(&path).await {
             Ok(c) => c.last().map(|c| (c.id, c.hash.clone())),

@@ -454,6 +454,8 @@ async fn reconcile_repairs_status_drift_and_missing_followups() {
     upstream_followup(&app, id, "Perbaikan dijadwalkan.", Some(101)).await;
     let run = reconcile(&app).await;
     assert_eq!(run["ok"], true, "{run}");
+    // No deep run yet: the first reconciliation reads every detail.
+    assert_eq!(run["summary"]["deep"], true, "{run}");
     let drift = &run["summary"]["drift"];
     assert!(drift["status"].as_i64().unwrap() >= 1, "{run}");
     assert!(
@@ -471,6 +473,7 @@ async fn reconcile_repairs_status_drift_and_missing_followups() {
     assert_eq!(n(&run, "repaired"), 0, "{run}");
     assert_eq!(run["summary"]["drift"], json!({}));
     assert_eq!(n(&run, "details_read"), 0, "{run}");
+    assert_eq!(run["summary"]["deep"], false, "{run}");
     assert_eq!(n(&run, "requests"), 2, "{run}");
     let runs = job_runs(&app, "reconcile").await;
     assert_eq!(runs.len(), 2);
@@ -703,5 +706,25 @@ async fn two_pulls_at_once_import_nothing_twice() {
             .unwrap();
     assert_eq!(spans.len(), 2);
     assert!(spans.iter().all(|s| s.1 == Some(true)));
+    app.finish().await;
+}
+
+/// A complaint that is already closed when the pull first sees it in the
+/// inbox has its follow-ups read in that same pull: listing-first
+/// reconciliation, which skips what LAPOR!'s listing shows unchanged, would
+/// never read them.
+#[tokio::test]
+async fn an_imported_complaint_has_its_followups_read_at_once() {
+    let app = spawn_app().await;
+    let id = citizen(&app, "Sampah menumpuk").await;
+    upstream_followup(&app, id, "Sudah diangkut kemarin.", Some(101)).await;
+    set_status(&app, id, json!({"status_name": "Selesai"})).await;
+    let run = pull(&app).await;
+    assert_eq!(n(&run, "imported"), 1, "{run}");
+    assert_eq!(
+        scalar(&app, "SELECT count(*) FROM lapor_bridge.followups").await,
+        1,
+        "{run}"
+    );
     app.finish().await;
 }

@@ -25,6 +25,9 @@ pub enum JobError {
     Db(#[from] sqlx::Error),
 }
 
+/// The longest a reconciliation goes without a deep run.
+const DEEP_AT_LEAST_EVERY: chrono::Duration = chrono::Duration::days(8);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     Pull,
@@ -176,6 +179,19 @@ impl Jobs {
         open: &mut OpenRun,
     ) -> Result<Value, JobError> {
         let started = self.bridge.clock.now();
+        // A deep run skipped (its tick found the lock taken) or failed is
+        // made up by the next listing-first run: never more than about a
+        // week without reading every detail.
+        let job = match job {
+            Job::Reconcile
+                if jobs::last_deep_reconcile(&self.bridge.pool)
+                    .await?
+                    .is_none_or(|at| started - at > DEEP_AT_LEAST_EVERY) =>
+            {
+                Job::DeepReconcile
+            }
+            other => other,
+        };
         let run_id = jobs::start(&self.bridge.pool, job.name(), trigger, started).await?;
         open.id = Some(run_id);
         let (outcome, requests) = crate::lapor::client::counting(async {

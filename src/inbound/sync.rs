@@ -541,7 +541,11 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                 }
                 false if types::ref_in_tags(&s.tags_raw).is_some_and(|r| ours.contains(r)) => {}
                 false if scope == Scope::Inbox => match import(bridge, s).await {
-                    Ok(true) => summary.imported += 1,
+                    Ok(true) => {
+                        // Its follow-ups are read with the tracked ones below.
+                        summary.imported += 1;
+                        moved.insert(s.id);
+                    }
                     Ok(false) => {}
                     Err(p) => summary.problem(p),
                 },
@@ -652,7 +656,9 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
                 .get(&t.lapor_complaint_id)
                 .is_some_and(|s| listed_unchanged(&t, s));
         if same {
-            unchanged.push((t.id, t.lapor_updated_at));
+            // Only last_synced_at moves: a pull may have stored a newer
+            // updated_at meanwhile.
+            unchanged.push((t.id, None));
         } else {
             to_read.push(t);
         }

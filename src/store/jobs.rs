@@ -107,3 +107,13 @@ pub async fn finish(
     .await?;
     Ok(())
 }
+
+/// When the last deep reconciliation finished well (`None`: never).
+pub async fn last_deep_reconcile(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT max(finished_at) FROM lapor_bridge.job_runs
+          WHERE job = 'reconcile' AND ok AND (summary->>'deep')::boolean",
+    )
+    .fetch_one(pool)
+    .await
+}
