@@ -70,6 +70,8 @@ struct Tracked {
     dispositioned: bool,
     /// LAPOR!'s `updated_at` when we last read it.
     lapor_updated_at: Option<DateTime<Utc>>,
+    /// Filed on lapor.go.id and imported from our inbox (not created by us).
+    imported: bool,
     /// LAPOR! ids of the follow-ups we hold for it.
     linked: Vec<i64>,
 }
@@ -79,7 +81,7 @@ struct Tracked {
 const TRACKED: &str =
     "SELECT c.id, c.local_ref, c.lapor_complaint_id, c.lapor_status_name, c.status,
         c.lapor_disposition_id, c.conflict_reason, c.dispositioned_at IS NOT NULL AS dispositioned,
-        c.lapor_updated_at,
+        c.lapor_updated_at, c.origin = 'lapor' AS imported,
         coalesce((SELECT array_agg(f.lapor_followup_id) FROM lapor_bridge.followups f
                    WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}')
         || coalesce((SELECT array_agg(x) FROM lapor_bridge.upstream_duplicates d,
@@ -424,6 +426,9 @@ async fn match_created(
         };
         found.sort_by_key(|s| s.id);
         let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
+        if linked.is_some() && ids.iter().all(|i| Some(*i) == linked) {
+            continue; // the steady state: linked, no copy; nothing to write
+        }
         let mut tx = bridge.pool.begin().await?;
         let linked = match linked {
             Some(linked) => linked,
@@ -635,7 +640,15 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
         check_all(bridge, tracked, true, &mut summary).await;
         return Ok(summary);
     }
-    if let Some(since) = listed_from {
+    // The inbox only for what we imported from it: what we created is in
+    // `scope=created` (and, filed to ourselves, in the inbox a second time).
+    let inbox_from = tracked
+        .iter()
+        .filter(|t| t.imported)
+        .filter_map(|t| t.lapor_updated_at)
+        .min()
+        .map(|at| at - Duration::minutes(1));
+    if let Some(since) = inbox_from {
         match bridge.client.list_all(Scope::Inbox, since).await {
             Ok(inbox) => {
                 summary.listed += inbox.len() as u32;
