@@ -15,11 +15,10 @@ async fn the_database_is_reached_over_tls_with_sslmode_require() {
     settings.database.url = SecretString::from(format!("{}?sslmode=require", db.url));
     let pool = lapor_bridge::db::connect(&settings.database).await.unwrap();
     lapor_bridge::db::migrate(&pool).await.unwrap();
-    let ssl: bool =
-        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(ssl, "the connection is encrypted");
     pool.close().await;
     db.drop_db().await;
