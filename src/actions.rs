@@ -207,6 +207,8 @@ pub async fn submit(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if created {
+        // Who submitted it: an intake token follows up only its own.
+        complaints::set_submitted_by(&mut tx, local_ref, actor).await?;
         // The staged reporter is encrypted before this transaction commits;
         // without a key it waits for the daemon (which refuses to run
         // without one).

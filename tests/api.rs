@@ -134,8 +134,9 @@ impl Api {
         self.send(reqwest::Method::POST, path, token, None).await
     }
 
+    /// Submits as the intake desk (which may then follow it up).
     async fn submit(&self, doc: &Value) -> Answer {
-        self.post("/api/v1/complaints", Some(ADMIN_TOKEN), doc)
+        self.post("/api/v1/complaints", Some(INTAKE_TOKEN), doc)
             .await
     }
 
@@ -428,7 +429,7 @@ async fn submit_answers_201_200_409_422_400_401_403() {
         .filter(|e| e["action"] == "complaint.submitted")
         .collect();
     assert_eq!(submitted.len(), 3, "{}", audit.text);
-    assert_eq!(submitted[0]["actor"], "token:admin");
+    assert_eq!(submitted[0]["actor"], "token:desk");
     assert_eq!(submitted[1]["actor"], "token:desk");
     assert_eq!(submitted[1]["local_ref"], "PLG-2026-000004");
 
@@ -1271,5 +1272,66 @@ async fn reporters_of_anonymous_complaints_show_only_to_admins() {
             assert!(!a.text.contains(s), "{s} shown: {}", a.text);
         }
     }
+    api.finish().await;
+}
+
+/// An intake token follows up only the complaints it submitted; another
+/// desk's reference answers 404 (or 409 to the same document again), and so
+/// does a complaint that no intake token submitted. Admins are unchanged.
+#[tokio::test]
+async fn an_intake_token_follows_up_only_its_own_complaints() {
+    const OTHER_DESK: &str = "test-intake-token-other-dddddddd";
+    let api = spawn_api_with(|s| {
+        s.tokens.push(lapor_bridge::config::ApiToken {
+            name: "desk2".into(),
+            role: lapor_bridge::config::Role::Intake,
+            sha256: hex::encode(lapor_bridge::api::auth::digest(OTHER_DESK)),
+        })
+    })
+    .await;
+    let doc = complaint_doc("PLG-DESK-1");
+    let followup = json!({"content": "Petugas sudah dijadwalkan."});
+    let path = "/api/v1/complaints/PLG-DESK-1/followups";
+    assert_eq!(
+        api.post("/api/v1/complaints", Some(INTAKE_TOKEN), &doc)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let other = api.post("/api/v1/complaints", Some(OTHER_DESK), &doc).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert!(
+        !other.text.contains("PLG-DESK-1\",\"origin"),
+        "no document: {}",
+        other.text
+    );
+    let other = api.post(path, Some(OTHER_DESK), &followup).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text);
+    // Its own desk: the same document again, and a follow-up.
+    assert_eq!(
+        api.post("/api/v1/complaints", Some(INTAKE_TOKEN), &doc)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.post(path, Some(INTAKE_TOKEN), &followup).await.status,
+        StatusCode::ACCEPTED
+    );
+    // Submitted in SQL by the city's application: not an intake token's.
+    sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
+        .bind(complaint_doc("APP-DESK-2"))
+        .execute(api.pool())
+        .await
+        .unwrap();
+    let path = "/api/v1/complaints/APP-DESK-2/followups";
+    assert_eq!(
+        api.post(path, Some(INTAKE_TOKEN), &followup).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.post(path, Some(ADMIN_TOKEN), &followup).await.status,
+        StatusCode::ACCEPTED
+    );
     api.finish().await;
 }

@@ -53,6 +53,13 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let doc = parse_json(&body)?;
     let (created, status) = actions::submit(&state.bridge, &doc, &caller_name(&caller)).await?;
+    // The same document again answers only to the token that submitted it;
+    // another intake token learns no more than that the reference is taken.
+    if !created && !owns(&state, &caller, &status.local_ref).await? {
+        return Err(ApiError::Conflict(
+            "local_ref already holds another complaint".into(),
+        ));
+    }
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -258,6 +265,9 @@ pub async fn add_followup(
     };
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
+    }
+    if !owns(&state, &caller, &local_ref).await? {
+        return Err(ApiError::NotFound);
     }
     let status = actions::add_followup(
         &state.bridge,
@@ -493,4 +503,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Whether `caller` may act on the complaint: an intake token only on the
+/// complaints it submitted (not another token's, not those imported from
+/// LAPOR!); every other role on all. A complaint that does not exist is the
+/// action's own 404.
+async fn owns(state: &AppState, caller: &Caller, local_ref: &str) -> Result<bool, ApiError> {
+    if caller.role != crate::config::Role::Intake {
+        return Ok(true);
+    }
+    Ok(
+        match complaints::submitted_by(&state.bridge.pool, local_ref).await? {
+            None => true,
+            Some(by) => by.as_deref() == Some(caller_name(caller).as_str()),
+        },
+    )
 }

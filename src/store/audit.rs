@@ -205,8 +205,19 @@ pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {
 }
 
 /// RFC 4180 CSV: every field quoted when it holds a comma, quote or line break.
+/// The audit log as CSV. A cell that begins with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return is prefixed with `'`, so that a spreadsheet opening
+/// the export never runs it as a formula (the JSON lines export carries
+/// every value unchanged).
 pub fn to_csv(entries: &[Entry]) -> String {
     fn field(out: &mut String, value: &str) {
+        let guarded;
+        let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            guarded = format!("'{value}");
+            guarded.as_str()
+        } else {
+            value
+        };
         if value.contains([',', '"', '\n', '\r']) {
             out.push('"');
             out.push_str(&value.replace('"', "\"\""));
@@ -250,4 +261,29 @@ pub fn to_jsonl<T: Serialize>(entries: &[T]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        let entry = Entry {
+            id: 1,
+            at: DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+            actor: "=HYPERLINK(\"http://x\")".into(),
+            local_ref: Some("-2+3".into()),
+            action: "@SUM(A1)".into(),
+            before: None,
+            after: None,
+            prev_hash: "0".repeat(64),
+            hash: "a".repeat(64),
+        };
+        let csv = to_csv(&[entry]);
+        let row = csv.lines().nth(1).unwrap_or_default();
+        assert!(row.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{row}");
+        assert!(row.contains(",'-2+3,"), "{row}");
+        assert!(row.contains(",'@SUM(A1),"), "{row}");
+    }
 }

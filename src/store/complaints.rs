@@ -629,3 +629,32 @@ pub async fn touch_synced_many(
     .await?;
     Ok(())
 }
+
+/// Records who submitted a complaint (`token:<name>`), once.
+pub async fn set_submitted_by(
+    conn: &mut PgConnection,
+    local_ref: &str,
+    who: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints SET submitted_by = $2
+          WHERE local_ref = $1 AND submitted_by IS NULL",
+    )
+    .bind(local_ref)
+    .bind(who)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Who submitted a complaint: `None` when there is no such complaint,
+/// `Some(None)` when no intake token did.
+pub async fn submitted_by(
+    pool: &PgPool,
+    local_ref: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT submitted_by FROM lapor_bridge.complaints WHERE local_ref = $1")
+        .bind(local_ref)
+        .fetch_optional(pool)
+        .await
+}
