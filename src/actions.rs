@@ -338,7 +338,7 @@ pub enum StepAction {
 }
 
 /// Flags the complaint with `reason` (audited by the caller's entry).
-async fn inbound_flag(
+async fn flag_complaint(
     conn: &mut sqlx::PgConnection,
     local_ref: &str,
     reason: &str,
@@ -415,7 +415,7 @@ pub async fn act_on_step(
             complaints::MAY_BE_ON_LAPOR,
             before.step
         );
-        inbound_flag(&mut tx, &before.local_ref, &reason, now).await?;
+        flag_complaint(&mut tx, &before.local_ref, &reason, now).await?;
     }
     audit::append(
         &mut tx,

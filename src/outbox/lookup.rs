@@ -97,12 +97,6 @@ pub struct CreatedIndex {
     overlap: Duration,
 }
 
-impl Default for CreatedIndex {
-    fn default() -> Self {
-        Self::new(std::time::Duration::ZERO)
-    }
-}
-
 impl CreatedIndex {
     /// An index whose refreshes re-read `lookup_delay` (plus a margin)
     /// before their cursor. LAPOR!'s backend stamps a complaint when the
