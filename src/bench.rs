@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::{ConnectOptions, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ const PGBENCH_DATABASE: &str = "lapor_bridge_pgbench";
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     /// Complaints queued for the drain phase.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub complaints: usize,
     /// Offered complaints a second in the latency phase.
     #[arg(long, default_value_t = 200)]
@@ -42,6 +42,16 @@ pub struct BenchOptions {
     /// Tracked complaints in the reconciliation phase.
     #[arg(long, default_value_t = 100_000)]
     pub reconcile: usize,
+    /// Tracked complaints of the deep reconciliation that runs while the
+    /// city's follow-ups are measured.
+    #[arg(long, default_value_t = 20_000)]
+    pub deep_tracked: usize,
+    /// The rate budget (BRIDGE_RATE_LIMIT_PER_SEC) of that phase.
+    #[arg(long, default_value_t = 20)]
+    pub deep_rate: u32,
+    /// How long follow-ups (two a second) are submitted during it.
+    #[arg(long, default_value_t = 60)]
+    pub deep_secs: u64,
     /// Length of the pgbench run.
     #[arg(long, default_value_t = 15)]
     pub pgbench_secs: u64,
@@ -175,7 +185,8 @@ fn process_cpu(stat: &str) -> Option<f64> {
 }
 
 impl CpuTimes {
-    fn now(simulator_pid: Option<u32>) -> Self {
+    /// `bridge_pid`: the daemon's process (None: this one).
+    fn now(bridge_pid: Option<u32>, simulator_pid: Option<u32>) -> Self {
         let of = |pid: &str| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
@@ -192,7 +203,7 @@ impl CpuTimes {
             .map(|e| of(&e.file_name().to_string_lossy()))
             .sum();
         Self {
-            bridge: of("self"),
+            bridge: bridge_pid.map_or_else(|| of("self"), |p| of(&p.to_string())),
             simulator: simulator_pid.map_or(0.0, |p| of(&p.to_string())),
             postgres,
         }
@@ -236,7 +247,7 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     crate::db::ensure_database(&pg).await?;
     let tps = pgbench(&pg, opts.pgbench_secs).await?;
     report.insert("pgbench_n_tps".into(), json!(tps));
-    eprintln!("pgbench -N: {tps:.0} TPS");
+    eprintln!("pgbench -N -c 8 -j 2: {tps:.0} TPS");
 
     // A fresh bench database.
     let name = if opts.soak_secs.is_some() {
@@ -263,15 +274,12 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     // A throw-away key, as in the demo: submissions seal their reporter.
     let (_, pii_key) = crate::pii::PiiKey::generate();
     settings.pii.key = Some(SecretString::from(pii_key));
-    let mut settings = settings;
-    if opts.soak_secs.is_some() {
+    if let Some(secs) = opts.soak_secs {
         settings.bridge.outbox_retention_hours = 0;
         settings.bridge.retry_base_ms = 100;
         settings.bridge.retry_max_ms = 5_000;
         settings.bridge.max_attempts = 50;
-    }
-    let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
-    if let Some(secs) = opts.soak_secs {
+        let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
         reset_peak_rss();
         let result = soak(&bridge, &sim, &opts, secs).await?;
         report.insert("soak".into(), result);
@@ -279,38 +287,76 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
         return Ok(());
     }
 
-    // Drain.
+    // The outbox phases run `lapor-bridge run` itself, as a child process:
+    // what production runs, with its own memory.
+    let daemon = drain(&pool, &sim, &settings, &opts, tps, &mut report).await?;
+    latency(&pool, &sim, &daemon, &opts, &mut report).await?;
+    daemon.stop().await;
+    writes_during_deep_reconcile(&pool, &sim, &settings, &opts, &mut report).await?;
+
+    let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
+    reconcile(&bridge, &sim, &opts, &mut report).await?;
+    println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+    Ok(())
+}
+
+/// N queued complaints delivered by a daemon that starts on them: from its
+/// `/healthz` answering to the simulator acknowledging the last create.
+async fn drain(
+    pool: &PgPool,
+    sim: &SimulatorProcess,
+    settings: &Settings,
+    opts: &BenchOptions,
+    tps: f64,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<DaemonProcess> {
     let enqueue_started = Instant::now();
-    enqueue(&pool, "DRAIN", opts.complaints).await?;
+    enqueue(pool, "DRAIN", opts.complaints).await?;
     let enqueue_rate = opts.complaints as f64 / enqueue_started.elapsed().as_secs_f64();
-    reset_peak_rss();
-    let shutdown = CancellationToken::new();
-    let engine = Engine::new(bridge.clone());
-    let cpu = CpuTimes::now(sim.child.id());
-    let worker = tokio::spawn(engine.clone().run(shutdown.clone()));
+    let before = acknowledged_creates(&sim.stats().await?);
+    let daemon = DaemonProcess::start(settings, 0).await?;
     let started = Instant::now();
-    wait_until_done(&pool, Duration::from_secs(1800)).await?;
+    let cpu = CpuTimes::now(daemon.pid(), sim.child.id());
+    sim.wait_for_creates(before + opts.complaints as u64, Duration::from_secs(1800))
+        .await?;
     let drain_secs = started.elapsed().as_secs_f64();
-    let drain_cpu = cpu.since(CpuTimes::now(sim.child.id()), drain_secs, opts.complaints);
-    let drain_rate = opts.complaints as f64 / drain_secs;
-    let drain_rss = peak_rss_mib();
-    eprintln!(
-        "drain: {} complaints in {drain_secs:.1} s = {drain_rate:.0}/s ({:.2}x pgbench)",
+    let drain_cpu = cpu.since(
+        CpuTimes::now(daemon.pid(), sim.child.id()),
+        drain_secs,
         opts.complaints,
-        drain_rate / tps
+    );
+    wait_until_done(pool, Duration::from_secs(60)).await?;
+    let drain_rate = opts.complaints as f64 / drain_secs;
+    let drain_rss = daemon.peak_rss_mib();
+    eprintln!(
+        "drain: {} complaints in {drain_secs:.2} s = {drain_rate:.0}/s ({:.2}x pgbench), peak RSS {:.1} MiB",
+        opts.complaints,
+        drain_rate / tps,
+        drain_rss.unwrap_or(0.0)
     );
     report.insert(
         "drain".into(),
         json!({"complaints": opts.complaints, "seconds": drain_secs, "per_second": drain_rate,
                "ratio_to_pgbench": drain_rate / tps, "enqueue_per_second": enqueue_rate,
+               "measured_from": "the daemon's /healthz answering",
+               "measured_to": "the simulator acknowledging the last create",
                "peak_rss_mib": drain_rss, "cpu": drain_cpu}),
     );
+    Ok(daemon)
+}
 
-    // Latency at an offered rate.
-    reset_peak_rss();
+/// Enqueue-to-delivered time at an offered rate.
+async fn latency(
+    pool: &PgPool,
+    sim: &SimulatorProcess,
+    daemon: &DaemonProcess,
+    opts: &BenchOptions,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    daemon.reset_peak_rss();
     let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
     let total = (u64::from(opts.rate) * opts.latency_secs) as usize;
-    let cpu = CpuTimes::now(sim.child.id());
+    let cpu = CpuTimes::now(daemon.pid(), sim.child.id());
     let started = Instant::now();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -319,25 +365,17 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
         let doc = bench_doc(&format!("LAT-{i:07}"));
         sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
             .bind(&doc)
-            .execute(&pool)
+            .execute(pool)
             .await?;
     }
-    wait_until_done(&pool, Duration::from_secs(600)).await?;
+    wait_until_done(pool, Duration::from_secs(600)).await?;
     let latency_cpu = cpu.since(
-        CpuTimes::now(sim.child.id()),
+        CpuTimes::now(daemon.pid(), sim.child.id()),
         started.elapsed().as_secs_f64(),
         total,
     );
-    let (p50, p99, max): (f64, f64, f64) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8
-           FROM (SELECT (extract(epoch FROM (o.finished_at - o.created_at)) * 1000)::float8 AS ms
-                   FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id
-                  WHERE c.local_ref LIKE 'LAT-%' AND o.state = 'done') t",
-    )
-    .fetch_one(&pool)
-    .await?;
-    let latency_rss = peak_rss_mib();
+    let (p50, p99, max) = step_latency(pool, "LAT-%", "create").await?;
+    let latency_rss = daemon.peak_rss_mib();
     eprintln!(
         "latency at {}/s for {} s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
         opts.rate, opts.latency_secs
@@ -348,21 +386,110 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
                "p50_ms": p50, "p99_ms": p99, "max_ms": max, "peak_rss_mib": latency_rss,
                "cpu": latency_cpu}),
     );
-    shutdown.cancel();
-    let _ = worker.await;
+    Ok(())
+}
 
-    // Reconciliation of M tracked complaints.
-    let seeded = seed_tracked(&bridge, &sim, opts.reconcile).await?;
+/// Submit-to-delivered time of the city's follow-ups while a deep
+/// reconciliation reads every tracked complaint under a rate budget: the
+/// writes must take the next slot.
+async fn writes_during_deep_reconcile(
+    pool: &PgPool,
+    sim: &SimulatorProcess,
+    settings: &Settings,
+    opts: &BenchOptions,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let first = seed_tracked(pool, sim, "DEEP-", opts.deep_tracked, settings).await?;
+    // A few of them verified upstream and here, so follow-ups go at once.
+    let targets = opts.deep_tracked.min(50);
+    for i in 0..targets {
+        sim.set_status(first + i as i64, "Terverifikasi").await?;
+    }
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints SET status = 'verified', lapor_status_name = 'Terverifikasi'
+          WHERE local_ref = ANY($1)",
+    )
+    .bind(
+        (0..targets)
+            .map(|i| format!("DEEP-{i}"))
+            .collect::<Vec<_>>(),
+    )
+    .execute(pool)
+    .await?;
+    let daemon = DaemonProcess::start(settings, opts.deep_rate).await?;
+    let reads_before = sim.reads().await?;
+    let http = reqwest::Client::new();
+    let reconcile = {
+        let http = http.clone();
+        let url = format!("{}/api/v1/reconcile?deep=true", daemon.root);
+        let token = daemon.admin_token.clone();
+        tokio::spawn(async move { http.post(url).bearer_auth(token).send().await })
+    };
+    // Let the reconciliation fill the budget before the first write.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut sent = 0usize;
+    while started.elapsed() < Duration::from_secs(opts.deep_secs) {
+        tick.tick().await;
+        let local_ref = format!("DEEP-{}", sent % targets.max(1));
+        let answer = http
+            .post(format!(
+                "{}/api/v1/complaints/{local_ref}/followups",
+                daemon.root
+            ))
+            .bearer_auth(&daemon.admin_token)
+            .json(&json!({"content": format!("Tindak lanjut benchmark {sent}.")}))
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            bail!(
+                "a follow-up was refused: {} {}",
+                answer.status(),
+                answer.text().await.unwrap_or_default()
+            );
+        }
+        sent += 1;
+    }
+    wait_until_done_step(pool, "followup", Duration::from_secs(120)).await?;
+    let reads = sim.reads().await? - reads_before;
+    let window = started.elapsed().as_secs_f64() + 2.0;
+    reconcile.abort();
+    daemon.stop().await;
+    let (p50, p99, max) = step_latency(pool, "DEEP-%", "followup").await?;
+    eprintln!(
+        "writes during a deep reconciliation at {}/s: {sent} follow-ups, p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms ({reads} reads meanwhile)",
+        opts.deep_rate
+    );
+    report.insert(
+        "writes_during_deep_reconcile".into(),
+        json!({"tracked": opts.deep_tracked, "rate_limit_per_sec": opts.deep_rate,
+               "followups": sent, "seconds": window, "reads": reads,
+               "reads_per_second": reads as f64 / window,
+               "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
+    );
+    Ok(())
+}
+
+/// A deep reconciliation of M tracked complaints, then the daily
+/// listing-first one of the same, unchanged.
+async fn reconcile(
+    bridge: &Bridge,
+    sim: &SimulatorProcess,
+    opts: &BenchOptions,
+    report: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    seed_tracked(&bridge.pool, sim, "REC-", opts.reconcile, &bridge.settings).await?;
     reset_peak_rss();
-    let cpu = CpuTimes::now(sim.child.id());
+    let cpu = CpuTimes::now(None, sim.child.id());
     let started = Instant::now();
     let (summary, requests) =
-        crate::lapor::client::counting(crate::inbound::sync::reconcile(&bridge, true)).await;
+        crate::lapor::client::counting(crate::inbound::sync::reconcile(bridge, true)).await;
     let mut summary = summary?;
     summary.count_requests(requests);
     let reconcile_secs = started.elapsed().as_secs_f64();
     let reconcile_cpu = cpu.since(
-        CpuTimes::now(sim.child.id()),
+        CpuTimes::now(None, sim.child.id()),
         reconcile_secs,
         summary.checked as usize,
     );
@@ -373,16 +500,14 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     );
     report.insert(
         "reconcile".into(),
-        json!({"deep": true, "tracked": seeded, "checked": summary.checked, "errors": summary.errors,
+        json!({"deep": true, "checked": summary.checked, "errors": summary.errors,
                "seconds": reconcile_secs, "per_second": f64::from(summary.checked) / reconcile_secs,
                "requests": summary.requests, "requests_per_complaint": summary.requests_per_complaint,
                "peak_rss_mib": reconcile_rss, "cpu": reconcile_cpu}),
     );
-    // The daily, listing-first reconciliation of the same complaints, now
-    // that nothing changed: LAPOR!'s listing only.
     let started = Instant::now();
     let (listing, requests) =
-        crate::lapor::client::counting(crate::inbound::sync::reconcile(&bridge, false)).await;
+        crate::lapor::client::counting(crate::inbound::sync::reconcile(bridge, false)).await;
     let mut listing = listing?;
     listing.count_requests(requests);
     let listing_secs = started.elapsed().as_secs_f64();
@@ -392,12 +517,45 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     );
     report.insert(
         "reconcile_listing_first".into(),
-        json!({"tracked": seeded, "checked": listing.checked, "errors": listing.errors,
+        json!({"checked": listing.checked, "errors": listing.errors,
                "details_read": listing.details_read, "seconds": listing_secs,
                "requests": listing.requests, "requests_per_complaint": listing.requests_per_complaint}),
     );
-    println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
     Ok(())
+}
+
+/// p50, p99 and max of enqueue-to-delivered time of one step kind, in ms.
+async fn step_latency(pool: &PgPool, refs: &str, step: &str) -> anyhow::Result<(f64, f64, f64)> {
+    let row: (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8
+           FROM (SELECT (extract(epoch FROM (o.finished_at - o.created_at)) * 1000)::float8 AS ms
+                   FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id
+                  WHERE c.local_ref LIKE $1 AND o.step = $2 AND o.state = 'done') t",
+    )
+    .bind(refs)
+    .bind(step)
+    .fetch_one(pool)
+    .await?;
+    match row {
+        (Some(p50), Some(p99), Some(max)) => Ok((p50, p99, max)),
+        _ => bail!("no {step} step of {refs} was delivered"),
+    }
+}
+
+/// Creates the simulator answered with success.
+fn acknowledged_creates(stats: &Value) -> u64 {
+    ["200", "201"]
+        .iter()
+        .filter_map(|s| stats["requests"]["create"][s].as_u64())
+        .sum()
+}
+
+fn endpoint_total(stats: &Value, endpoint: &str) -> u64 {
+    stats["requests"][endpoint]
+        .as_object()
+        .map(|by| by.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
 }
 
 fn machine() -> Value {
@@ -441,11 +599,18 @@ async fn enqueue(pool: &PgPool, prefix: &str, n: usize) -> anyhow::Result<()> {
 }
 
 async fn wait_until_done(pool: &PgPool, limit: Duration) -> anyhow::Result<()> {
+    wait_until_done_step(pool, "%", limit).await
+}
+
+/// Waits until no step of the kind (`%`: any) is pending or running.
+async fn wait_until_done_step(pool: &PgPool, step: &str, limit: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + limit;
     loop {
         let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM lapor_bridge.outbox WHERE state IN ('pending', 'running')",
+            "SELECT count(*) FROM lapor_bridge.outbox
+              WHERE state IN ('pending', 'running') AND step LIKE $1",
         )
+        .bind(step)
         .fetch_one(pool)
         .await?;
         if left == 0 {
@@ -458,13 +623,20 @@ async fn wait_until_done(pool: &PgPool, limit: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// M complaints on the simulator, each linked to a local complaint whose
+/// N complaints on the simulator, each linked to a local complaint whose
 /// LAPOR!-owned fields already match (a steady-state reconciliation).
-async fn seed_tracked(bridge: &Bridge, sim: &SimulatorProcess, n: usize) -> anyhow::Result<usize> {
+/// Returns the LAPOR! id of `<prefix>0`; `<prefix>i` has that id plus i.
+async fn seed_tracked(
+    pool: &PgPool,
+    sim: &SimulatorProcess,
+    prefix: &str,
+    n: usize,
+    settings: &Settings,
+) -> anyhow::Result<i64> {
     let http = reqwest::Client::new();
     let answer: Value = http
         .post(format!("{}/_sim/seed", sim.root))
-        .json(&json!({"count": n, "ref_prefix": "REC-"}))
+        .json(&json!({"count": n, "ref_prefix": prefix}))
         .send()
         .await?
         .json()
@@ -476,16 +648,17 @@ async fn seed_tracked(bridge: &Bridge, sim: &SimulatorProcess, n: usize) -> anyh
         "INSERT INTO lapor_bridge.complaints
              (local_ref, origin, title, content, category_id, lapor_complaint_id, tracking_id,
               lapor_status_name, status, lapor_disposition_id)
-         SELECT 'REC-' || i, 'local', 'Seeded complaint ' || i, 'seeded', 1, $1 + i, '',
+         SELECT $4 || i, 'local', 'Seeded complaint ' || i, 'seeded', 1, $1 + i, '',
                 'Belum Terverifikasi', 'unverified', $3
            FROM generate_series(0, $2 - 1) AS i",
     )
     .bind(first)
     .bind(n as i64)
-    .bind(bridge.institution_id())
-    .execute(&bridge.pool)
+    .bind(settings.lapor.institution_id)
+    .bind(prefix)
+    .execute(pool)
     .await?;
-    Ok(n)
+    Ok(first)
 }
 
 async fn pgbench(options: &sqlx::postgres::PgConnectOptions, secs: u64) -> anyhow::Result<f64> {
@@ -556,6 +729,174 @@ impl SimulatorProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!("the simulator did not start")
+    }
+}
+
+impl SimulatorProcess {
+    async fn stats(&self) -> anyhow::Result<Value> {
+        Ok(reqwest::get(format!("{}/_sim/stats", self.root))
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Requests to LAPOR!'s read endpoints so far.
+    async fn reads(&self) -> anyhow::Result<u64> {
+        let stats = self.stats().await?;
+        Ok(stats["requests"]
+            .as_object()
+            .map(|by| {
+                by.keys()
+                    .filter(|e| {
+                        !matches!(e.as_str(), "upload" | "create" | "followup_add" | "forward")
+                    })
+                    .map(|e| endpoint_total(&stats, e))
+                    .sum()
+            })
+            .unwrap_or(0))
+    }
+
+    /// Waits until the simulator has acknowledged `n` creates in all.
+    async fn wait_for_creates(&self, n: u64, limit: Duration) -> anyhow::Result<()> {
+        let until = Instant::now() + limit;
+        let http = reqwest::Client::new();
+        loop {
+            let stats: Value = http
+                .get(format!("{}/_sim/stats", self.root))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let acknowledged = acknowledged_creates(&stats);
+            if acknowledged >= n {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                bail!("{acknowledged} of {n} creates acknowledged after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn set_status(&self, lapor_id: i64, name: &str) -> anyhow::Result<()> {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_sim/complaints/{lapor_id}/status", self.root))
+            .json(&json!({"status_name": name}))
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            bail!("the simulator refused a status change: {}", answer.status());
+        }
+        Ok(())
+    }
+}
+
+/// `lapor-bridge run` as a child process against the bench database and
+/// the simulator, with an admin token of its own.
+struct DaemonProcess {
+    child: tokio::process::Child,
+    root: String,
+    admin_token: String,
+}
+
+impl DaemonProcess {
+    /// Starts the daemon and returns once `/healthz` answers.
+    async fn start(settings: &Settings, rate_limit_per_sec: u32) -> anyhow::Result<Self> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let admin_token = format!("bench-{:032x}", rand::random::<u128>());
+        let log_path = std::env::temp_dir().join("lapor-bridge-bench-daemon.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let pii_key = settings
+            .pii
+            .key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
+            .unwrap_or_default();
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("run")
+            .env("DATABASE_URL", settings.database.url.expose_secret())
+            .env("LAPOR_BASE_URL", &settings.lapor.base_url)
+            .env("LAPOR_API_TOKEN", settings.lapor.api_token.expose_secret())
+            .env(
+                "LAPOR_INSTANSI_TOKEN",
+                settings.lapor.instansi_token.expose_secret(),
+            )
+            .env(
+                "LAPOR_INSTITUTION_ID",
+                settings.lapor.institution_id.to_string(),
+            )
+            .env("BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BRIDGE_ADMIN_TOKEN", &admin_token)
+            .env(
+                "BRIDGE_CONCURRENCY",
+                settings.bridge.concurrency.to_string(),
+            )
+            .env("BRIDGE_RATE_LIMIT_PER_SEC", rate_limit_per_sec.to_string())
+            .env("BRIDGE_PII_KEY", pii_key)
+            .env_remove("BRIDGE_AUDIT_CHECKPOINT_FILE")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        let root = format!("http://127.0.0.1:{port}");
+        let daemon = Self {
+            child,
+            root,
+            admin_token,
+        };
+        let http = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            if let Ok(answer) = http.get(format!("{}/healthz", daemon.root)).send().await
+                && answer.status().is_success()
+            {
+                return Ok(daemon);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bail!(
+            "the daemon did not answer /healthz within a minute; see {}",
+            log_path.display()
+        )
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The daemon's peak resident memory since the last reset, in MiB.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    fn reset_peak_rss(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        }
+    }
+
+    /// SIGTERM, as a service manager stops it; killed if it lingers.
+    async fn stop(mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(40), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 }
 
