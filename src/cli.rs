@@ -14,7 +14,7 @@ use crate::bridge::Bridge;
 use crate::clock::DatabaseClock;
 use crate::config::{ProcessEnv, Settings};
 use crate::inbound::Jobs;
-use crate::status_document::{StatusDocument, page_bounds};
+use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
 use crate::store::{complaints, outbox};
 
@@ -276,7 +276,8 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             let bridge = bridge(settings).await?;
             let (id, act) = match action {
                 OutboxCommand::List { state } => {
-                    let (_, size, offset) = page_bounds(Some(1), Some(500));
+                    let crate::params::Paging { size, offset, .. } =
+                        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
                     let (items, total) =
                         outbox::list(&bridge.pool, state.as_deref(), offset, size).await?;
                     if json {

@@ -5,7 +5,8 @@
 //! module per table family), `outbox` (delivery), `pii` (reporter identity,
 //! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
 //! deadlines), `checkpoints` (the audit log's head written outside the
-//! database), `api` (admin HTTP), `cli`.
+//! database), `api` (admin HTTP and its edge), `params` (query parameters,
+//! pages and instants as every surface reads them), `cli`.
 
 pub mod actions;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod inbound;
 pub mod lapor;
 pub mod metrics;
 pub mod outbox;
+pub mod params;
 pub mod pii;
 pub mod shutdown;
 pub mod simulator;
