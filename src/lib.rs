@@ -20,6 +20,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod demo;
+pub mod gauges;
 pub mod inbound;
 pub mod lapor;
 pub mod metrics;

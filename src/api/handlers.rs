@@ -525,15 +525,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// Prometheus: this process's counters, the database gauges from the stored
+/// snapshot (see [`crate::gauges`]; no counting query per scrape) and the
+/// live ones.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.bridge.metrics.render();
-    text.push_str(&crate::inbound::gauges(&state.bridge).await);
-    // The log's head only grows: a decrease is an alert (entries removed).
-    if let Ok(id) = audit::head_id(&state.bridge.pool).await {
-        text.push_str(&format!(
-            "# TYPE lapor_bridge_audit_head_id gauge\nlapor_bridge_audit_head_id {id}\n"
-        ));
-    }
+    text.push_str(&crate::gauges::render(&state.bridge).await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
