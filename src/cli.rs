@@ -383,12 +383,15 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                             |e| Failure::from(format!("cannot write {}: {e}", out.display())),
                         )?;
                     }
-                    let entries = audit::export(&bridge.pool, since, until).await?;
-                    let text = match format {
-                        ExportFormat::Jsonl => audit::to_jsonl(&entries),
-                        ExportFormat::Csv => audit::to_csv(&entries),
+                    // A page at a time: the log is never held whole in memory.
+                    let cursor =
+                        audit::ExportCursor::start(bridge.pool.clone(), since, until).await?;
+                    let format = match format {
+                        ExportFormat::Jsonl => crate::audit_export::Format::Jsonl,
+                        ExportFormat::Csv => crate::audit_export::Format::Csv,
                     };
-                    print!("{text}");
+                    let mut out = std::io::BufWriter::new(std::io::stdout());
+                    crate::audit_export::write(cursor, format, &mut out).await?;
                     Ok(())
                 }
             }

@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod api;
 pub mod app;
+pub mod audit_export;
 pub mod bench;
 pub mod bridge;
 pub mod checkpoints;

@@ -1445,31 +1445,31 @@ async fn audit_export(
     };
     let since = crate::api::parse_instant("since", param(p, "since")).map_err(bad)?;
     let until = crate::api::parse_instant("until", param(p, "until")).map_err(bad)?;
-    let entries = audit::export(&state.bridge.pool, since, until)
+    let format = if csv {
+        crate::audit_export::Format::Csv
+    } else {
+        crate::audit_export::Format::Jsonl
+    };
+    let file = if csv {
+        "audit-log.csv"
+    } else {
+        "audit-log.jsonl"
+    };
+    let cursor = audit::ExportCursor::start(state.bridge.pool.clone(), since, until)
         .await
         .or_fail(ctx)?;
-    let (content_type, file, text) = if csv {
-        (
-            "text/csv; charset=utf-8",
-            "audit-log.csv",
-            audit::to_csv(&entries),
-        )
-    } else {
-        (
-            "application/x-ndjson",
-            "audit-log.jsonl",
-            audit::to_jsonl(&entries),
-        )
-    };
+    let body = crate::audit_export::body(cursor, format)
+        .await
+        .or_fail(ctx)?;
     Ok((
         [
-            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{file}\""),
             ),
         ],
-        text,
+        body,
     )
         .into_response())
 }
