@@ -39,6 +39,22 @@ fn invalid(field: &str, message: &str) -> ActionError {
     )]))
 }
 
+/// Every field of a JSON document (by dotted path) whose text or key holds a
+/// NUL character, which PostgreSQL's text and jsonb refuse.
+pub fn fields_with_nul(value: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    nul_fields(value, String::new(), &mut out);
+    out
+}
+
+/// `field` holds a NUL character: a 422 naming it.
+fn refuse_nul(field: &str, text: &str) -> Result<(), ActionError> {
+    if text.contains('\0') {
+        return Err(invalid(field, "must not contain a NUL character"));
+    }
+    Ok(())
+}
+
 /// Every field of `value` (a dotted path) whose text holds a NUL character.
 fn nul_fields(value: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
     let join = |key: &str| {
@@ -153,6 +169,7 @@ pub async fn erase_reporter(
     reason: &str,
     actor: &str,
 ) -> Result<ErasureOutcome, ActionError> {
+    refuse_nul("reason", reason)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 2000 {
         return Err(invalid("reason", "required: 1-2000 characters"));
@@ -186,8 +203,7 @@ pub async fn submit(
 ) -> Result<(bool, StatusDocument), ActionError> {
     // PostgreSQL's jsonb refuses a NUL character before the submit function
     // can name the field (and would print its neighbourhood in its log).
-    let mut with_nul = BTreeMap::new();
-    nul_fields(doc, String::new(), &mut with_nul);
+    let with_nul = fields_with_nul(doc);
     if !with_nul.is_empty() {
         return Err(ActionError::Invalid(with_nul));
     }
@@ -248,6 +264,7 @@ pub async fn add_followup(
     is_secret: bool,
     actor: &str,
 ) -> Result<StatusDocument, ActionError> {
+    refuse_nul("content", content)?;
     let content = content.trim();
     if content.chars().count() < 1 || content.chars().count() > 20_000 {
         return Err(invalid("content", "must be 1-20000 characters"));
@@ -304,6 +321,7 @@ pub async fn forward(
     if institution_id == bridge.institution_id() {
         return Err(invalid("institution_id", "is this institution itself"));
     }
+    refuse_nul("reason", reason)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 2000 {
         return Err(invalid("reason", "must be 1-2000 characters"));

@@ -83,6 +83,8 @@ impl Daemon {
         ));
         let engine = Engine::new(bridge.clone());
         tasks.spawn(engine.clone().run(shutdown.clone()));
+        // The database gauges of /metrics, counted by one replica at a time.
+        tasks.spawn(crate::gauges::run(bridge.clone(), shutdown.clone()));
 
         if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
             let writer = checkpoints::Writer::open(path, bridge.clock.clone())

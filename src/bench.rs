@@ -2,12 +2,16 @@
 //! machine, in one run, against a LAPOR! simulator in a child process (so
 //! that the bridge's own memory is measured alone):
 //!
-//! 1. `pgbench -N` TPS on the same PostgreSQL (the database's commit rate);
-//! 2. drain rate: N queued complaints delivered (create step, no faults);
+//! 1. `pgbench -N -c 8 -j 2` TPS on the same PostgreSQL (its commit rate);
+//! 2. drain: N queued complaints delivered by `lapor-bridge run` started as
+//!    a child process, from its `/healthz` to the last create acknowledged;
 //! 3. enqueue-to-delivered latency at an offered rate for a while;
-//! 4. a full reconciliation of M tracked complaints.
+//! 4. follow-ups submitted while a deep reconciliation spends a rate budget;
+//! 5. a deep, then a listing-first, reconciliation of M tracked complaints;
+//! 6. scrapes of `/metrics` with all of that stored (`--scrape-only`: this
+//!    phase alone, over `--scrape-complaints` complaints).
 //!
-//! Peak resident memory of this process is taken for each phase.
+//! Peak resident memory is taken for each phase (the daemon's in 2-3).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -67,6 +71,15 @@ pub struct BenchOptions {
     pub soak_rate: u32,
     #[arg(long, default_value_t = 60)]
     pub soak_sample_secs: u64,
+    /// Scrapes of `/metrics` timed in the scrape phase.
+    #[arg(long, default_value_t = 200)]
+    pub scrapes: usize,
+    /// Instead of the measurements: store `--scrape-complaints` complaints
+    /// and time `--scrapes` scrapes of `/metrics` (no pgbench, no LAPOR!).
+    #[arg(long)]
+    pub scrape_only: bool,
+    #[arg(long, default_value_t = 20_000)]
+    pub scrape_complaints: usize,
 }
 
 fn current_rss_mib() -> Option<f64> {
@@ -243,11 +256,14 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
 
     // pgbench on the same server.
     let base = crate::db::connect_options(&settings.database)?;
-    let pg = base.clone().database(PGBENCH_DATABASE);
-    crate::db::ensure_database(&pg).await?;
-    let tps = pgbench(&pg, opts.pgbench_secs).await?;
-    report.insert("pgbench_n_tps".into(), json!(tps));
-    eprintln!("pgbench -N -c 8 -j 2: {tps:.0} TPS");
+    let mut tps = f64::NAN;
+    if !opts.scrape_only {
+        let pg = base.clone().database(PGBENCH_DATABASE);
+        crate::db::ensure_database(&pg).await?;
+        tps = pgbench(&pg, opts.pgbench_secs).await?;
+        report.insert("pgbench_n_tps".into(), json!(tps));
+        eprintln!("pgbench -N -c 8 -j 2: {tps:.0} TPS");
+    }
 
     // A fresh bench database.
     let name = if opts.soak_secs.is_some() {
@@ -264,6 +280,14 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
         .execute(&pool)
         .await?;
     crate::db::migrate(&pool).await?;
+
+    if opts.scrape_only {
+        let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
+        enqueue(&pool, "SCRAPE", opts.scrape_complaints).await?;
+        report.insert("scrape".into(), scrape_phase(&bridge, opts.scrapes).await?);
+        println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+        return Ok(());
+    }
 
     let sim = SimulatorProcess::start().await?;
     settings.lapor.base_url = format!("{}/api", sim.root);
@@ -296,6 +320,8 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
 
     let bridge = Bridge::new(pool.clone(), settings, Arc::new(SystemClock))?;
     reconcile(&bridge, &sim, &opts, &mut report).await?;
+    // Scrapes of /metrics with everything the phases above stored.
+    report.insert("scrape".into(), scrape_phase(&bridge, opts.scrapes).await?);
     println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
     Ok(())
 }
@@ -556,6 +582,60 @@ fn endpoint_total(stats: &Value, endpoint: &str) -> u64 {
         .as_object()
         .map(|by| by.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0)
+}
+
+/// Times scrapes of `/metrics` over HTTP against what the database holds:
+/// the snapshot is counted once (what one replica does every 30 s), then
+/// every scrape reads it.
+async fn scrape_phase(bridge: &Bridge, scrapes: usize) -> anyhow::Result<Value> {
+    let complaints: i64 = sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.complaints")
+        .fetch_one(&bridge.pool)
+        .await?;
+    let started = Instant::now();
+    crate::gauges::refresh(bridge).await?;
+    let snapshot_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let state = crate::api::AppState {
+        bridge: bridge.clone(),
+        tokens: Arc::new(crate::api::auth::TokenStore::default()),
+        jobs: Arc::new(crate::inbound::Jobs::new(bridge.clone())),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(crate::api::serve(listener, state, shutdown.clone()));
+    let http = reqwest::Client::new();
+    let mut ms = Vec::with_capacity(scrapes);
+    for i in 0..scrapes.max(1) + 5 {
+        let t = Instant::now();
+        let text = http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        if !text.contains("lapor_bridge_complaints{") {
+            bail!("the scrape lacks the complaint gauges");
+        }
+        // The first five warm the connection and the pool.
+        if i >= 5 {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
+    eprintln!(
+        "scrape with {complaints} complaints: snapshot counted in {snapshot_ms:.1} ms; \
+         {} scrapes p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+        ms.len()
+    );
+    Ok(
+        json!({"complaints": complaints, "snapshot_ms": snapshot_ms, "scrapes": ms.len(),
+              "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
+    )
 }
 
 fn machine() -> Value {

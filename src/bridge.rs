@@ -26,6 +26,8 @@ pub struct Bridge {
     /// The keys of reporter identity; `None` without `BRIDGE_PII_KEY`
     /// (`run` refuses to start then; host commands that need it say so).
     pub pii: Option<Arc<Keyring>>,
+    /// The last database readiness check, shared by `/readyz` requests.
+    pub readiness: Arc<Readiness>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,7 @@ impl Bridge {
             gate: Arc::new(AuthGate::default()),
             calendar,
             pii,
+            readiness: Arc::new(Readiness::default()),
         })
     }
 
@@ -93,5 +96,61 @@ impl AuthGate {
         if self.paused.swap(false, Ordering::SeqCst) {
             tracing::info!("LAPOR! accepts the tokens again: delivery resumed");
         }
+    }
+}
+
+/// What the database readiness check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseReadiness {
+    Ok,
+    MigrationsPending,
+    Unreachable,
+}
+
+impl DatabaseReadiness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseReadiness::Ok => "ok",
+            DatabaseReadiness::MigrationsPending => "migrations pending",
+            DatabaseReadiness::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// The database's readiness, checked at most once per [`Readiness::TTL`]:
+/// a flood of unauthenticated `/readyz` requests costs the database one
+/// query a second, and requests that arrive while a check runs wait for it
+/// instead of starting their own.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, DatabaseReadiness)>>,
+}
+
+impl Readiness {
+    /// How long one check answers for.
+    pub const TTL: Duration = Duration::from_secs(1);
+    /// A check that takes longer says `unreachable`.
+    const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The database's readiness, from the last check when it is recent.
+    /// Each check made is counted in `lapor_bridge_readiness_checks_total`.
+    pub async fn database(&self, pool: &PgPool, metrics: &Metrics) -> DatabaseReadiness {
+        let mut last = self.last.lock().await;
+        if let Some((at, found)) = *last
+            && at.elapsed() < Self::TTL
+        {
+            return found;
+        }
+        metrics.inc("readiness_checks_total", &[]);
+        let found =
+            match tokio::time::timeout(Self::CHECK_TIMEOUT, crate::db::migrations_current(pool))
+                .await
+            {
+                Ok(Ok(true)) => DatabaseReadiness::Ok,
+                Ok(Ok(false)) => DatabaseReadiness::MigrationsPending,
+                Ok(Err(_)) | Err(_) => DatabaseReadiness::Unreachable,
+            };
+        *last = Some((Instant::now(), found));
+        found
     }
 }

@@ -14,7 +14,7 @@ use crate::bridge::Bridge;
 use crate::clock::DatabaseClock;
 use crate::config::{ProcessEnv, Settings};
 use crate::inbound::Jobs;
-use crate::status_document::{StatusDocument, page_bounds};
+use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
 use crate::store::{complaints, outbox};
 
@@ -276,7 +276,8 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             let bridge = bridge(settings).await?;
             let (id, act) = match action {
                 OutboxCommand::List { state } => {
-                    let (_, size, offset) = page_bounds(Some(1), Some(500));
+                    let crate::params::Paging { size, offset, .. } =
+                        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
                     let (items, total) =
                         outbox::list(&bridge.pool, state.as_deref(), offset, size).await?;
                     if json {
@@ -382,12 +383,15 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                             |e| Failure::from(format!("cannot write {}: {e}", out.display())),
                         )?;
                     }
-                    let entries = audit::export(&bridge.pool, since, until).await?;
-                    let text = match format {
-                        ExportFormat::Jsonl => audit::to_jsonl(&entries),
-                        ExportFormat::Csv => audit::to_csv(&entries),
+                    // A page at a time: the log is never held whole in memory.
+                    let cursor =
+                        audit::ExportCursor::start(bridge.pool.clone(), since, until).await?;
+                    let format = match format {
+                        ExportFormat::Jsonl => crate::audit_export::Format::Jsonl,
+                        ExportFormat::Csv => crate::audit_export::Format::Csv,
                     };
-                    print!("{text}");
+                    let mut out = std::io::BufWriter::new(std::io::stdout());
+                    crate::audit_export::write(cursor, format, &mut out).await?;
                     Ok(())
                 }
             }

@@ -169,6 +169,16 @@ pub struct BridgeSettings {
     /// Closed complaints are still reconciled this many days after closing.
     pub reconcile_closed_horizon_days: i64,
     pub log_format: LogFormat,
+    /// The admin HTTP server answers `408` to a request not answered in
+    /// this many seconds (`POST /api/v1/pull` and `/reconcile` excepted:
+    /// they answer when their run ends).
+    pub request_timeout_secs: u64,
+    /// A connection that has not sent a whole request head in this many
+    /// seconds is closed.
+    pub header_read_timeout_secs: u64,
+    /// The largest request body the admin HTTP server reads; a larger one
+    /// is answered `413`.
+    pub max_body_bytes: usize,
 }
 
 impl Default for BridgeSettings {
@@ -190,6 +200,9 @@ impl Default for BridgeSettings {
             deep_reconcile_cron: "0 0 3 * * Sun".into(),
             reconcile_closed_horizon_days: 30,
             log_format: LogFormat::Human,
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_body_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -393,6 +406,21 @@ impl Settings {
             "BRIDGE_POLL_INTERVAL_SECS",
             &mut self.bridge.poll_interval_secs,
         )?;
+        parse_env(
+            env,
+            "BRIDGE_REQUEST_TIMEOUT_SECS",
+            &mut self.bridge.request_timeout_secs,
+        )?;
+        parse_env(
+            env,
+            "BRIDGE_HEADER_READ_TIMEOUT_SECS",
+            &mut self.bridge.header_read_timeout_secs,
+        )?;
+        parse_env(
+            env,
+            "BRIDGE_MAX_BODY_BYTES",
+            &mut self.bridge.max_body_bytes,
+        )?;
         if let Some(key) = env.var("BRIDGE_PII_KEY").filter(|k| !k.trim().is_empty()) {
             self.pii.key = Some(SecretString::from(key));
         }
@@ -513,6 +541,24 @@ impl Settings {
             return Err(invalid(
                 "BRIDGE_LOOKUP_DELAY_SECS",
                 "must be at most 86400 (a day)",
+            ));
+        }
+        if !(1..=3600).contains(&b.request_timeout_secs) {
+            return Err(invalid(
+                "BRIDGE_REQUEST_TIMEOUT_SECS",
+                "must be between 1 and 3600",
+            ));
+        }
+        if !(1..=300).contains(&b.header_read_timeout_secs) {
+            return Err(invalid(
+                "BRIDGE_HEADER_READ_TIMEOUT_SECS",
+                "must be between 1 and 300",
+            ));
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&b.max_body_bytes) {
+            return Err(invalid(
+                "BRIDGE_MAX_BODY_BYTES",
+                "must be between 1024 and 1073741824 (1 GiB)",
             ));
         }
         if let Some(token) = &b.admin_token
@@ -657,6 +703,42 @@ mod tests {
         let err = Settings::load(None, &env).unwrap_err().to_string();
         assert!(err.contains("BRIDGE_AUDIT_CHECKPOINT_SECS"), "{err}");
         assert!(Settings::from_toml("[audit]\ncheckpoint_sec = 3\n").is_err());
+    }
+
+    #[test]
+    fn http_edge_limits_load_and_bad_ones_are_named() {
+        let b = Settings::default().bridge;
+        assert_eq!(
+            (
+                b.request_timeout_secs,
+                b.header_read_timeout_secs,
+                b.max_body_bytes
+            ),
+            (30, 10, 2 * 1024 * 1024)
+        );
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("BRIDGE_REQUEST_TIMEOUT_SECS", "5"),
+            ("BRIDGE_HEADER_READ_TIMEOUT_SECS", "3"),
+            ("BRIDGE_MAX_BODY_BYTES", "65536"),
+        ]);
+        let b = Settings::load(None, &env).unwrap().bridge;
+        assert_eq!(
+            (
+                b.request_timeout_secs,
+                b.header_read_timeout_secs,
+                b.max_body_bytes
+            ),
+            (5, 3, 65536)
+        );
+        for (key, value) in [
+            ("BRIDGE_REQUEST_TIMEOUT_SECS", "0"),
+            ("BRIDGE_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("BRIDGE_MAX_BODY_BYTES", "10"),
+        ] {
+            let env: HashMap<&str, &str> = HashMap::from([(key, value)]);
+            let err = Settings::load(None, &env).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! module per table family), `outbox` (delivery), `pii` (reporter identity,
 //! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
 //! deadlines), `checkpoints` (the audit log's head written outside the
-//! database), `api` (admin HTTP), `cli`.
+//! database), `api` (admin HTTP and its edge), `params` (query parameters,
+//! pages and instants as every surface reads them), `cli`.
 
 pub mod actions;
 pub mod api;
 pub mod app;
+pub mod audit_export;
 pub mod bench;
 pub mod bridge;
 pub mod checkpoints;
@@ -19,10 +21,12 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod demo;
+pub mod gauges;
 pub mod inbound;
 pub mod lapor;
 pub mod metrics;
 pub mod outbox;
+pub mod params;
 pub mod pii;
 pub mod shutdown;
 pub mod simulator;

@@ -70,10 +70,3 @@ pub struct Page<T> {
     pub page: i64,
     pub page_size: i64,
 }
-
-/// Page numbers from query parameters: 1-based, page size 1..=500.
-pub fn page_bounds(page: Option<i64>, page_size: Option<i64>) -> (i64, i64, i64) {
-    let page = page.unwrap_or(1).max(1);
-    let size = page_size.unwrap_or(50).clamp(1, 500);
-    (page, size, (page - 1) * size)
-}

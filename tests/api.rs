@@ -1135,6 +1135,12 @@ async fn health_readiness_and_metrics() {
         StatusCode::CREATED
     );
     api.wait_sync_state("PLG-M", "synced").await;
+    // The database gauges are counted every 30 s, not per scrape: count now.
+    assert!(
+        lapor_bridge::gauges::refresh(&api.daemon.bridge)
+            .await
+            .unwrap()
+    );
     let m = api.get("/metrics", None).await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(
@@ -1146,6 +1152,7 @@ async fn health_readiness_and_metrics() {
         "lapor_bridge_outbox_depth",
         "lapor_bridge_lapor_requests_total",
         "lapor_bridge_build_info",
+        "lapor_bridge_gauges_taken_timestamp_seconds",
     ] {
         assert!(m.text.contains(name), "{name} missing:\n{}", m.text);
     }

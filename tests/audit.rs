@@ -52,6 +52,22 @@ async fn refused(app: &TestApp, sql: &'static str) {
     assert!(db.message().contains("append-only"), "{sql}: {db}");
 }
 
+/// Every entry an export of `[since, until)` reads, page by page.
+async fn export_all(
+    pool: &sqlx::PgPool,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Vec<Entry> {
+    let mut cursor = audit::ExportCursor::start(pool.clone(), since, until)
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    while let Some(page) = cursor.next_page().await.unwrap() {
+        all.extend(page);
+    }
+    all
+}
+
 #[tokio::test]
 async fn verify_names_the_tampered_row_and_changes_are_refused() {
     let app = spawn_app().await;
@@ -215,7 +231,7 @@ async fn csv_and_jsonl_exports_round_trip() {
         .await
         .unwrap();
     }
-    let entries = audit::export(&app.pool, None, None).await.unwrap();
+    let entries = export_all(&app.pool, None, None).await;
     assert_eq!(entries.len(), 3);
 
     let csv = audit::to_csv(&entries);
@@ -268,9 +284,7 @@ async fn csv_and_jsonl_exports_round_trip() {
 
     // A period: [since, until).
     let second: &Entry = &entries[1];
-    let only = audit::export(&app.pool, Some(second.at), Some(entries[2].at))
-        .await
-        .unwrap();
+    let only = export_all(&app.pool, Some(second.at), Some(entries[2].at)).await;
     assert_eq!(
         only.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![second.id]
@@ -484,5 +498,141 @@ async fn the_chain_cannot_fork() {
     .await;
     let err = forked.expect_err("a second entry after the same predecessor");
     assert!(err.to_string().contains("audit_log_prev_hash_idx"), "{err}");
+    app.finish().await;
+}
+
+// ----- exports stream a page at a time ----------------------------------------
+
+#[tokio::test]
+async fn a_large_export_is_complete_and_ordered_and_streamed() {
+    let app = spawn_app().await;
+    let n = 5 * audit::EXPORT_PAGE as usize + 321;
+    let base = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let at: Vec<DateTime<Utc>> = chunk
+            .iter()
+            .map(|i| base + Duration::milliseconds(*i as i64))
+            .collect();
+        let actor: Vec<&str> = chunk
+            .iter()
+            .map(|i| {
+                if i % 1000 == 7 {
+                    "=cmd|'/c calc'!A1"
+                } else {
+                    "exporter"
+                }
+            })
+            .collect();
+        let refs = vec!["PLG-EXP"; chunk.len()];
+        let action: Vec<String> = chunk.iter().map(|i| format!("test.export.{i}")).collect();
+        let before = vec![None; chunk.len()];
+        let after: Vec<Option<Value>> = chunk.iter().map(|i| Some(json!({"i": i}))).collect();
+        let mut conn = app.pool.acquire().await.unwrap();
+        audit::append_many(&mut conn, &at, &actor, &refs, &action, &before, &after)
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM lapor_bridge.audit_log ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), n);
+    let web = serve(
+        &app,
+        "export-intake-token-aaaaaaaaaaa",
+        "export-operator-token-bbbbbbbbb",
+        "export-auditor-token-ccccccccccc",
+    )
+    .await;
+    let get = |path: &str| {
+        web.http
+            .get(format!("{}{path}", web.base))
+            .bearer_auth("export-auditor-token-ccccccccccc")
+            .send()
+    };
+
+    // JSON lines: every entry once, in id order, sent in chunks as read.
+    let resp = get("/api/v1/audit?format=jsonl").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-length").is_none(), "streamed");
+    let text = resp.text().await.unwrap();
+    let got: Vec<i64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, ids);
+
+    // CSV: the header, every entry in order, formulas neutralised.
+    let resp = get("/api/v1/audit?format=csv").await.unwrap();
+    assert!(resp.headers().get("content-length").is_none(), "streamed");
+    let rows = parse_csv(&resp.text().await.unwrap());
+    assert_eq!(rows[0][0], "id");
+    let got: Vec<i64> = rows[1..].iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(got, ids);
+    assert!(rows[1..].iter().any(|r| r[2] == "'=cmd|'/c calc'!A1"));
+    assert!(!rows[1..].iter().any(|r| r[2].starts_with('=')));
+
+    // A period across page boundaries: [since, until).
+    let (from, to) = (1234, 4321);
+    let since = (base + Duration::milliseconds(from)).to_rfc3339();
+    let until = (base + Duration::milliseconds(to)).to_rfc3339();
+    let resp = web
+        .http
+        .get(format!("{}/api/v1/audit", web.base))
+        .query(&[("since", since.as_str()), ("until", until.as_str())])
+        .bearer_auth("export-auditor-token-ccccccccccc")
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<i64> = resp
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, ids[from as usize..to as usize]);
+
+    // The dashboard's download is the same stream.
+    let cookie = web.session("export-auditor-token-ccccccccccc").await;
+    let (status, csv, _) = web.page("/audit/export.csv", &cookie).await;
+    assert_eq!(status, 200);
+    assert_eq!(parse_csv(&csv).len(), n + 1);
+
+    // An export is the log up to its start, read a page at a time.
+    let mut cursor = audit::ExportCursor::start(app.pool.clone(), None, None)
+        .await
+        .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    audit::append(
+        &mut conn,
+        &NewEntry {
+            at: Utc::now(),
+            actor: "late",
+            local_ref: None,
+            action: "test.late",
+            before: None,
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let mut read = Vec::new();
+    while let Some(page) = cursor.next_page().await.unwrap() {
+        assert!(page.len() <= audit::EXPORT_PAGE as usize);
+        read.extend(page.into_iter().map(|e| e.id));
+    }
+    assert_eq!(read, ids);
+
+    web.shutdown.cancel();
     app.finish().await;
 }

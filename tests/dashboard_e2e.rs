@@ -776,7 +776,7 @@ async fn sessions_are_http_only_strict_cookies_and_forms_need_their_csrf_token()
         StatusCode::NOT_FOUND
     );
     let (status, list) = app
-        .page("/complaints?q=%3Cscript%3E&overdue=no&page=x", &cookie)
+        .page("/complaints?q=%3Cscript%3E&overdue=no&page=1", &cookie)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(list.contains("value=\"&lt;script&gt;\""));

@@ -61,7 +61,8 @@ async fn audit_after(app: &TestApp, action: &str) -> Vec<Value> {
 }
 
 async fn metric(app: &TestApp, name: &str) -> String {
-    let text = lapor_bridge::inbound::gauges(&app.bridge).await;
+    assert!(lapor_bridge::gauges::refresh(&app.bridge).await.unwrap());
+    let text = lapor_bridge::gauges::render(&app.bridge).await;
     text.lines()
         .find(|l| l.starts_with(name))
         .unwrap_or_default()

@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,23 +14,28 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::{ApiError, AppState, caller_name};
 use crate::actions::{self, StepAction};
-use crate::status_document::{Page, StatusDocument, page_bounds};
+use crate::params::{self, ParamErrors};
+use crate::status_document::{Page, StatusDocument};
 use crate::store::{audit, complaints, outbox};
 
-/// `Query` and `Path` whose rejections answer in JSON like every other error
-/// (axum's own answer plain text).
+/// A query string read as `T` (see [`crate::params::query`]): unknown,
+/// repeated or unparsable parameters answer `400` naming each one, in JSON
+/// like every other error.
 pub struct Q<T>(pub T);
+/// `Path` whose rejection answers in JSON like every other error.
 pub struct P<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| Q(v))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Q(crate::params::query(parts.uri.query())?))
     }
 }
+
+/// For routes that take no query parameters: any parameter is a `400`
+/// naming it (a misspelt filter must not be ignored silently).
+#[derive(Debug, Deserialize)]
+pub struct NoQuery {}
 
 impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
     type Rejection = ApiError;
@@ -42,13 +47,22 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> 
     }
 }
 
+/// A JSON body: `400` when it is not JSON, `422` naming every field whose
+/// text (or key) holds a NUL character, which no stored text may hold.
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    let with_nul = actions::fields_with_nul(&value);
+    if !with_nul.is_empty() {
+        return Err(ApiError::Invalid(with_nul));
+    }
+    Ok(value)
 }
 
 pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    _: Q<NoQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let doc = parse_json(&body)?;
@@ -84,20 +98,22 @@ pub async fn list_complaints(
     Q(query): Q<ListQuery>,
 ) -> Result<Json<Page<StatusDocument>>, ApiError> {
     if let Some(s) = &query.sync_state
+        && !s.is_empty()
         && !SYNC_STATES.contains(&s.as_str())
     {
-        return Err(ApiError::BadRequest(format!(
-            "sync_state must be one of {}",
-            SYNC_STATES.join(", ")
+        return Err(ApiError::BadParams(params::ParamErrors::one(
+            "sync_state",
+            format!("must be one of {}", SYNC_STATES.join(", ")),
         )));
     }
-    let (page, size, offset) = page_bounds(query.page, query.page_size);
+    let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
     let filter = complaints::ListFilter {
         sync_state: query.sync_state.filter(|s| !s.is_empty()),
         status: query.status.filter(|s| !s.is_empty()),
         search: query.q.filter(|s| !s.is_empty()),
     };
-    let (rows, total) = complaints::list(&state.bridge.pool, &filter, offset, size).await?;
+    let (rows, total) =
+        complaints::list(&state.bridge.pool, &filter, paging.offset, paging.size).await?;
     let items = rows
         .iter()
         .map(|r| actions::masked_document(&state.bridge, r))
@@ -105,8 +121,8 @@ pub async fn list_complaints(
     Ok(Json(Page {
         items,
         total,
-        page,
-        page_size: size,
+        page: paging.page,
+        page_size: paging.size,
     }))
 }
 
@@ -115,7 +131,8 @@ pub async fn list_complaints(
 pub async fn complaint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(local_ref): Path<String>,
+    _: Q<NoQuery>,
+    P(local_ref): P<String>,
 ) -> Result<Json<StatusDocument>, ApiError> {
     Ok(Json(
         actions::status_for(
@@ -133,6 +150,7 @@ pub async fn complaint(
 pub async fn erase_reporter(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    _: Q<NoQuery>,
     P(local_ref): P<String>,
     body: Bytes,
 ) -> Result<Json<actions::ErasureOutcome>, ApiError> {
@@ -148,7 +166,8 @@ pub async fn erase_reporter(
 
 pub async fn timeline(
     State(state): State<AppState>,
-    Path(local_ref): Path<String>,
+    _: Q<NoQuery>,
+    P(local_ref): P<String>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = &state.bridge.pool;
     let row = complaints::by_ref(pool, &local_ref)
@@ -250,7 +269,8 @@ fn required_string(
 pub async fn add_followup(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(local_ref): Path<String>,
+    _: Q<NoQuery>,
+    P(local_ref): P<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (map, mut errors) = body_object(&body, &["content", "is_secret"])?;
@@ -283,7 +303,8 @@ pub async fn add_followup(
 pub async fn forward(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(local_ref): Path<String>,
+    _: Q<NoQuery>,
+    P(local_ref): P<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (map, mut errors) = body_object(&body, &["institution_id", "reason"])?;
@@ -324,23 +345,31 @@ pub async fn list_outbox(
     if let Some(s) = &wanted
         && !["pending", "running", "dead", "done", "discarded"].contains(&s.as_str())
     {
-        return Err(ApiError::BadRequest(
-            "state must be pending, running, dead, done or discarded".into(),
-        ));
+        return Err(ApiError::BadParams(params::ParamErrors::one(
+            "state",
+            "must be pending, running, dead, done or discarded",
+        )));
     }
-    let (page, size, offset) = page_bounds(query.page, query.page_size);
-    let (items, total) = outbox::list(&state.bridge.pool, wanted.as_deref(), offset, size).await?;
+    let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
+    let (items, total) = outbox::list(
+        &state.bridge.pool,
+        wanted.as_deref(),
+        paging.offset,
+        paging.size,
+    )
+    .await?;
     Ok(Json(Page {
         items,
         total,
-        page,
-        page_size: size,
+        page: paging.page,
+        page_size: paging.size,
     }))
 }
 
 pub async fn retry_step(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    _: Q<NoQuery>,
     P(id): P<i64>,
 ) -> Result<Json<outbox::StepView>, ApiError> {
     Ok(Json(
@@ -351,6 +380,7 @@ pub async fn retry_step(
 pub async fn discard_step(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    _: Q<NoQuery>,
     P(id): P<i64>,
 ) -> Result<Json<outbox::StepView>, ApiError> {
     Ok(Json(
@@ -367,6 +397,7 @@ pub async fn discard_step(
 pub async fn pull(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    _: Q<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     state
         .jobs
@@ -407,54 +438,46 @@ pub struct AuditQuery {
     format: Option<String>,
 }
 
-pub fn parse_instant(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
-    }
-    Err(format!(
-        "{field} must be an RFC 3339 time or a date YYYY-MM-DD (UTC), got {raw:?}"
-    ))
-}
-
 pub async fn audit_export(
     State(state): State<AppState>,
     Q(query): Q<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let since = parse_instant("since", query.since.as_deref()).map_err(ApiError::BadRequest)?;
-    let until = parse_instant("until", query.until.as_deref()).map_err(ApiError::BadRequest)?;
-    let entries = audit::export(&state.bridge.pool, since, until).await?;
-    match query.format.as_deref().unwrap_or("jsonl") {
-        "jsonl" => Ok((
-            [(header::CONTENT_TYPE, "application/x-ndjson")],
-            audit::to_jsonl(&entries),
-        )
-            .into_response()),
-        "csv" => Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            audit::to_csv(&entries),
-        )
-            .into_response()),
-        other => Err(ApiError::BadRequest(format!(
-            "format must be jsonl or csv, got {other:?}"
-        ))),
-    }
+    let instant = |name: &str, raw: Option<&str>| {
+        params::parse_instant(name, raw).map_err(|e| ApiError::BadParams(ParamErrors::one(name, e)))
+    };
+    let since = instant("since", query.since.as_deref())?;
+    let until = instant("until", query.until.as_deref())?;
+    let format = match query.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => crate::audit_export::Format::Jsonl,
+        "csv" => crate::audit_export::Format::Csv,
+        other => {
+            return Err(ApiError::BadParams(ParamErrors::one(
+                "format",
+                format!("must be jsonl or csv, got {other:?}"),
+            )));
+        }
+    };
+    // Streamed a page at a time: the log is never held whole in memory.
+    let cursor = audit::ExportCursor::start(state.bridge.pool.clone(), since, until).await?;
+    let body = crate::audit_export::body(cursor, format).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
 /// The chain and the configured checkpoints; `ok: false` names what failed.
-pub async fn audit_verify(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    _: Q<NoQuery>,
+) -> Result<Json<Value>, ApiError> {
     let file = state.bridge.settings.audit.checkpoint_file.as_deref();
     let v = crate::checkpoints::verify(&state.bridge.pool, file).await?;
     Ok(Json(serde_json::to_value(v).unwrap_or(Value::Null)))
 }
 
 /// The configured checkpoint file, checked, as JSON lines.
-pub async fn audit_checkpoints(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn audit_checkpoints(
+    State(state): State<AppState>,
+    _: Q<NoQuery>,
+) -> Result<Response, ApiError> {
     let path = state
         .bridge
         .settings
@@ -476,13 +499,19 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"ok": true}))
 }
 
+/// Readiness: the database (checked at most once a second, see
+/// [`crate::bridge::Readiness`]) and whether LAPOR! accepts our tokens.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let database = crate::db::migrations_current(&state.bridge.pool).await;
+    let database = state
+        .bridge
+        .readiness
+        .database(&state.bridge.pool, &state.bridge.metrics)
+        .await;
     let token_ok = !state.bridge.gate.is_paused();
-    let db_ok = matches!(database, Ok(true));
+    let db_ok = database == crate::bridge::DatabaseReadiness::Ok;
     let body = json!({
         "ok": db_ok && token_ok,
-        "database": match &database { Ok(true) => "ok", Ok(false) => "migrations pending", Err(_) => "unreachable" },
+        "database": database.as_str(),
         "lapor_token": if token_ok { "ok" } else { "rejected" },
     });
     let code = if db_ok && token_ok {
@@ -493,15 +522,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// Prometheus: this process's counters, the database gauges from the stored
+/// snapshot (see [`crate::gauges`]; no counting query per scrape) and the
+/// live ones.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.bridge.metrics.render();
-    text.push_str(&crate::inbound::gauges(&state.bridge).await);
-    // The log's head only grows: a decrease is an alert (entries removed).
-    if let Ok(id) = audit::head_id(&state.bridge.pool).await {
-        text.push_str(&format!(
-            "# TYPE lapor_bridge_audit_head_id gauge\nlapor_bridge_audit_head_id {id}\n"
-        ));
-    }
+    text.push_str(&crate::gauges::render(&state.bridge).await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -1,15 +1,16 @@
 //! The admin HTTP API, health and metrics.
 
 pub mod auth;
+pub mod edge;
 mod handlers;
 
-pub use handlers::parse_instant;
+pub use crate::params::parse_instant;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,10 +21,8 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::ActionError;
 use crate::bridge::Bridge;
 use crate::config::Role;
+use crate::params::ParamErrors;
 use auth::{Caller, TokenStore};
-
-/// Largest request body (a complaint with its attachments in base64).
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -39,7 +38,16 @@ pub enum ApiError {
     Forbidden,
     NotFound,
     BadRequest(String),
+    /// Query parameters that are unknown, repeated, out of range or do not
+    /// parse, by name.
+    BadParams(ParamErrors),
     Invalid(BTreeMap<String, Vec<String>>),
+    /// A body larger than this many bytes.
+    PayloadTooLarge(usize),
+    /// Not answered within this many seconds.
+    TimedOut(u64),
+    /// Another status with its message (an answer made outside a handler).
+    Status(StatusCode, String),
     Conflict(String),
     Unavailable(String),
     Internal(String),
@@ -58,6 +66,19 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            ApiError::BadParams(p) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("invalid query parameters: {}", p.names()), "fields": p.0}),
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!("the request body is larger than {limit} bytes")}),
+            ),
+            ApiError::TimedOut(secs) => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": format!("the request was not answered within {secs} s")}),
+            ),
+            ApiError::Status(status, m) => (status, json!({"error": m})),
             ApiError::Invalid(fields) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "invalid input", "fields": fields}),
@@ -96,6 +117,12 @@ impl From<ActionError> for ApiError {
     }
 }
 
+impl From<ParamErrors> for ApiError {
+    fn from(e: ParamErrors) -> Self {
+        ApiError::BadParams(e)
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.to_string())
@@ -131,6 +158,7 @@ macro_rules! role_layer {
 }
 
 pub fn router(state: AppState) -> Router {
+    let edge = state.bridge.settings.bridge.clone();
     let intake = Router::new()
         .route("/api/v1/complaints", post(handlers::submit))
         .route(
@@ -152,6 +180,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/outbox", get(handlers::list_outbox))
         .route("/api/v1/outbox/{id}/retry", post(handlers::retry_step))
         .route("/api/v1/outbox/{id}/discard", post(handlers::discard_step))
+        .layer(role_layer!(state, Role::Operator));
+    // An on-demand run answers with its summary when it ends, however long
+    // it takes: no request timeout.
+    let runs = Router::new()
         .route("/api/v1/pull", post(handlers::pull))
         .route("/api/v1/reconcile", post(handlers::reconcile))
         .layer(role_layer!(state, Role::Operator));
@@ -169,7 +201,7 @@ pub fn router(state: AppState) -> Router {
             get(handlers::audit_checkpoints),
         )
         .layer(role_layer!(state, Role::Auditor));
-    Router::new()
+    let timed = Router::new()
         .merge(intake)
         .merge(operator)
         .merge(auditor)
@@ -177,10 +209,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
-        .merge(crate::dashboard::router())
+        .merge(crate::dashboard::router());
+    let app = edge::timed(timed, &edge)
+        .merge(runs)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    edge::wrap(app, &edge)
 }
 
 /// Unknown paths: a JSON error under `/api/`, plain text elsewhere.
@@ -192,15 +226,25 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     }
 }
 
-/// Serves until `shutdown`.
+/// Serves until `shutdown` (see [`edge::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let settings = state.bridge.settings.bridge.clone();
+    let header_read_timeout = std::time::Duration::from_secs(settings.header_read_timeout_secs);
+    // Requests in flight at shutdown end within their timeout; on-demand
+    // runs are stopped by the same shutdown.
+    let drain = std::time::Duration::from_secs(settings.request_timeout_secs + 5);
+    edge::serve(
+        listener,
+        router(state),
+        header_read_timeout,
+        drain,
+        shutdown,
+    )
+    .await
 }
 
 pub(crate) fn caller_name(caller: &Caller) -> String {

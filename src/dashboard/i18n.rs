@@ -94,6 +94,8 @@ strings! {
     NotFoundText => "Halaman atau data yang diminta tidak ada.",
         "The page or record you asked for does not exist.";
     BadRequest => "Permintaan tidak valid", "Bad request";
+    BadQuery => "Alamat halaman memuat parameter yang tidak dikenal atau tidak valid.",
+        "The page's address holds an unknown or invalid parameter.";
     InternalError => "Terjadi kesalahan", "Something went wrong";
     InternalErrorText => "Kesalahan internal; lihat log bridge.",
         "Internal error; see the bridge's log.";

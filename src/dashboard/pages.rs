@@ -22,7 +22,7 @@ use crate::api::AppState;
 use crate::config::Role;
 use crate::pii::{ReporterState, ReporterView};
 use crate::sla::DeadlineKind;
-use crate::status_document::{StatusDocument, page_bounds};
+use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
 use crate::store::{complaints, outbox};
 
@@ -40,8 +40,25 @@ fn param<'a>(p: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
     p.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
-fn page_param(p: &HashMap<String, String>) -> Option<i64> {
-    param(p, "page").and_then(|s| s.parse().ok())
+/// Checks a page's query string: only the names it `takes` (and `lang`),
+/// none with a NUL character; otherwise a 400 page naming them.
+fn check_query(ctx: &Ctx, p: &HashMap<String, String>, takes: &[&str]) -> Result<(), Fail> {
+    let known: Vec<&str> = takes.iter().copied().chain(["lang"]).collect();
+    crate::params::check_pairs(
+        p.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        Some(&known),
+    )
+    .map_err(|e| bad_query(ctx, e))
+}
+
+fn bad_query(ctx: &Ctx, e: crate::params::ParamErrors) -> Fail {
+    ctx.fail(StatusCode::BAD_REQUEST, K::BadRequest, K::BadQuery)
+        .with_detail(e.to_string())
+}
+
+/// The page of a list page (`?page=`, 1 to `params::MAX_PAGE`).
+fn paging(ctx: &Ctx, p: &HashMap<String, String>) -> Result<crate::params::Paging, Fail> {
+    crate::params::page_from_text(param(p, "page"), PAGE_SIZE).map_err(|e| bad_query(ctx, e))
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,11 +85,13 @@ fn login_response(status: StatusCode, lang: Lang, uri: &Uri, error: Option<K>) -
     (status, Html(html::login_page(lang, &href, error))).into_response()
 }
 
-pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+/// The sign-in form. It never reads the database, so a flood of
+/// unauthenticated requests costs PostgreSQL nothing: a browser that holds
+/// a well-formed session cookie is sent to the overview, which checks the
+/// session (and, when it is gone, clears the cookie and sends it back here).
+pub async fn login_form(headers: HeaderMap, uri: Uri) -> Response {
     let lang = Lang::of_request(uri.query(), &headers);
-    if let Some(id) = super::cookie(&headers, session::COOKIE)
-        && let Ok(Some(_)) = session::load(&state.bridge.pool, &id, state.bridge.clock.now()).await
-    {
+    if super::cookie(&headers, session::COOKIE).is_some_and(|id| session::well_formed(&id)) {
         return Redirect::to("/").into_response();
     }
     login_response(StatusCode::OK, lang, &uri, None)
@@ -347,6 +366,7 @@ fn status_label(lang: Lang, doc: &StatusDocument) -> String {
 }
 
 pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Params) -> PageResult {
+    check_query(&ctx, &p, &["q", "sync_state", "status", "overdue", "page"])?;
     ctx.need(Role::Operator)?;
     let lang = ctx.lang;
     let b = &state.bridge;
@@ -358,7 +378,9 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
         Some("no") => Some(false),
         _ => None,
     };
-    let (page, size, offset) = page_bounds(page_param(&p), Some(PAGE_SIZE));
+    let crate::params::Paging {
+        page, size, offset, ..
+    } = paging(&ctx, &p)?;
     let filter = complaints::ListFilter {
         sync_state: sync_state.map(str::to_string),
         status: status.map(str::to_string),
@@ -601,6 +623,7 @@ pub async fn complaint(
     Query(p): Params,
 ) -> PageResult {
     ctx.need(Role::Operator)?;
+    check_query(&ctx, &p, &["done", "failed", "step"])?;
     let lang = ctx.lang;
     let b = &state.bridge;
     let pool = &b.pool;
@@ -919,9 +942,12 @@ pub async fn complaint(
 // Dead letters ------------------------------------------------------------------------
 
 pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Params) -> PageResult {
+    check_query(&ctx, &p, &["page", "done", "failed", "step"])?;
     ctx.need(Role::Operator)?;
     let lang = ctx.lang;
-    let (page, size, offset) = page_bounds(page_param(&p), Some(PAGE_SIZE));
+    let crate::params::Paging {
+        page, size, offset, ..
+    } = paging(&ctx, &p)?;
     let (steps, total) = outbox::list(&state.bridge.pool, Some("dead"), offset, size)
         .await
         .or_fail(&ctx)?;
@@ -1089,6 +1115,7 @@ pub async fn erase_form(
     Query(p): Params,
 ) -> PageResult {
     ctx.need(Role::Admin)?;
+    check_query(&ctx, &p, &["missing"])?;
     complaints::by_ref(&state.bridge.pool, &local_ref)
         .await
         .or_fail(&ctx)?
@@ -1170,9 +1197,12 @@ pub async fn reconciliation(
     Query(p): Params,
 ) -> PageResult {
     ctx.need(Role::Operator)?;
+    check_query(&ctx, &p, &["job", "page"])?;
     let lang = ctx.lang;
     let job = param(&p, "job").filter(|j| matches!(*j, "pull" | "reconcile"));
-    let (page, size, offset) = page_bounds(page_param(&p), Some(PAGE_SIZE));
+    let crate::params::Paging {
+        page, size, offset, ..
+    } = paging(&ctx, &p)?;
     let (runs, total) = queries::runs(&state.bridge.pool, job, offset, size)
         .await
         .or_fail(&ctx)?;
@@ -1273,7 +1303,9 @@ async fn audit_view(
     verification: Option<Verification>,
 ) -> PageResult {
     let lang = ctx.lang;
-    let (page, size, offset) = page_bounds(page_param(p), Some(PAGE_SIZE));
+    let crate::params::Paging {
+        page, size, offset, ..
+    } = paging(ctx, p)?;
     let (entries, total) = queries::audit_page(&state.bridge.pool, offset, size)
         .await
         .or_fail(ctx)?;
@@ -1381,6 +1413,7 @@ async fn audit_view(
 
 pub async fn audit(State(state): State<AppState>, ctx: Ctx, Query(p): Params) -> PageResult {
     ctx.need(Role::Auditor)?;
+    check_query(&ctx, &p, &["page"])?;
     audit_view(&state, &ctx, &p, None).await
 }
 
@@ -1405,37 +1438,38 @@ async fn audit_export(
     csv: bool,
 ) -> PageResult {
     ctx.need(Role::Auditor)?;
+    check_query(ctx, p, &["since", "until"])?;
     let bad = |e: String| {
         ctx.fail(StatusCode::BAD_REQUEST, K::BadRequest, K::ExportHelp)
             .with_detail(e)
     };
     let since = crate::api::parse_instant("since", param(p, "since")).map_err(bad)?;
     let until = crate::api::parse_instant("until", param(p, "until")).map_err(bad)?;
-    let entries = audit::export(&state.bridge.pool, since, until)
+    let format = if csv {
+        crate::audit_export::Format::Csv
+    } else {
+        crate::audit_export::Format::Jsonl
+    };
+    let file = if csv {
+        "audit-log.csv"
+    } else {
+        "audit-log.jsonl"
+    };
+    let cursor = audit::ExportCursor::start(state.bridge.pool.clone(), since, until)
         .await
         .or_fail(ctx)?;
-    let (content_type, file, text) = if csv {
-        (
-            "text/csv; charset=utf-8",
-            "audit-log.csv",
-            audit::to_csv(&entries),
-        )
-    } else {
-        (
-            "application/x-ndjson",
-            "audit-log.jsonl",
-            audit::to_jsonl(&entries),
-        )
-    };
+    let body = crate::audit_export::body(cursor, format)
+        .await
+        .or_fail(ctx)?;
     Ok((
         [
-            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{file}\""),
             ),
         ],
-        text,
+        body,
     )
         .into_response())
 }

@@ -65,14 +65,19 @@ pub async fn create(
     Ok((id, session))
 }
 
+/// Whether a cookie value has the shape of a session id (64 hex digits);
+/// anything else cannot match a session.
+pub fn well_formed(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The live session of a cookie value, if any.
 pub async fn load(
     pool: &PgPool,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Session>, sqlx::Error> {
-    // A well-formed id is 64 hex digits; anything else cannot match.
-    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !well_formed(id) {
         return Ok(None);
     }
     let row: Option<(String, String, String, DateTime<Utc>)> = sqlx::query_as(

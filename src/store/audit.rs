@@ -170,22 +170,85 @@ pub async fn hashes_of(pool: &PgPool, ids: &[i64]) -> Result<Vec<(i64, String)>,
         .await
 }
 
-pub async fn export(
-    pool: &PgPool,
+/// Entries an export reads at a time.
+pub const EXPORT_PAGE: i64 = 1000;
+
+/// An export of the entries of `[since, until)` read a page at a time by
+/// id (the primary key), never the whole log at once. It stops at the head
+/// the log had when the export began, so an export is the log up to one
+/// entry however long it takes. Ids are handed out under the log's append
+/// lock and committed in order, so no entry below the head can appear later.
+#[derive(Debug, Clone)]
+pub struct ExportCursor {
+    pool: PgPool,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
-) -> Result<Vec<Entry>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, at, actor, local_ref, action, before, after, prev_hash, hash
-           FROM lapor_bridge.audit_log
-          WHERE ($1::timestamptz IS NULL OR at >= $1)
-            AND ($2::timestamptz IS NULL OR at < $2)
-          ORDER BY id",
-    )
-    .bind(since)
-    .bind(until)
-    .fetch_all(pool)
-    .await
+    after: i64,
+    head: i64,
+    page: i64,
+    done: bool,
+}
+
+impl ExportCursor {
+    pub async fn start(
+        pool: PgPool,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Self, sqlx::Error> {
+        let head = head_id(&pool).await?;
+        Ok(Self::with_page(pool, since, until, head, EXPORT_PAGE))
+    }
+
+    /// A cursor up to `head` reading `page` entries at a time.
+    pub fn with_page(
+        pool: PgPool,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        head: i64,
+        page: i64,
+    ) -> Self {
+        Self {
+            pool,
+            since,
+            until,
+            after: 0,
+            head,
+            page: page.max(1),
+            done: false,
+        }
+    }
+
+    /// The next entries in id order; `None` when the export is complete.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, sqlx::Error> {
+        if self.done {
+            return Ok(None);
+        }
+        let entries: Vec<Entry> = sqlx::query_as(
+            "SELECT id, at, actor, local_ref, action, before, after, prev_hash, hash
+               FROM lapor_bridge.audit_log
+              WHERE id > $1 AND id <= $2
+                AND ($3::timestamptz IS NULL OR at >= $3)
+                AND ($4::timestamptz IS NULL OR at < $4)
+              ORDER BY id
+              LIMIT $5",
+        )
+        .bind(self.after)
+        .bind(self.head)
+        .bind(self.since)
+        .bind(self.until)
+        .bind(self.page)
+        .fetch_all(&self.pool)
+        .await?;
+        match entries.last() {
+            Some(last) if entries.len() as i64 == self.page => self.after = last.id,
+            Some(_) => self.done = true,
+            None => {
+                self.done = true;
+                return Ok(None);
+            }
+        }
+        Ok(Some(entries))
+    }
 }
 
 pub async fn of_complaint(pool: &PgPool, local_ref: &str) -> Result<Vec<Entry>, sqlx::Error> {
@@ -204,12 +267,15 @@ pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// RFC 4180 CSV: every field quoted when it holds a comma, quote or line break.
-/// The audit log as CSV. A cell that begins with `=`, `+`, `-`, `@`, a tab
-/// or a carriage return is prefixed with `'`, so that a spreadsheet opening
-/// the export never runs it as a formula (the JSON lines export carries
-/// every value unchanged).
-pub fn to_csv(entries: &[Entry]) -> String {
+/// The first line of a CSV export.
+pub const CSV_HEADER: &str = "id,at,actor,local_ref,action,before,after,prev_hash,hash\r\n";
+
+/// Entries as RFC 4180 CSV lines (without the header): every field quoted
+/// when it holds a comma, quote or line break. A cell that begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`, so that a
+/// spreadsheet opening the export never runs it as a formula (the JSON
+/// lines export carries every value unchanged).
+pub fn csv_rows(entries: &[Entry], out: &mut String) {
     fn field(out: &mut String, value: &str) {
         let guarded;
         let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
@@ -226,7 +292,6 @@ pub fn to_csv(entries: &[Entry]) -> String {
             out.push_str(value);
         }
     }
-    let mut out = String::from("id,at,actor,local_ref,action,before,after,prev_hash,hash\r\n");
     for e in entries {
         let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
         let cells = [
@@ -244,10 +309,16 @@ pub fn to_csv(entries: &[Entry]) -> String {
             if i > 0 {
                 out.push(',');
             }
-            field(&mut out, cell);
+            field(out, cell);
         }
         out.push_str("\r\n");
     }
+}
+
+/// The audit log as CSV, header included (see [`csv_rows`]).
+pub fn to_csv(entries: &[Entry]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    csv_rows(entries, &mut out);
     out
 }
 

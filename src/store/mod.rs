@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod complaints;
 pub mod duplicates;
+pub mod gauges;
 pub mod jobs;
 pub mod outbox;
 pub mod pii;
