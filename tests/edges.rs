@@ -341,16 +341,9 @@ async fn rescued_and_released_steps_wait_for_the_lookup_delay() {
     let released = claimed.iter().find(|c| c.local_ref == "PLG-RL").unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
     assert!(
-        lapor_bridge::store::outbox::release(
-            &mut conn,
-            released.id,
-            released.fence,
-            now,
-            120,
-            "interrupted"
-        )
-        .await
-        .unwrap()
+        lapor_bridge::store::outbox::release(&mut conn, released.id, released.fence, now, 120,)
+            .await
+            .unwrap()
     );
     drop(conn);
     app.clock.advance(Duration::seconds(31));
