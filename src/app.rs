@@ -191,7 +191,7 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "version": env!("CARGO_PKG_VERSION"),
                 "lapor_base_url": s.lapor.base_url,
                 "institution_id": s.lapor.institution_id,
-                "auth_header": format!("{:?}", s.lapor.auth_header),
+                "auth_header": s.lapor.auth_header.as_str(),
                 "concurrency": s.bridge.concurrency,
                 "rate_limit_per_sec": s.bridge.rate_limit_per_sec,
                 "retry_base_ms": s.bridge.retry_base_ms,

@@ -635,8 +635,12 @@ fn print_status(doc: &StatusDocument) -> Result<(), Failure> {
     );
     if let Some(next) = &doc.sla.next {
         out!(
-            "sla next           {:?} due {}{}",
-            next.kind,
+            "sla next           {} due {}{}",
+            match next.kind {
+                crate::sla::DeadlineKind::FollowUp => "follow-up",
+                crate::sla::DeadlineKind::AutoClose => "expected auto-close",
+                crate::sla::DeadlineKind::Completion => "completion",
+            },
             next.due_at.to_rfc3339(),
             if next.overdue { " (OVERDUE)" } else { "" }
         );

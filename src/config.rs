@@ -97,6 +97,14 @@ impl AuthHeader {
             _ => None,
         }
     }
+
+    /// The header as the configuration names it (`Authorization`, `auth`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationBearer => "Authorization",
+            Self::Auth => "auth",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -231,7 +231,7 @@ async fn actions_submit(bridge: &crate::bridge::Bridge, doc: &Value) -> anyhow::
     crate::actions::submit(bridge, doc, "demo")
         .await
         .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("seeding {}: {e:?}", doc["local_ref"]))
+        .map_err(|e| anyhow::anyhow!("seeding {}: {e}", doc["local_ref"]))
 }
 
 /// LAPOR!'s side: the admin verifies complaints, citizens file new ones on
@@ -249,6 +249,36 @@ async fn upstream_activity(
                           "disposition_id": 101, "category_id": 3}))
             .send()
             .await;
+    }
+    // History, so that deadlines show at once: complaints filed weeks ago
+    // (their follow-up and completion deadlines passed), one of them closed.
+    for (days_ago, title, close) in [
+        (75, "Jembatan penyeberangan rusak", false),
+        (12, "Air PDAM tidak mengalir", false),
+        (40, "Parkir liar di trotoar", true),
+    ] {
+        let created = http
+            .post(format!("{root}/_sim/complaints"))
+            .json(&json!({"title": title, "days_ago": days_ago,
+                          "content": "Pengaduan lama yang diajukan warga melalui lapor.go.id.",
+                          "disposition_id": 101, "category_id": 2}))
+            .send()
+            .await;
+        let id = match created {
+            Ok(resp) => resp
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["complaint_id"].as_i64()),
+            Err(_) => None,
+        };
+        if let (true, Some(id)) = (close, id) {
+            let _ = http
+                .post(format!("{root}/_sim/complaints/{id}/status"))
+                .json(&json!({"status_name": "Selesai", "force": true}))
+                .send()
+                .await;
+        }
     }
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut round = 0u32;

@@ -407,7 +407,22 @@ async fn a_second_demo_refuses_and_leaves_the_first_alone() {
             "the first demo's database is intact"
         );
     }
+    // The demo's history: a complaint filed over sixty days ago (its
+    // completion deadline passed) and a closed one, once the first pull ran.
+    let history = eventually(Duration::from_secs(40), || async {
+        let (old, closed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE lapor_created_at < now() - interval '60 days'),
+                    count(*) FILTER (WHERE closed_at IS NOT NULL)
+               FROM lapor_bridge.complaints",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        old >= 1 && closed >= 1
+    })
+    .await;
     let _ = first.kill();
     let _ = first.wait();
     pool.close().await;
+    assert!(history, "the demo seeds an overdue and a closed complaint");
 }

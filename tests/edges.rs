@@ -284,7 +284,10 @@ async fn the_lookup_delay_shows_as_the_steps_waiting_reason() {
         .unwrap_or_default();
     assert!(reason.contains("looked up, not resent"), "{reason}");
     let page = complaint_page(&app, "PLG-WR").await;
-    assert!(page.contains("looked up, not resent"), "the page shows it");
+    assert!(
+        page.contains("diperiksa dulu, tidak dikirim ulang"),
+        "the page shows it, in Bahasa Indonesia"
+    );
     app.finish().await;
 }
 

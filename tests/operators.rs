@@ -234,3 +234,68 @@ async fn an_unreachable_lapor_fails_the_run_after_a_few_connection_errors() {
     );
     app.finish().await;
 }
+
+/// A dashboard an operator reads: the disposition by the institution's
+/// name, Discard only with its confirmation, and a past complaint's
+/// deadline shown overdue.
+#[tokio::test]
+async fn the_complaint_page_names_the_institution_and_discard_needs_confirmation() {
+    let app = spawn_app().await;
+    let mut doomed = complaint_doc("PLG-DISC");
+    doomed["disposition_id"] = json!(999_999);
+    app.submit_doc(&doomed).await;
+    app.settle(3).await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM lapor_bridge.outbox WHERE state = 'dead'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // History: filed 75 days ago on LAPOR!, imported by a pull.
+    let old = app
+        .sim_post(
+            "/_sim/complaints",
+            json!({"title": "Jembatan rusak", "days_ago": 75, "disposition_id": 101}),
+        )
+        .await["complaint_id"]
+        .as_i64()
+        .unwrap();
+    pull(&app).await;
+    let web = serve(&app, INTAKE, OPERATOR, AUDITOR).await;
+    let cookie = web.session(OPERATOR).await;
+    let (_, page, _) = web.page(&format!("/complaints/LAPOR-{old}"), &cookie).await;
+    assert!(page.contains("Pemerintah Kota Palembang"), "{page}");
+    let doc = app.status(&format!("LAPOR-{old}")).await;
+    assert!(doc.sla.is_overdue(), "{doc:?}");
+    // Discard without the confirmation: nothing happens.
+    let (_, dead_page, _) = web.page("/outbox/dead", &cookie).await;
+    assert!(
+        dead_page.contains(&format!("data-confirm=\"{id}\"")) && dead_page.contains("required")
+    );
+    let csrf = csrf_in(&dead_page);
+    let path = format!("/outbox/{id}/discard");
+    let (_, to) = web
+        .form(&path, &cookie, &[("csrf", &csrf), ("back", "/outbox/dead")])
+        .await;
+    assert!(to.contains("failed=unconfirmed"), "{to}");
+    let state: String = sqlx::query_scalar("SELECT state FROM lapor_bridge.outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "dead");
+    let (_, flash, _) = web.page(&to, &cookie).await;
+    assert!(flash.contains("centang konfirmasi"), "{flash}");
+    let (_, to) = web
+        .form(
+            &path,
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("back", "/outbox/dead"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(to.contains("done=discard"), "{to}");
+    web.shutdown.cancel();
+    app.finish().await;
+}

@@ -466,7 +466,7 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
                 .unwrap_or_else(|| "—".into());
             let _ = write!(
                 body,
-                "<tr><td><a href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
+                "<tr><td><a class=\"ref\" href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
                  <td>{}</td><td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
                 url_encode(&d.local_ref),
                 Esc(&d.local_ref),
@@ -825,11 +825,15 @@ pub async fn complaint(
             &opt_text(&doc.conflict_reason),
         );
     }
-    kv(
-        &mut body,
-        ctx.t(K::Disposition),
-        &opt_text(&doc.disposition_id),
-    );
+    // The institution's name as LAPOR! lists it, with its id.
+    let disposition = match doc.disposition_id {
+        Some(id) => match super::institutions::name(b, id).await {
+            Some(name) => format!("{} <span class=\"muted\">({id})</span>", Esc(name)),
+            None => id.to_string(),
+        },
+        None => "—".into(),
+    };
+    kv(&mut body, ctx.t(K::Disposition), &disposition);
     kv(
         &mut body,
         ctx.t(K::Created),
@@ -994,7 +998,10 @@ pub async fn complaint(
             let _ = write!(d, " · HTTP {s}");
         }
         let _ = write!(d, " · {} ms", a.duration_ms);
-        if let Some(m) = &a.message {
+        // A wait's own rows say it in the outcome; other messages are
+        // LAPOR!'s or the bridge's words.
+        let waits = matches!(a.outcome.as_str(), "waiting" | "wait_over");
+        if let Some(m) = a.message.as_ref().filter(|_| !waits) {
             let _ = write!(d, "<br><span class=\"mono\">{}</span>", Esc(m));
         }
         events.push((a.started_at, 0, ctx.t(K::KindAttempt).into(), d));
@@ -1089,7 +1096,7 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
         for s in &steps {
             let _ = write!(
                 body,
-                "<tr data-step=\"{}\"><td>{}</td><td><a href=\"/complaints/{}\">{}</a></td><td>{}</td>\
+                "<tr data-step=\"{}\"><td>{}</td><td><a class=\"ref\" href=\"/complaints/{}\">{}</a></td><td>{}</td>\
                  <td class=\"num\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
                 s.id,
                 s.id,
