@@ -25,6 +25,46 @@ NIK, address) is stored only encrypted, so the bridge needs a key. Generate one 
 `openssl rand -base64 32`, keep it in your secret store and a backup (losing it loses every \
 stored identity), and set BRIDGE_PII_KEY (or [pii] key). See docs/privacy.md.";
 
+/// What `run` warns about at start, one line each: settings that work but
+/// leave the bridge unusable or exposed.
+pub fn start_warnings(settings: &Settings) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    let mut out = Vec::new();
+    if settings.bridge.admin_token.is_none() && settings.tokens.is_empty() {
+        out.push(
+            "no API token can sign in: neither BRIDGE_ADMIN_TOKEN nor [[tokens]] is set, so the \
+             API and the dashboard refuse everyone"
+                .to_string(),
+        );
+    }
+    let empty: Vec<&str> = [
+        ("LAPOR_API_TOKEN", &settings.lapor.api_token),
+        ("LAPOR_INSTANSI_TOKEN", &settings.lapor.instansi_token),
+    ]
+    .into_iter()
+    .filter(|(_, token)| token.expose_secret().trim().is_empty())
+    .map(|(name, _)| name)
+    .collect();
+    if !empty.is_empty() {
+        out.push(format!(
+            "{} empty: LAPOR! will reject every request until set",
+            if empty.len() == 1 {
+                format!("{} is", empty[0])
+            } else {
+                format!("{} are", empty.join(" and "))
+            }
+        ));
+    }
+    let listen = settings.bridge.listen;
+    if !listen.ip().is_loopback() {
+        out.push(format!(
+            "listening on {listen}, beyond this machine, over plain HTTP: put a TLS-terminating \
+             reverse proxy in front (tokens and reporter identity travel in the clear otherwise)"
+        ));
+    }
+    out
+}
+
 /// A running daemon, for `run`, `demo` and tests.
 pub struct Daemon {
     pub bridge: Bridge,
@@ -52,9 +92,13 @@ impl Daemon {
         let keyring = crate::pii::Keyring::from_settings(&settings.pii)?
             .map(Arc::new)
             .ok_or_else(|| anyhow::anyhow!("{}", NO_PII_KEY))?;
-        let pool = crate::db::connect(&settings.database)
-            .await
-            .context("connecting to PostgreSQL")?;
+        // `run` never creates a database: a typo in DATABASE_URL must not
+        // start an empty bridge.
+        let (pool, target) = crate::db::open(&settings.database).await?;
+        tracing::info!(database = %target.name, host = %target.host, port = target.port, "opened {target}");
+        for warning in start_warnings(&settings) {
+            tracing::warn!("{warning}");
+        }
         crate::db::migrate_or_check(&pool)
             .await
             .context("preparing the database")?;
@@ -149,7 +193,7 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "version": env!("CARGO_PKG_VERSION"),
                 "lapor_base_url": s.lapor.base_url,
                 "institution_id": s.lapor.institution_id,
-                "auth_header": format!("{:?}", s.lapor.auth_header),
+                "auth_header": s.lapor.auth_header.as_str(),
                 "concurrency": s.bridge.concurrency,
                 "rate_limit_per_sec": s.bridge.rate_limit_per_sec,
                 "retry_base_ms": s.bridge.retry_base_ms,
@@ -173,9 +217,44 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A run's result in one line: outcome, counts and the first problem.
+pub fn run_line(result: &serde_json::Value) -> String {
+    let s = &result["summary"];
+    let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let mut line = format!(
+        "{} (run {}): {} checked, {} imported, {} failed, {} conflict(s)",
+        result["outcome"].as_str().unwrap_or("?"),
+        result["run_id"],
+        n("checked"),
+        n("imported"),
+        n("failed"),
+        n("conflicts"),
+    );
+    let problems = s.get("problems").and_then(serde_json::Value::as_array);
+    if let Some(first) = problems
+        .and_then(|p| p.first())
+        .and_then(serde_json::Value::as_str)
+    {
+        let more = n("errors").saturating_sub(1);
+        line.push_str(&format!("; first problem: {first}"));
+        if more > 0 {
+            line.push_str(&format!(" (and {more} more)"));
+        }
+    }
+    line
+}
+
 async fn scheduled(jobs: Arc<Jobs>, job: Job) {
     match jobs.run(job, "schedule", false).await {
-        Ok(summary) => tracing::info!(job = job.name(), %summary, "scheduled run finished"),
+        Ok(result) => {
+            // One short line: the problems themselves are in job_runs and on
+            // the dashboard, not repeated in the log at every tick.
+            let line = run_line(&result);
+            match result.get("outcome").and_then(serde_json::Value::as_str) {
+                Some("ok") => tracing::info!(job = job.name(), "scheduled run finished: {line}"),
+                _ => tracing::warn!(job = job.name(), "scheduled run finished: {line}"),
+            }
+        }
         Err(JobError::Busy(_)) => {
             tracing::debug!(job = job.name(), "another replica is running it")
         }
@@ -230,4 +309,45 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let daemon = Daemon::start(settings, clock, shutdown, true).await?;
     daemon.wait().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn run_warns_once_per_problem_in_one_line() {
+        let mut s = Settings::default();
+        s.bridge.listen = "0.0.0.0:8080".parse().unwrap();
+        s.lapor.api_token = SecretString::from("");
+        s.lapor.instansi_token = SecretString::from("x");
+        let w = start_warnings(&s);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("no API token can sign in"));
+        assert!(w[1].contains("LAPOR_API_TOKEN is empty"));
+        assert!(w[2].contains("0.0.0.0:8080") && w[2].contains("TLS"));
+        assert!(w.iter().all(|l| !l.contains('\n')));
+        s.bridge.listen = "127.0.0.1:8080".parse().unwrap();
+        s.bridge.admin_token = Some(SecretString::from("a-long-admin-token-123"));
+        s.lapor.api_token = SecretString::from("x");
+        assert!(start_warnings(&s).is_empty());
+    }
+
+    #[test]
+    fn a_run_is_logged_in_one_short_line() {
+        let problems: Vec<String> = (0..40)
+            .map(|i| format!("PLG-{i}: LAPOR! had a server error"))
+            .collect();
+        let result = json!({"run_id": 7, "outcome": "partial",
+            "summary": {"checked": 50, "failed": 40, "errors": 40, "problems": problems}});
+        let line = run_line(&result);
+        assert!(line.starts_with("partial (run 7): 50 checked"), "{line}");
+        assert!(
+            line.contains("PLG-0") && line.contains("and 39 more"),
+            "{line}"
+        );
+        assert!(!line.contains("PLG-1:"), "{line}");
+        assert!(!line.contains('\n'));
+    }
 }

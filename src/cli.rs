@@ -13,6 +13,7 @@ use crate::actions::{self, ActionError, StepAction};
 use crate::bridge::Bridge;
 use crate::clock::DatabaseClock;
 use crate::config::{ProcessEnv, Settings};
+use crate::db::Target;
 use crate::inbound::Jobs;
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
@@ -101,13 +102,35 @@ enum PiiCommand {
 enum OutboxCommand {
     /// List steps: pending (with running), dead, done, discarded.
     List {
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<StepState>,
     },
     /// Send a dead step again, with fresh attempts.
     Retry { id: i64 },
     /// Give up a dead or pending step.
     Discard { id: i64 },
+}
+
+/// The states `outbox list --state` accepts (anything else is a usage
+/// error, exit 2).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StepState {
+    /// Not finished yet (pending and running).
+    Pending,
+    Dead,
+    Done,
+    Discarded,
+}
+
+impl StepState {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Dead => "dead",
+            StepState::Done => "done",
+            StepState::Discarded => "discarded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -155,6 +178,36 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+/// The reader went away (`lapor-bridge ... | head`): end quietly.
+fn closed_pipe() -> Failure {
+    Failure {
+        code: 0,
+        message: String::new(),
+    }
+}
+
+/// Writes to standard output; a closed pipe ends the command quietly
+/// instead of a panic.
+fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(closed_pipe()),
+        Err(e) => Err(Failure::from(format!("cannot write the output: {e}"))),
+    }
+}
+
+/// `println!` that ends quietly on a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 fn usage(message: impl Into<String>) -> Failure {
     Failure {
         code: 2,
@@ -185,24 +238,46 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("lapor-bridge: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("lapor-bridge: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }
 }
 
-async fn bridge(settings: Settings) -> Result<Bridge, Failure> {
-    let pool = crate::db::connect(&settings.database).await?;
-    crate::db::migrate_or_check(&pool).await?;
+/// Opens the database of DATABASE_URL, which must exist and hold the
+/// current schema (only `migrate` and `demo` create or change it).
+async fn bridge(settings: Settings) -> Result<(Bridge, Target), Failure> {
+    let (pool, target) = crate::db::open(&settings.database).await?;
+    crate::db::require_current_schema(&pool, &target).await?;
     let clock = DatabaseClock::measured(&pool).await?;
-    Ok(Bridge::new(pool, settings, Arc::new(clock))?)
+    Ok((Bridge::new(pool, settings, Arc::new(clock))?, target))
 }
 
-fn print_json(value: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("lapor-bridge: cannot encode output: {e}"),
+/// The first line of every command that opened the database: which one
+/// (host and name, never the password).
+fn opened(target: &Target, json: bool) -> Result<(), Failure> {
+    if !json {
+        out!("{target}");
     }
+    Ok(())
+}
+
+/// JSON output; an object carries `"database"` (the one opened).
+fn print_json(value: &impl serde::Serialize, target: Option<&Target>) -> Result<(), Failure> {
+    let mut value = serde_json::to_value(value)
+        .map_err(|e| Failure::from(format!("cannot encode output: {e}")))?;
+    if let (Some(target), Value::Object(map)) = (target, &mut value) {
+        map.insert(
+            "database".into(),
+            serde_json::to_value(target).unwrap_or(Value::Null),
+        );
+    }
+    let text = serde_json::to_string_pretty(&value)
+        .map_err(|e| Failure::from(format!("cannot encode output: {e}")))?;
+    out!("{text}");
+    Ok(())
 }
 
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
@@ -215,8 +290,14 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             .map_err(|e| Failure::from(format!("{e:#}"))),
         Command::Migrate => {
             let pool = crate::db::connect(&settings.database).await?;
+            let target = crate::db::Target::of(&crate::db::connect_options(&settings.database)?);
             crate::db::migrate(&pool).await?;
-            println!("migrations applied");
+            if json {
+                print_json(&serde_json::json!({"migrated": true}), Some(&target))?;
+            } else {
+                out!("{target}");
+                out!("migrations applied");
+            }
             Ok(())
         }
         Command::Simulator {
@@ -226,7 +307,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             let mut config = crate::simulator::SimulatorConfig::from_env();
             config.institution_id = institution_id;
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            println!(
+            out!(
                 "LAPOR! simulator on http://{}/api (control: /_sim)",
                 listener.local_addr()?
             );
@@ -240,14 +321,15 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),
         Command::Status { local_ref } => {
-            let bridge = bridge(settings).await?;
+            let (bridge, target) = bridge(settings).await?;
+            opened(&target, json)?;
             match local_ref {
                 Some(r) => match actions::status(&bridge, &r).await {
                     Ok(doc) => {
                         if json {
-                            print_json(&doc);
+                            print_json(&doc, Some(&target))?;
                         } else {
-                            print_status(&doc);
+                            print_status(&doc)?;
                         }
                         Ok(())
                     }
@@ -261,11 +343,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                             .into_iter()
                             .map(|(k, v)| (k, Value::from(v)))
                             .collect();
-                        print_json(&map);
+                        print_json(&map, Some(&target))?;
                     } else {
-                        println!("{:<10} {:>8}", "SYNC", "COUNT");
+                        out!("{:<10} {:>8}", "SYNC", "COUNT");
                         for (state, n) in counts {
-                            println!("{state:<10} {n:>8}");
+                            out!("{state:<10} {n:>8}");
                         }
                     }
                     Ok(())
@@ -273,32 +355,46 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             }
         }
         Command::Outbox { action } => {
-            let bridge = bridge(settings).await?;
+            let (bridge, target) = bridge(settings).await?;
+            opened(&target, json)?;
             let (id, act) = match action {
                 OutboxCommand::List { state } => {
                     let crate::params::Paging { size, offset, .. } =
                         crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
                     let (items, total) =
-                        outbox::list(&bridge.pool, state.as_deref(), offset, size).await?;
+                        outbox::list(&bridge.pool, state.map(StepState::as_str), offset, size)
+                            .await?;
                     if json {
-                        print_json(&serde_json::json!({"items": items, "total": total}));
+                        print_json(
+                            &serde_json::json!({"items": items, "total": total}),
+                            Some(&target),
+                        )?;
                     } else {
-                        println!(
-                            "{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR",
-                            "ID", "LOCAL_REF", "STEP", "STATE", "ATTEMPTS"
+                        out!(
+                            "{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR / WAITING",
+                            "ID",
+                            "LOCAL_REF",
+                            "STEP",
+                            "STATE",
+                            "ATTEMPTS"
                         );
                         for s in &items {
-                            println!(
+                            let note = s
+                                .last_error
+                                .as_deref()
+                                .or(s.waiting_reason.as_deref())
+                                .unwrap_or("");
+                            out!(
                                 "{:>8} {:<24} {:<9} {:<8} {:>8}  {}",
                                 s.id,
                                 s.local_ref,
                                 s.step,
                                 s.state,
                                 s.attempts,
-                                s.last_error.as_deref().unwrap_or("")
+                                note
                             );
                         }
-                        println!("{total} step(s)");
+                        out!("{total} step(s)");
                     }
                     return Ok(());
                 }
@@ -309,9 +405,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             match actions::act_on_step(&bridge, id, act, &actor).await {
                 Ok(step) => {
                     if json {
-                        print_json(&step);
+                        print_json(&step, Some(&target))?;
                     } else {
-                        println!("step {} is now {}", step.id, step.state);
+                        out!("step {} is now {}", step.id, step.state);
                     }
                     Ok(())
                 }
@@ -320,32 +416,38 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             }
         }
         Command::Pull | Command::Reconcile { .. } => {
-            let bridge = bridge(settings).await?;
+            // Always JSON: its "database" names the database opened.
+            let (bridge, target) = bridge(settings).await?;
             let jobs = Jobs::new(bridge);
             let result = match cli.command {
                 Command::Pull => jobs.pull("cli").await?,
                 Command::Reconcile { deep: true } => jobs.deep_reconcile("cli").await?,
                 _ => jobs.reconcile("cli").await?,
             };
-            print_json(&result);
-            if result.get("ok").and_then(Value::as_bool) == Some(true) {
-                Ok(())
-            } else {
-                Err(Failure::from("the run finished with errors (see summary)"))
+            print_json(&result, Some(&target))?;
+            match result.get("outcome").and_then(Value::as_str) {
+                Some("ok") => Ok(()),
+                Some("partial") => Err(Failure::from(
+                    "the run could not read some complaints (see failed_complaints)",
+                )),
+                _ => Err(Failure::from("the run failed (see problems)")),
             }
         }
         Command::Pii { action } => {
-            let bridge = bridge(settings).await?;
-            pii_command(&bridge, action, json).await
+            let (bridge, target) = bridge(settings).await?;
+            opened(&target, json)?;
+            pii_command(&bridge, action, json, &target).await
         }
         Command::Audit { action } => {
-            let bridge = bridge(settings).await?;
+            let (bridge, target) = bridge(settings).await?;
             match action {
                 AuditCommand::Verify { checkpoints } => {
+                    // Always JSON, with "database".
+
                     let file =
                         checkpoints.or_else(|| bridge.settings.audit.checkpoint_file.clone());
                     let v = crate::checkpoints::verify(&bridge.pool, file.as_deref()).await?;
-                    print_json(&v);
+                    print_json(&v, Some(&target))?;
                     match v {
                         Verification::Ok { .. } => Ok(()),
                         Verification::Broken { .. } => {
@@ -368,6 +470,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     until,
                     checkpoints_out,
                 } => {
+                    // The export itself is the output: the database is named
+                    // on standard error.
+                    eprintln!("lapor-bridge: {target}");
                     let since =
                         crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
                     let until =
@@ -391,8 +496,16 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                         ExportFormat::Csv => crate::audit_export::Format::Csv,
                     };
                     let mut out = std::io::BufWriter::new(std::io::stdout());
-                    crate::audit_export::write(cursor, format, &mut out).await?;
-                    Ok(())
+                    match crate::audit_export::write(cursor, format, &mut out).await {
+                        Ok(_) => Ok(()),
+                        Err(e)
+                            if e.downcast_ref::<std::io::Error>()
+                                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                        {
+                            Err(closed_pipe())
+                        }
+                        Err(e) => Err(Failure::from(format!("{e:#}"))),
+                    }
                 }
             }
         }
@@ -406,7 +519,12 @@ fn cli_actor() -> String {
     )
 }
 
-async fn pii_command(bridge: &Bridge, action: PiiCommand, json: bool) -> Result<(), Failure> {
+async fn pii_command(
+    bridge: &Bridge,
+    action: PiiCommand,
+    json: bool,
+    target: &Target,
+) -> Result<(), Failure> {
     match action {
         PiiCommand::Rotate => {
             let keyring = bridge
@@ -415,11 +533,13 @@ async fn pii_command(bridge: &Bridge, action: PiiCommand, json: bool) -> Result<
                 .ok_or_else(|| usage(crate::app::NO_PII_KEY))?;
             let rotation = crate::pii::task::rotate(bridge, &keyring, &cli_actor()).await?;
             if json {
-                print_json(&rotation);
+                print_json(&rotation, Some(target))?;
             } else {
-                println!(
+                out!(
                     "key {}: {} staged identit(ies) encrypted, {} re-encrypted; old keys are no longer needed",
-                    rotation.key_id, rotation.sealed, rotation.reencrypted
+                    rotation.key_id,
+                    rotation.sealed,
+                    rotation.reencrypted
                 );
             }
             Ok(())
@@ -428,14 +548,14 @@ async fn pii_command(bridge: &Bridge, action: PiiCommand, json: bool) -> Result<
             match actions::erase_reporter(bridge, &local_ref, &reason, &cli_actor()).await {
                 Ok(outcome) => {
                     if json {
-                        print_json(&outcome);
+                        print_json(&outcome, Some(target))?;
                     } else if outcome.already_erased {
-                        println!(
+                        out!(
                             "{local_ref}: already erased at {}",
                             outcome.erased_at.to_rfc3339()
                         );
                     } else {
-                        println!("{local_ref}: reporter identity erased");
+                        out!("{local_ref}: reporter identity erased");
                     }
                     Ok(())
                 }
@@ -449,29 +569,29 @@ async fn pii_command(bridge: &Bridge, action: PiiCommand, json: bool) -> Result<
         PiiCommand::Report => {
             let report = crate::pii::task::report(bridge).await?;
             if json {
-                print_json(&report);
+                print_json(&report, Some(target))?;
             } else {
-                print_pii_report(&report);
+                print_pii_report(&report)?;
             }
             Ok(())
         }
     }
 }
 
-fn print_pii_report(r: &crate::pii::task::Report) {
+fn print_pii_report(r: &crate::pii::task::Report) -> Result<(), Failure> {
     let c = &r.counts;
-    println!("complaints holding reporter identity  {}", c.holding);
-    println!("  of which awaiting encryption        {}", c.staged);
-    println!(
+    out!("complaints holding reporter identity  {}", c.holding);
+    out!("  of which awaiting encryption        {}", c.staged);
+    out!(
         "erased on request                     {}",
         c.erased_on_request
     );
-    println!(
+    out!(
         "erased by retention                   {}",
         c.erased_by_retention
     );
     match (&c.oldest_local_ref, c.oldest_since) {
-        (Some(r), Some(since)) => println!(
+        (Some(r), Some(since)) => out!(
             "oldest retained                       {r} ({} {})",
             if c.oldest_closed == Some(true) {
                 "closed"
@@ -480,20 +600,20 @@ fn print_pii_report(r: &crate::pii::task::Report) {
             },
             since.to_rfc3339()
         ),
-        _ => println!("oldest retained                       -"),
+        _ => out!("oldest retained                       -"),
     }
-    println!(
+    out!(
         "retention after closing               {} days",
         r.retention_days
     );
-    println!(
+    out!(
         "current key id                        {}",
         r.current_key_id
             .as_deref()
             .unwrap_or("- (BRIDGE_PII_KEY not set)")
     );
     for k in &r.key_ids {
-        println!(
+        out!(
             "key id {}  {:>8} identit(ies){}",
             k.key_id,
             k.count,
@@ -504,32 +624,39 @@ fn print_pii_report(r: &crate::pii::task::Report) {
             }
         );
     }
+    Ok(())
 }
 
-fn print_status(doc: &StatusDocument) {
+fn print_status(doc: &StatusDocument) -> Result<(), Failure> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    println!("local_ref          {}", doc.local_ref);
-    println!("origin             {}", doc.origin);
-    println!("sync_state         {}", doc.sync_state);
-    println!("pending_ops        {}", doc.pending_ops);
-    println!(
+    out!("local_ref          {}", doc.local_ref);
+    out!("origin             {}", doc.origin);
+    out!("sync_state         {}", doc.sync_state);
+    out!("pending_ops        {}", doc.pending_ops);
+    out!(
         "lapor_complaint_id {}",
         opt(doc.lapor_complaint_id.map(|i| i.to_string()))
     );
-    println!("tracking_id        {}", opt(doc.tracking_id.clone()));
-    println!("lapor_status_name  {}", opt(doc.lapor_status_name.clone()));
-    println!("status             {}", opt(doc.status.clone()));
-    println!("last_error         {}", opt(doc.last_error.clone()));
-    println!(
+    out!("tracking_id        {}", opt(doc.tracking_id.clone()));
+    out!("lapor_status_name  {}", opt(doc.lapor_status_name.clone()));
+    out!("status             {}", opt(doc.status.clone()));
+    out!("last_error         {}", opt(doc.last_error.clone()));
+    out!("waiting_reason     {}", opt(doc.waiting_reason.clone()));
+    out!(
         "last_synced_at     {}",
         opt(doc.last_synced_at.map(|t| t.to_rfc3339()))
     );
     if let Some(next) = &doc.sla.next {
-        println!(
-            "sla next           {:?} due {}{}",
-            next.kind,
+        out!(
+            "sla next           {} due {}{}",
+            match next.kind {
+                crate::sla::DeadlineKind::FollowUp => "follow-up",
+                crate::sla::DeadlineKind::AutoClose => "expected auto-close",
+                crate::sla::DeadlineKind::Completion => "completion",
+            },
             next.due_at.to_rfc3339(),
             if next.overdue { " (OVERDUE)" } else { "" }
         );
     }
+    Ok(())
 }

@@ -17,14 +17,64 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid TOML: {message}")]
     Parse { path: String, message: String },
+    /// `key` names where the value came from once [`Settings::load`] has
+    /// seen it: the environment variable, or the key in the file.
     #[error("invalid configuration value for {key}: {problem}")]
-    Invalid { key: &'static str, problem: String },
+    Invalid { key: String, problem: String },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.to_string(),
         problem: problem.into(),
+    }
+}
+
+/// Environment variables and the file keys they override.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "[database] url"),
+    ("LAPOR_BASE_URL", "[lapor] base_url"),
+    ("LAPOR_API_TOKEN", "[lapor] api_token"),
+    ("LAPOR_INSTANSI_TOKEN", "[lapor] instansi_token"),
+    ("LAPOR_AUTH_HEADER", "[lapor] auth_header"),
+    ("LAPOR_INSTITUTION_ID", "[lapor] institution_id"),
+    ("BRIDGE_LISTEN", "[bridge] listen"),
+    ("BRIDGE_ADMIN_TOKEN", "[bridge] admin_token"),
+    ("BRIDGE_CONCURRENCY", "[bridge] concurrency"),
+    ("BRIDGE_RATE_LIMIT_PER_SEC", "[bridge] rate_limit_per_sec"),
+    ("BRIDGE_RETRY_BASE_MS", "[bridge] retry_base_ms"),
+    ("BRIDGE_RETRY_MAX_MS", "[bridge] retry_max_ms"),
+    ("BRIDGE_MAX_ATTEMPTS", "[bridge] max_attempts"),
+    ("BRIDGE_HTTP_TIMEOUT_MS", "[bridge] http_timeout_ms"),
+    ("BRIDGE_POLL_INTERVAL_SECS", "[bridge] poll_interval_secs"),
+    ("BRIDGE_LOOKUP_DELAY_SECS", "[bridge] lookup_delay_secs"),
+    ("BRIDGE_LOG_FORMAT", "[bridge] log_format"),
+    ("BRIDGE_PII_KEY", "[pii] key"),
+    ("BRIDGE_PII_OLD_KEYS", "[pii] old_keys"),
+    ("BRIDGE_PII_RETENTION_DAYS", "[pii] retention_days"),
+    ("BRIDGE_AUDIT_CHECKPOINT_FILE", "[audit] checkpoint_file"),
+    ("BRIDGE_AUDIT_CHECKPOINT_SECS", "[audit] checkpoint_secs"),
+];
+
+/// Where the value of `key` (an environment variable's name, or a file key
+/// such as `bridge.lease_secs`) came from, in words.
+fn key_source(key: &str, file: Option<&Path>, env: &dyn Env) -> String {
+    let file_key = ENV_KEYS
+        .iter()
+        .find(|(e, _)| *e == key)
+        .map(|(_, f)| f.to_string())
+        .unwrap_or_else(|| match key.split_once('.') {
+            Some((table, rest)) => format!("[{table}] {rest}"),
+            None => key.to_string(),
+        });
+    let is_env = ENV_KEYS.iter().any(|(e, _)| *e == key);
+    match file {
+        _ if is_env && env.var(key).is_some() => {
+            format!("environment variable {key}")
+        }
+        Some(path) => format!("{file_key} in config file {}", path.display()),
+        None if is_env => format!("{key} (the default; not set in the environment)"),
+        None => format!("{file_key} (the default)"),
     }
 }
 
@@ -45,6 +95,14 @@ impl AuthHeader {
             v if v.eq_ignore_ascii_case("authorization") => Some(Self::AuthorizationBearer),
             v if v.eq_ignore_ascii_case("auth") => Some(Self::Auth),
             _ => None,
+        }
+    }
+
+    /// The header as the configuration names it (`Authorization`, `auth`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationBearer => "Authorization",
+            Self::Auth => "auth",
         }
     }
 }
@@ -326,10 +384,12 @@ where
     T::Err: std::fmt::Display,
 {
     if let Some(raw) = env.var(key) {
-        *target = raw
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| invalid(key, format!("{e} (got {raw:?})")))?;
+        *target = raw.trim().parse().map_err(|e: T::Err| {
+            invalid(
+                &format!("environment variable {key}"),
+                format!("{e} (got {raw:?})"),
+            )
+        })?;
     }
     Ok(())
 }
@@ -342,7 +402,13 @@ impl Settings {
             None => Self::default(),
         };
         settings.apply_env(env)?;
-        settings.validate()?;
+        settings.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, problem } => ConfigError::Invalid {
+                key: key_source(&key, file, env),
+                problem,
+            },
+            other => other,
+        })?;
         Ok(settings)
     }
 
@@ -377,7 +443,7 @@ impl Settings {
         if let Some(raw) = env.var("LAPOR_AUTH_HEADER") {
             self.lapor.auth_header = AuthHeader::parse(&raw).ok_or_else(|| {
                 invalid(
-                    "LAPOR_AUTH_HEADER",
+                    "environment variable LAPOR_AUTH_HEADER",
                     format!("must be `Authorization` or `auth`, got {raw:?}"),
                 )
             })?;
@@ -456,7 +522,7 @@ impl Settings {
                 "human" => LogFormat::Human,
                 other => {
                     return Err(invalid(
-                        "BRIDGE_LOG_FORMAT",
+                        "environment variable BRIDGE_LOG_FORMAT",
                         format!("must be `human` or `json`, got {other:?}"),
                     ));
                 }
@@ -595,6 +661,32 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_key_and_where_it_came_from() {
+        // From the environment.
+        let env: HashMap<&str, &str> = HashMap::from([("BRIDGE_CONCURRENCY", "0")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("environment variable BRIDGE_CONCURRENCY"),
+            "{err}"
+        );
+        // From the file.
+        let dir = std::env::temp_dir().join(format!("lb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, "[bridge]\nconcurrency = 0\n").unwrap();
+        let none: HashMap<&str, &str> = HashMap::new();
+        let err = Settings::load(Some(&path), &none).unwrap_err().to_string();
+        assert!(
+            err.contains("[bridge] concurrency in config file") && err.contains("bridge.toml"),
+            "{err}"
+        );
+        std::fs::write(&path, "[database]\nurl = \"mysql://x\"\n").unwrap();
+        let err = Settings::load(Some(&path), &none).unwrap_err().to_string();
+        assert!(err.contains("[database] url in config file"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn environment_overrides_file_and_bad_values_name_their_key() {

@@ -84,12 +84,94 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The database a command opened: host, port and name (never the user's
+/// password), for the first line of every command's output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Target {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    pub fn of(options: &PgConnectOptions) -> Self {
+        Self {
+            name: options.get_database().unwrap_or("postgres").to_string(),
+            host: options.get_host().to_string(),
+            port: options.get_port(),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "database {} on {}:{}", self.name, self.host, self.port)
+    }
+}
+
+/// A PostgreSQL message without its position (`at character 12`, `at line
+/// 3`), which means nothing to the person reading it.
+pub fn pg_message(e: &sqlx::Error) -> String {
+    let text = match e.as_database_error() {
+        Some(d) => d.message().to_string(),
+        None => match e {
+            sqlx::Error::Io(io) => io.to_string(),
+            sqlx::Error::PoolTimedOut => "no connection became free in time".to_string(),
+            other => other.to_string(),
+        },
+    };
+    strip_position(&text)
+}
+
+fn strip_position(text: &str) -> String {
+    let mut out = text.to_string();
+    for marker in [" at line ", " at character ", " at or near "] {
+        if let Some(i) = out.find(marker) {
+            let rest = &out[i + marker.len()..];
+            let numeric = rest.chars().next().is_some_and(|c| c.is_ascii_digit());
+            if numeric {
+                let end = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(out.len(), |j| i + marker.len() + j);
+                out.replace_range(i..end, "");
+            }
+        }
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
     BadUrl(String),
     #[error("cannot reach PostgreSQL: {0}")]
     Connect(#[source] sqlx::Error),
+    #[error("cannot reach PostgreSQL at {}:{}: {}; check the host and port in DATABASE_URL", .target.host, .target.port, pg_message(.source))]
+    Unreachable {
+        target: Target,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "{target} does not exist: check the name in DATABASE_URL, or create it with `lapor-bridge migrate`"
+    )]
+    NoDatabase { target: Target },
+    #[error("PostgreSQL at {}:{} has no role {role}: check the user in DATABASE_URL", .target.host, .target.port)]
+    NoRole { target: Target, role: String },
+    #[error("PostgreSQL at {}:{} refused the login of role {role} ({message}): check the user and password in DATABASE_URL", .target.host, .target.port)]
+    LoginRefused {
+        target: Target,
+        role: String,
+        message: String,
+    },
+    #[error(
+        "{target} has no lapor_bridge schema: is DATABASE_URL the bridge's database? If it is, run `lapor-bridge migrate` first"
+    )]
+    NoSchema { target: Target },
+    #[error(
+        "{target} has an older schema ({count} migration(s) pending): run `lapor-bridge migrate` first"
+    )]
+    Outdated { target: Target, count: usize },
     #[error("cannot create database {name}: {source}")]
     Create {
         name: String,
@@ -122,7 +204,7 @@ pub enum DbError {
     NoRights { role: String },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", pg_message(.0))]
     Sql(#[from] sqlx::Error),
 }
 
@@ -208,19 +290,93 @@ fn sql_state(e: &sqlx::Error) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
+/// Connects, creating the database when it is missing and the role may:
+/// for `migrate` and `demo` only.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     let options = connect_options(settings)?;
-    ensure_database(&options).await?;
+    ensure_database(&options)
+        .await
+        .map_err(|e| explain(e, &options))?;
     pool(options, settings.max_connections).await
+}
+
+/// Connects to a database that must exist: every command but `migrate` and
+/// `demo`. A missing database, role or server is said in words, naming
+/// DATABASE_URL.
+pub async fn open(settings: &DatabaseSettings) -> Result<(PgPool, Target), DbError> {
+    let options = connect_options(settings)?;
+    let target = Target::of(&options);
+    match sqlx::PgConnection::connect_with(&options).await {
+        Ok(conn) => {
+            conn.close().await.ok();
+        }
+        Err(e) => return Err(explain(DbError::Connect(e), &options)),
+    }
+    let pool = pool(options.clone(), settings.max_connections)
+        .await
+        .map_err(|e| explain(e, &options))?;
+    Ok((pool, target))
+}
+
+/// A connection failure in words: which server, database or role.
+fn explain(e: DbError, options: &PgConnectOptions) -> DbError {
+    let DbError::Connect(source) = e else {
+        return e;
+    };
+    let target = Target::of(options);
+    let role = options.get_username().to_string();
+    match sql_state(&source).as_deref() {
+        Some("3D000") => DbError::NoDatabase { target },
+        Some("28000") if pg_message(&source).contains("does not exist") => {
+            DbError::NoRole { target, role }
+        }
+        Some("28000" | "28P01") => DbError::LoginRefused {
+            target,
+            role,
+            message: pg_message(&source),
+        },
+        _ => DbError::Unreachable { target, source },
+    }
+}
+
+/// For commands that read and write the bridge's data but may not change
+/// the schema: the schema must be there and current.
+pub async fn require_current_schema(pool: &PgPool, target: &Target) -> Result<(), DbError> {
+    let role = current_role(pool).await?;
+    match pending_migrations(pool).await? {
+        Some(pending) if pending.is_empty() => Ok(()),
+        Some(pending) => {
+            let schema: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'lapor_bridge')",
+            )
+            .fetch_one(pool)
+            .await?;
+            let total = MIGRATOR
+                .iter()
+                .filter(|m| m.migration_type.is_up_migration())
+                .count();
+            if !schema || pending.len() == total {
+                Err(DbError::NoSchema {
+                    target: target.clone(),
+                })
+            } else {
+                Err(DbError::Outdated {
+                    target: target.clone(),
+                    count: pending.len(),
+                })
+            }
+        }
+        None => Err(DbError::NoRights { role }),
+    }
 }
 
 pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
-        .map_err(DbError::Connect)
+        .map_err(|e| explain(DbError::Connect(e), &options))
 }
 
 /// Whether the connected role may apply migrations: it has the rights of the
@@ -347,4 +503,33 @@ pub async fn clock_offset(conn: &mut sqlx::PgConnection) -> Result<chrono::Durat
     let received = chrono::Utc::now();
     let midpoint = sent + (received - sent) / 2;
     Ok(database - midpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_left_out_of_messages() {
+        assert_eq!(
+            strip_position("syntax error at line 3 near x"),
+            "syntax error near x"
+        );
+        assert_eq!(strip_position("bad input at character 12"), "bad input");
+        assert_eq!(strip_position("nothing to strip"), "nothing to strip");
+    }
+
+    #[test]
+    fn the_target_names_host_port_and_database_never_the_password() {
+        let settings = DatabaseSettings {
+            url: secrecy::SecretString::from(
+                "postgres://u:hunter2@db.example:6543/city".to_string(),
+            ),
+            ..DatabaseSettings::default()
+        };
+        let target = Target::of(&connect_options(&settings).unwrap());
+        let text = target.to_string();
+        assert_eq!(text, "database city on db.example:6543");
+        assert!(!serde_json::to_string(&target).unwrap().contains("hunter2"));
+    }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use rand::RngExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 use crate::app::Daemon;
 use crate::clock::DatabaseClock;
@@ -17,6 +17,9 @@ use crate::config::Settings;
 use crate::simulator::{self, SimulatorConfig};
 
 pub const DEMO_DATABASE: &str = "lapor_bridge_demo";
+
+/// The advisory lock a running demo holds on its database.
+const DEMO_LOCK: i64 = 7_305_872_900;
 
 /// The faults LAPOR! shows most of the time in the demo.
 static MILD_FAULTS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
@@ -32,9 +35,32 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     crate::lapor::client::install_crypto_provider();
 
+    // A second demo refuses before it touches the first one's database:
+    // the port first, then a lock the running demo holds for its lifetime.
+    let listen = settings.bridge.listen;
+    if listen.port() != 0 {
+        drop(std::net::TcpListener::bind(listen).map_err(|e| {
+            anyhow::anyhow!(
+                "{listen} is taken ({e}): is another `lapor-bridge demo` (or `run`) running? \
+                 Stop it first, or set BRIDGE_LISTEN to another port"
+            )
+        })?);
+    }
     // A database of its own, emptied at every start.
     let options = crate::db::connect_options(&settings.database)?.database(DEMO_DATABASE);
     crate::db::ensure_database(&options).await?;
+    let target = crate::db::Target::of(&options);
+    let mut demo_lock = sqlx::PgConnection::connect_with(&options).await?;
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(DEMO_LOCK)
+        .fetch_one(&mut demo_lock)
+        .await?;
+    if !mine {
+        anyhow::bail!(
+            "another `lapor-bridge demo` is running on {target}: stop it first (its database \
+             is left as it is)"
+        );
+    }
     let pool = crate::db::pool(options.clone(), 2).await?;
     sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
         .execute(&pool)
@@ -82,20 +108,26 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let city_stop = shutdown.clone();
     tokio::spawn(async move { city_activity(city_bridge, city_stop).await });
 
-    println!();
-    println!("lapor-bridge demo is running.");
-    println!("  dashboard:  http://{}/", daemon.addr);
-    println!(
-        "  API token:  {token}   (sign in to the dashboard with it, or send Authorization: Bearer <token>)"
+    // Standard output may be a pipe that closes (`demo | head`): written
+    // once, a closed pipe is no failure.
+    let banner = format!(
+        "\nlapor-bridge demo is running.\n  dashboard:  http://{}/\n  API token:  {token}   \
+         (sign in to the dashboard with it, or send Authorization: Bearer <token>)\n  \
+         LAPOR! simulator: {} (control: {root}/_sim)\n  database:   {target} (emptied at every \
+         demo start)\nStop with ctrl-c.\n",
+        daemon.addr,
+        sim.base_url(),
     );
-    println!(
-        "  LAPOR! simulator: {} (control: {root}/_sim)",
-        sim.base_url()
-    );
-    println!("  database:   {DEMO_DATABASE} (emptied at every demo start)");
-    println!("Stop with ctrl-c.");
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(banner.as_bytes())
+            .and_then(|()| stdout.flush());
+    }
     daemon.wait().await;
     sim.shutdown();
+    let _ = demo_lock.close().await;
     Ok(())
 }
 
@@ -199,7 +231,7 @@ async fn actions_submit(bridge: &crate::bridge::Bridge, doc: &Value) -> anyhow::
     crate::actions::submit(bridge, doc, "demo")
         .await
         .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("seeding {}: {e:?}", doc["local_ref"]))
+        .map_err(|e| anyhow::anyhow!("seeding {}: {e}", doc["local_ref"]))
 }
 
 /// LAPOR!'s side: the admin verifies complaints, citizens file new ones on
@@ -217,6 +249,36 @@ async fn upstream_activity(
                           "disposition_id": 101, "category_id": 3}))
             .send()
             .await;
+    }
+    // History, so that deadlines show at once: complaints filed weeks ago
+    // (their follow-up and completion deadlines passed), one of them closed.
+    for (days_ago, title, close) in [
+        (75, "Jembatan penyeberangan rusak", false),
+        (12, "Air PDAM tidak mengalir", false),
+        (40, "Parkir liar di trotoar", true),
+    ] {
+        let created = http
+            .post(format!("{root}/_sim/complaints"))
+            .json(&json!({"title": title, "days_ago": days_ago,
+                          "content": "Pengaduan lama yang diajukan warga melalui lapor.go.id.",
+                          "disposition_id": 101, "category_id": 2}))
+            .send()
+            .await;
+        let id = match created {
+            Ok(resp) => resp
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["complaint_id"].as_i64()),
+            Err(_) => None,
+        };
+        if let (true, Some(id)) = (close, id) {
+            let _ = http
+                .post(format!("{root}/_sim/complaints/{id}/status"))
+                .json(&json!({"status_name": "Selesai", "force": true}))
+                .send()
+                .await;
+        }
     }
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut round = 0u32;

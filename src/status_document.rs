@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::outbox::waiting::WaitingReason;
 use crate::pii::ReporterView;
 use crate::sla::{self, SlaFacts, SlaView, WorkingCalendar};
 use crate::store::complaints::ComplaintRow;
@@ -21,6 +22,15 @@ pub struct StatusDocument {
     /// Outbox steps not finished yet (pending, running or dead).
     pub pending_ops: i64,
     pub last_error: Option<String>,
+    /// Why a pending step waits for LAPOR! (its verification, the lookup
+    /// delay after an unknown outcome, a Retry-After), in words; `null` when
+    /// nothing waits.
+    pub waiting_reason: Option<String>,
+    /// When the wait ends or is checked again.
+    pub waiting_until: Option<DateTime<Utc>>,
+    /// The code of `waiting_reason` (for the dashboard's own words).
+    #[serde(skip)]
+    pub waiting_code: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub conflict_reason: Option<String>,
     pub title: String,
@@ -51,6 +61,14 @@ impl StatusDocument {
             sync_state: row.sync_state.clone(),
             pending_ops: row.pending_ops,
             last_error: row.step_error.clone().or_else(|| row.last_error.clone()),
+            waiting_reason: row.waiting_reason.as_deref().map(|code| {
+                let until = (code != WaitingReason::Verification.code())
+                    .then_some(row.waiting_until)
+                    .flatten();
+                WaitingReason::describe_code(code, until)
+            }),
+            waiting_until: row.waiting_until,
+            waiting_code: row.waiting_reason.clone(),
             last_synced_at: row.last_synced_at,
             conflict_reason: row.conflict_reason.clone(),
             title: row.title.clone(),

@@ -285,7 +285,10 @@ async fn the_lookup_delay_shows_as_the_steps_waiting_reason() {
         .unwrap_or_default();
     assert!(reason.contains("looked up, not resent"), "{reason}");
     let page = complaint_page(&app, "PLG-WR").await;
-    assert!(page.contains("looked up, not resent"), "the page shows it");
+    assert!(
+        page.contains("diperiksa dulu, tidak dikirim ulang"),
+        "the page shows it, in Bahasa Indonesia"
+    );
     app.finish().await;
 }
 
@@ -342,16 +345,9 @@ async fn rescued_and_released_steps_wait_for_the_lookup_delay() {
     let released = claimed.iter().find(|c| c.local_ref == "PLG-RL").unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
     assert!(
-        lapor_bridge::store::outbox::release(
-            &mut conn,
-            released.id,
-            released.fence,
-            now,
-            120,
-            "interrupted"
-        )
-        .await
-        .unwrap()
+        lapor_bridge::store::outbox::release(&mut conn, released.id, released.fence, now, 120,)
+            .await
+            .unwrap()
     );
     drop(conn);
     app.clock.advance(Duration::seconds(31));

@@ -57,7 +57,16 @@ async fn transient(faults: serde_json::Value, kind: &str, status: Option<i32>, l
     assert_eq!((state.as_str(), attempts), ("pending", 1));
     assert_eq!(needs_lookup, lookup, "lookup before resend");
     assert!(last_error.unwrap().starts_with(kind));
-    assert_eq!(app.status("PLG-T").await.sync_state, "retrying");
+    // A write that may have been applied waits for its lookup (pending, with
+    // the reason); a clear failure is retried (retrying).
+    let doc = app.status("PLG-T").await;
+    if lookup {
+        assert_eq!(doc.sync_state, "pending");
+        assert!(doc.waiting_reason.is_some_and(|w| w.contains("looked up")));
+    } else {
+        assert_eq!(doc.sync_state, "retrying");
+        assert!(doc.waiting_reason.is_none());
+    }
     let tried = app.attempts("PLG-T").await;
     assert_eq!(tried[0].2, status);
     assert_eq!(tried[0].3.as_deref(), Some(kind));

@@ -113,7 +113,7 @@ main{max-width:1200px;margin:0 auto;padding:1rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08)}
-th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e8ef;vertical-align:top}
+th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e8ef;vertical-align:top;overflow-wrap:anywhere}
 th{background:#eef2f7;font-weight:600;font-size:.9em}
 td.num,th.num{text-align:right}
 table.kv th{width:38%}
@@ -125,7 +125,8 @@ table.kv th{width:38%}
 .card .value a:hover{text-decoration:underline}
 .card .sub{color:#5b6b7f;font-size:.85em}
 .card.alert{border-left:4px solid #c62828}
-.badge{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.85em;font-weight:600}
+.badge{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.85em;font-weight:600;white-space:nowrap}
+.ref{white-space:nowrap;overflow-wrap:normal}
 .badge.ok{background:#dcf3e2;color:#1b6b34}
 .badge.wait{background:#fff2cc;color:#7a5a00}
 .badge.bad{background:#fbdcdc;color:#a12020}
@@ -135,19 +136,33 @@ table.kv th{width:38%}
 .error{color:#a12020}
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;background:#fff;padding:.75rem;border-radius:6px;margin-bottom:1rem;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 label{display:flex;flex-direction:column;font-size:.85em;color:#44536a;gap:.2rem}
-input,select{font:inherit;padding:.3rem .45rem;border:1px solid #b8c3d1;border-radius:4px;background:#fff}
+input,select{font:inherit;padding:.3rem .45rem;border:1px solid #b8c3d1;border-radius:4px;background:#fff;max-width:100%}
 button{font:inherit;padding:.3rem .8rem;border-radius:4px;border:1px solid #14365d;background:#14365d;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#14365d}
 button.danger{background:#fff;color:#a12020;border-color:#a12020}
 form.inline{display:inline;margin:0}
+label.inline-confirm{display:inline-flex;flex-direction:row;color:#a12020;margin-right:.3rem}
 .pager{display:flex;gap:1rem;align-items:center;margin:.75rem 0}
 .muted{color:#5b6b7f}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em;word-break:break-all}
 .login{max-width:420px;margin:4rem auto;background:#fff;padding:1.5rem;border-radius:8px;box-shadow:0 2px 8px rgba(0,0,0,.1)}
 .login form{display:flex;flex-direction:column;gap:.75rem}
-.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 1.25rem;align-items:start}
+.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));gap:0 1.25rem;align-items:start}
+.cols>div{min-width:0}
 .cols h2:first-child{margin-top:0}
-.content{white-space:pre-wrap;background:#fff;padding:.75rem;border-radius:6px}
+.content{white-space:pre-wrap;overflow-wrap:anywhere;background:#fff;padding:.75rem;border-radius:6px}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.3rem 0}
+details summary{cursor:pointer;color:#14365d}
+ul.changes{margin:0;padding-left:1.1rem}
+.confirm{background:#fff;padding:1rem;border-radius:6px;border-left:4px solid #a12020;max-width:40rem}
+/* Phone width: wide tables scroll inside their own box, never the page. */
+@media (max-width:760px){
+  main{padding:.6rem}
+  table:not(.kv){display:block;overflow-x:auto;max-width:100%}
+  table.kv th{width:auto}
+  nav{gap:.25rem .6rem}
+  .card .value{font-size:1.3rem}
+}
 ";
 
 fn head(lang: Lang, title: &str) -> String {

@@ -103,9 +103,9 @@ strings! {
     SyncStates => "Status sinkronisasi", "Sync states";
     Count => "Jumlah", "Count";
     Backlog => "Antrean kirim", "Delivery backlog";
-    BacklogDepth => "Langkah menunggu (pending + berjalan)", "Waiting steps (pending + running)";
+    BacklogDepth => "Langkah yang belum selesai (menunggu dan berjalan)", "Waiting steps (pending + running)";
     OldestWaiting => "Umur langkah tertua yang menunggu", "Age of the oldest waiting step";
-    DeadLetters => "Gagal terkirim (dead letter)", "Dead letters";
+    DeadLetters => "Gagal terkirim", "Dead letters";
     LaporHealth => "LAPOR!", "LAPOR!";
     TokenHealth => "Token LAPOR!", "LAPOR! token";
     TokenOk => "diterima", "accepted";
@@ -124,11 +124,13 @@ strings! {
     Nothing => "tidak ada", "none";
     Succeeded => "berhasil", "ok";
     Failed => "gagal", "failed";
+    Partial => "sebagian", "partial";
+    ComplaintsFailed => "pengaduan tidak terbaca", "complaint(s) could not be read";
     ViewAll => "Lihat semua", "View all";
     // Complaint list
     Filter => "Saring", "Filter";
     Search => "Cari", "Search";
-    SearchRef => "Nomor referensi / tracking id", "Reference / tracking id";
+    SearchRef => "Nomor referensi / nomor pelacakan", "Reference / tracking id";
     Any => "semua", "any";
     Yes => "ya", "yes";
     No => "tidak", "no";
@@ -153,7 +155,7 @@ strings! {
     OriginLocal => "lokal", "local";
     OriginLapor => "LAPOR!", "LAPOR!";
     LaporId => "ID LAPOR!", "LAPOR! id";
-    TrackingId => "Tracking id", "Tracking id";
+    TrackingId => "Nomor pelacakan", "Tracking id";
     LaporStatusName => "Status di LAPOR!", "Status on LAPOR!";
     PendingOps => "Langkah belum selesai", "Unfinished steps";
     LastError => "Kesalahan terakhir", "Last error";
@@ -194,7 +196,7 @@ strings! {
     DeadlineFollowUp => "tindak lanjut", "follow-up";
     DeadlineAutoClose => "tutup otomatis", "auto-close";
     DeadlineCompletion => "penyelesaian", "completion";
-    Steps => "Langkah kirim (outbox)", "Delivery steps (outbox)";
+    Steps => "Langkah kirim", "Delivery steps (outbox)";
     Step => "Langkah", "Step";
     State => "Keadaan", "State";
     Attempts => "Percobaan", "Attempts";
@@ -213,6 +215,9 @@ strings! {
     // Dead letters
     Retry => "Kirim ulang", "Retry";
     Discard => "Buang", "Discard";
+    DiscardConfirm => "yakin, buang permanen", "yes, discard for good";
+    FlashUnconfirmed => "Tidak dibuang: centang konfirmasi dulu (membuang bersifat final).",
+        "Not discarded: tick the confirmation first (discarding is final).";
     Actions => "Tindakan", "Actions";
     DeadHelp => "Langkah yang berhenti dicoba. Perbaiki penyebabnya, lalu kirim ulang; atau buang jika tidak perlu dikirim.",
         "Steps that are no longer tried. Fix the cause, then retry; or discard when they need not be sent.";
@@ -243,8 +248,8 @@ strings! {
     Export => "Ekspor", "Export";
     Since => "Sejak", "Since";
     Until => "Sampai", "Until";
-    ExportHelp => "Tanggal YYYY-MM-DD atau waktu RFC 3339 (UTC); kosongkan untuk semua.",
-        "A date YYYY-MM-DD or an RFC 3339 time (UTC); leave empty for everything.";
+    ExportHelp => "Tanggal dalam WIB (sampai: tidak termasuk); kosongkan untuk semua.",
+        "Dates in WIB (until: exclusive); leave empty for everything.";
     Verify => "Verifikasi rantai hash", "Verify the hash chain";
     VerifyOk => "Rantai audit utuh. Entri diperiksa", "The audit chain is intact. Entries checked";
     VerifyBroken => "Rantai audit RUSAK. Entri pertama yang tidak cocok", "The audit chain is BROKEN. First entry that does not match";
@@ -257,7 +262,45 @@ strings! {
     Actor => "Pelaku", "Actor";
     Action => "Aksi", "Action";
     Before => "Sebelum", "Before";
+    Changes => "Perubahan", "Changes";
     After => "Sesudah", "After";
+    // Step kinds
+    StepUpload => "unggah lampiran", "upload attachments";
+    StepCreate => "kirim pengaduan", "create complaint";
+    StepFollowup => "kirim tindak lanjut", "send follow-up";
+    StepForward => "teruskan ke instansi lain", "forward";
+    // Attempt outcomes
+    OutDelivered => "terkirim", "delivered";
+    OutAdopted => "sudah ada di LAPOR!, ditautkan", "found on LAPOR!, linked";
+    OutRetry => "gagal, akan dicoba lagi", "failed, will retry";
+    OutUnknown => "hasil tidak diketahui, diperiksa dulu sebelum dikirim ulang", "outcome unknown, looked up before any resend";
+    OutWaiting => "mulai menunggu", "started waiting";
+    OutWaitOver => "selesai menunggu", "stopped waiting";
+    OutPaused => "dijeda: token ditolak", "paused: tokens rejected";
+    OutDead => "gagal, tidak dicoba lagi", "failed, not tried again";
+    OutLeaseLost => "diambil alih pekerja lain", "taken over by another worker";
+    // Run triggers
+    TrigSchedule => "terjadwal", "schedule";
+    TrigCli => "baris perintah", "command line";
+    TrigApi => "permintaan API", "API request";
+    TrigDashboard => "dasbor", "dashboard";
+    // Drift kinds
+    DriftStatus => "status berubah", "status";
+    DriftDisposition => "disposisi berubah", "disposition";
+    DriftFollowupsLocal => "tindak lanjut baru dari LAPOR!", "follow-ups missing locally";
+    DriftFollowupsUpstream => "tindak lanjut hilang di LAPOR!", "follow-ups missing upstream";
+    DriftMissingUpstream => "pengaduan hilang di LAPOR!", "missing upstream";
+    DriftUnlinked => "ditautkan ke LAPOR!", "linked to LAPOR!";
+    DriftDuplicate => "salinan ganda di LAPOR!", "duplicate upstream";
+    DriftUnknownRef => "referensi tak dikenal di LAPOR!", "unknown reference upstream";
+    // Why a step waits
+    Waiting => "Menunggu", "Waiting";
+    WaitVerification => "menunggu LAPOR! memverifikasi pengaduan", "waiting for LAPOR! to verify the complaint";
+    WaitLookupDelay => "LAPOR! mungkin masih memproses percobaan terakhir: diperiksa dulu, tidak dikirim ulang, mulai",
+        "LAPOR! may still apply the last attempt: looked up, not resent, from";
+    WaitRetryAfter => "LAPOR! meminta kami menunggu sampai", "LAPOR! asked to wait until";
+    WaitTokens => "LAPOR! menolak token: semua pengiriman dijeda sampai token diperbaiki",
+        "LAPOR! rejected the tokens: all delivery is paused until they are fixed";
     // Sync states
     SyncPending => "menunggu", "pending";
     SyncSynced => "tersinkron", "synced";
@@ -324,6 +367,122 @@ pub fn job_key(s: &str) -> Option<K> {
     })
 }
 
+/// Why a step waits (a code of `crate::outbox::waiting::WaitingReason`),
+/// with the instant it waits for where that matters.
+pub fn waiting(lang: Lang, code: &str, until: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    use crate::outbox::waiting::WaitingReason as W;
+    let at = until.map(|u| format!(" {} WIB", crate::lapor::wib::format_datetime(u)));
+    match W::parse(code) {
+        Some(W::Verification) => t(lang, K::WaitVerification).to_string(),
+        Some(W::LookupDelay) => {
+            format!("{}{}", t(lang, K::WaitLookupDelay), at.unwrap_or_default())
+        }
+        Some(W::RetryAfter) => format!("{}{}", t(lang, K::WaitRetryAfter), at.unwrap_or_default()),
+        Some(W::TokensRejected) => t(lang, K::WaitTokens).to_string(),
+        None => code.to_string(),
+    }
+}
+
+pub fn step_key(s: &str) -> Option<K> {
+    Some(match s {
+        "upload" => K::StepUpload,
+        "create" => K::StepCreate,
+        "followup" => K::StepFollowup,
+        "forward" => K::StepForward,
+        _ => return Option::None,
+    })
+}
+
+pub fn outcome_key(s: &str) -> Option<K> {
+    Some(match s {
+        "delivered" => K::OutDelivered,
+        "adopted" => K::OutAdopted,
+        "retry" => K::OutRetry,
+        "unknown" => K::OutUnknown,
+        "waiting" => K::OutWaiting,
+        "wait_over" => K::OutWaitOver,
+        "paused" => K::OutPaused,
+        "dead" => K::OutDead,
+        "lease_lost" => K::OutLeaseLost,
+        _ => return Option::None,
+    })
+}
+
+pub fn trigger_key(s: &str) -> Option<K> {
+    Some(match s {
+        "schedule" => K::TrigSchedule,
+        "cli" => K::TrigCli,
+        "api" => K::TrigApi,
+        "dashboard" => K::TrigDashboard,
+        _ => return Option::None,
+    })
+}
+
+pub fn drift_key(s: &str) -> Option<K> {
+    Some(match s {
+        "status" => K::DriftStatus,
+        "disposition" => K::DriftDisposition,
+        "followups_missing_locally" => K::DriftFollowupsLocal,
+        "followups_missing_upstream" => K::DriftFollowupsUpstream,
+        "missing_upstream" => K::DriftMissingUpstream,
+        "unlinked_upstream" => K::DriftUnlinked,
+        "duplicate_upstream" => K::DriftDuplicate,
+        "unknown_ref_upstream" => K::DriftUnknownRef,
+        _ => return Option::None,
+    })
+}
+
+/// An audit action in words; unknown actions as they are.
+pub fn action_label(lang: Lang, action: &str) -> String {
+    let (id, en) = match action {
+        "complaint.submitted" => ("pengaduan dicatat", "complaint submitted"),
+        "followup.submitted" => ("tindak lanjut dicatat", "follow-up submitted"),
+        "forward.submitted" => ("penerusan dicatat", "forward submitted"),
+        "delivery.upload" => (
+            "unggah lampiran ke LAPOR!",
+            "attachments uploaded to LAPOR!",
+        ),
+        "delivery.create" => ("pengiriman pengaduan ke LAPOR!", "complaint sent to LAPOR!"),
+        "delivery.followup" => (
+            "pengiriman tindak lanjut ke LAPOR!",
+            "follow-up sent to LAPOR!",
+        ),
+        "delivery.forward" => ("penerusan di LAPOR!", "forwarded on LAPOR!"),
+        "delivery.late_outcome_kept" => ("hasil yang terlambat disimpan", "late outcome kept"),
+        "inbound.complaint_changed" => ("berubah di LAPOR!", "changed on LAPOR!"),
+        "inbound.complaint_imported" => ("diimpor dari LAPOR!", "imported from LAPOR!"),
+        "inbound.followup_imported" => (
+            "tindak lanjut diimpor dari LAPOR!",
+            "follow-up imported from LAPOR!",
+        ),
+        "reconcile.conflict" => ("konflik ditandai", "conflict flagged"),
+        "reconcile.conflict_cleared" => ("konflik selesai", "conflict cleared"),
+        "reconcile.linked" => ("ditautkan ke LAPOR!", "linked to LAPOR!"),
+        "operator.retry" => ("dikirim ulang oleh petugas", "retried by an operator"),
+        "operator.discard" => ("dibuang oleh petugas", "discarded by an operator"),
+        "pii_viewed" => ("identitas pelapor dilihat", "reporter identity viewed"),
+        "pii_erased" => ("identitas pelapor dihapus", "reporter identity erased"),
+        "pii_rotated" => (
+            "kunci identitas pelapor diganti",
+            "reporter identity key rotated",
+        ),
+        "bridge.started" => ("bridge dijalankan", "bridge started"),
+        other => return other.to_string(),
+    };
+    match lang {
+        Lang::Id => id.to_string(),
+        Lang::En => en.to_string(),
+    }
+}
+
+/// Who started a run: the schedule, the command line, or an API token.
+pub fn trigger_label(lang: Lang, trigger: &str) -> String {
+    match trigger.strip_prefix("token:") {
+        Some(name) => format!("{} ({name})", t(lang, K::TrigApi)),
+        None => label(lang, trigger_key(trigger), trigger),
+    }
+}
+
 /// A label from one of the functions above, or the raw value.
 pub fn label(lang: Lang, key: Option<K>, raw: &str) -> String {
     key.map_or_else(|| raw.to_string(), |k| t(lang, k).to_string())
@@ -348,6 +507,37 @@ pub fn age(lang: Lang, secs: i64) -> String {
     }
 }
 
+/// How long ago, as people say it: "2 detik yang lalu", "3 hours ago".
+pub fn ago(lang: Lang, secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 1 {
+        return match lang {
+            Lang::Id => "baru saja".into(),
+            Lang::En => "just now".into(),
+        };
+    }
+    let (n, unit) = if s < 60 {
+        (s, 0)
+    } else if s < 3600 {
+        (s / 60, 1)
+    } else if s < 86_400 {
+        (s / 3600, 2)
+    } else {
+        (s / 86_400, 3)
+    };
+    match lang {
+        Lang::Id => {
+            let unit = ["detik", "menit", "jam", "hari"][unit];
+            format!("{n} {unit} yang lalu")
+        }
+        Lang::En => {
+            let unit = ["second", "minute", "hour", "day"][unit];
+            let plural = if n == 1 { "" } else { "s" };
+            format!("{n} {unit}{plural} ago")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +550,16 @@ mod tests {
         assert_eq!(Lang::of_request(None, &h), Lang::En);
         assert_eq!(Lang::of_request(Some("x=1&lang=id"), &h), Lang::Id);
         assert_eq!(Lang::of_request(Some("lang=fr"), &h), Lang::En);
+    }
+
+    #[test]
+    fn times_ago_read_naturally() {
+        assert_eq!(ago(Lang::Id, 2), "2 detik yang lalu");
+        assert_eq!(ago(Lang::Id, 0), "baru saja");
+        assert_eq!(ago(Lang::Id, 3 * 3600 + 5), "3 jam yang lalu");
+        assert_eq!(ago(Lang::En, 1), "1 second ago");
+        assert_eq!(ago(Lang::En, 120), "2 minutes ago");
+        assert_eq!(ago(Lang::En, 2 * 86_400), "2 days ago");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod html;
 pub mod i18n;
+mod institutions;
 mod pages;
 mod queries;
 pub mod session;

@@ -71,6 +71,8 @@ pub struct LoginForm {
 pub struct ActionForm {
     csrf: Option<String>,
     back: Option<String>,
+    /// Discard is final: its form carries a required confirmation box.
+    confirm: Option<String>,
 }
 
 /// The CSRF token of a form; a body that is not a form has none.
@@ -165,12 +167,8 @@ fn run_line(lang: Lang, run: Option<&queries::JobRun>, now: DateTime<Utc>) -> (S
     let Some(run) = run else {
         return (t(lang, K::NeverRun).into(), String::new());
     };
-    let ago = i18n::age(lang, (now - run.started_at).num_seconds());
-    let outcome = match (run.finished_at, run.ok) {
-        (None, _) => badge("wait", t(lang, K::Running)),
-        (Some(_), Some(true)) => badge("ok", t(lang, K::Succeeded)),
-        _ => badge("bad", t(lang, K::Failed)),
-    };
+    let ago = i18n::ago(lang, (now - run.started_at).num_seconds());
+    let outcome = outcome_badge(lang, run);
     let summary = run.summary.as_ref();
     let num = |k: &str| summary.and_then(|s| s.get(k)).and_then(Value::as_u64);
     let drift: u64 = summary
@@ -490,7 +488,7 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
                 .unwrap_or_else(|| "—".into());
             let _ = write!(
                 body,
-                "<tr><td><a href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
+                "<tr><td><a class=\"ref\" href=\"/complaints/{}\" data-ref=\"{}\">{}</a></td><td>{}</td>\
                  <td>{}</td><td>{}</td><td>{}</td><td>{overdue_cell}</td><td>{next}</td><td>{}</td></tr>",
                 url_encode(&d.local_ref),
                 Esc(&d.local_ref),
@@ -502,10 +500,7 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
                     .and_then(|r| r.identity.name.as_deref())
                     .unwrap_or("—")),
                 Esc(status_label(lang, d)),
-                badge(
-                    state_class(&d.sync_state),
-                    &label(lang, i18n::sync_state_key(&d.sync_state), &d.sync_state)
-                ),
+                sync_cell(lang, d),
                 Esc(when(d.created_at)),
             );
         }
@@ -527,6 +522,31 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
     Ok(ctx.render(Nav::Complaints, ctx.t(K::NavComplaints), &body))
 }
 
+/// A complaint's sync state, with a short note of why it waits.
+fn sync_cell(lang: Lang, d: &StatusDocument) -> String {
+    let mut cell = badge(
+        state_class(&d.sync_state),
+        &label(lang, i18n::sync_state_key(&d.sync_state), &d.sync_state),
+    );
+    if let Some(code) = &d.waiting_code {
+        let _ = write!(
+            cell,
+            "<br><span class=\"muted waiting\">{}</span>",
+            Esc(waiting_note(lang, code, d.waiting_until))
+        );
+    }
+    cell
+}
+
+/// Why a step waits, in the reader's language; the instant only where it
+/// is a deadline of LAPOR!'s (the lookup delay, a Retry-After).
+fn waiting_note(lang: Lang, code: &str, until: Option<DateTime<Utc>>) -> String {
+    let until = (code != crate::outbox::waiting::WaitingReason::Verification.code())
+        .then_some(until)
+        .flatten();
+    i18n::waiting(lang, code, until)
+}
+
 // One complaint ----------------------------------------------------------------------
 
 fn kv(out: &mut String, key: &str, value_html: &str) {
@@ -541,6 +561,105 @@ fn opt_text<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
         .map(|v| escape_html(&v.to_string()))
         .unwrap_or_else(|| "—".into())
+}
+
+/// A field's name in the reader's language (known fields), else as stored.
+fn field_label(lang: Lang, field: &str) -> String {
+    let (id, en) = match field {
+        "status" | "status_name" => ("status", "status"),
+        "lapor_status_name" => ("status di LAPOR!", "status on LAPOR!"),
+        "disposition_id" | "lapor_disposition_id" => ("disposisi", "disposition"),
+        "institution_id" => ("instansi", "institution"),
+        "lapor_complaint_id" => ("ID LAPOR!", "LAPOR! id"),
+        "tracking_id" => ("nomor pelacakan", "tracking id"),
+        "outcome" => ("hasil", "outcome"),
+        "attempt" => ("percobaan", "attempt"),
+        "message" => ("pesan", "message"),
+        "http_status" => ("status HTTP", "HTTP status"),
+        "failure_kind" => ("jenis kegagalan", "failure kind"),
+        "conflict_reason" => ("alasan konflik", "conflict reason"),
+        "state" => ("keadaan", "state"),
+        "step" => ("langkah", "step"),
+        "followup_id" => ("tindak lanjut", "follow-up"),
+        "lapor_followup_id" => ("ID tindak lanjut di LAPOR!", "LAPOR! follow-up id"),
+        "reason" => ("alasan", "reason"),
+        "content" => ("isi", "content"),
+        "title" => ("judul", "title"),
+        other => return other.replace('_', " "),
+    };
+    match lang {
+        Lang::Id => id.to_string(),
+        Lang::En => en.to_string(),
+    }
+}
+
+/// A value as people read it.
+fn value_words(lang: Lang, field: &str, v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "—".into(),
+        Some(Value::String(s)) => match field {
+            "outcome" => label(lang, i18n::outcome_key(s), s),
+            "state" => label(lang, i18n::step_state_key(s), s),
+            "status" => label(lang, i18n::status_key(s), s),
+            "step" => label(lang, i18n::step_key(s), s),
+            _ => s.clone(),
+        },
+        Some(Value::Bool(b)) => t(lang, if *b { K::Yes } else { K::No }).to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// What an entry changed, field by field ("status: Terverifikasi →
+/// Dalam Proses"), with the stored JSON one click away.
+fn changes_html(lang: Lang, before: &Option<Value>, after: &Option<Value>) -> String {
+    let empty = serde_json::Map::new();
+    let as_map = |v: &Option<Value>| match v {
+        Some(Value::Object(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let (b, a) = (as_map(before), as_map(after));
+    let mut out = String::new();
+    if before.is_none() && after.is_none() {
+        return "—".into();
+    }
+    let (bm, am) = (b.as_ref().unwrap_or(&empty), a.as_ref().unwrap_or(&empty));
+    let mut keys: Vec<&String> = am.keys().chain(bm.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    out.push_str("<ul class=\"changes\">");
+    for k in keys {
+        let (old, new) = (bm.get(k), am.get(k));
+        if old == new {
+            continue;
+        }
+        let field = field_label(lang, k);
+        if b.is_some() {
+            let _ = write!(
+                out,
+                "<li><b>{}</b>: {} → {}</li>",
+                Esc(field),
+                Esc(value_words(lang, k, old)),
+                Esc(value_words(lang, k, new))
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<li><b>{}</b>: {}</li>",
+                Esc(field),
+                Esc(value_words(lang, k, new))
+            );
+        }
+    }
+    out.push_str("</ul>");
+    let _ = write!(
+        out,
+        "<details><summary>JSON</summary><pre class=\"mono\">{}: {}\n{}: {}</pre></details>",
+        t(lang, K::Before),
+        Esc(compact_json(before)),
+        t(lang, K::After),
+        Esc(compact_json(after)),
+    );
+    out
 }
 
 fn compact_json(v: &Option<Value>) -> String {
@@ -561,6 +680,8 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Stri
                 Ok(mut conn) => outbox::get(&mut conn, id).await.ok().flatten(),
                 Err(_) => None,
             };
+            // A retry that failed again is a failure, shown as one.
+            let failed_again = current.as_ref().is_some_and(|s| s.state == "dead");
             let now_state = current
                 .map(|s| label(lang, i18n::step_state_key(&s.state), &s.state))
                 .unwrap_or_else(|| "—".into());
@@ -569,8 +690,20 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Stri
             } else {
                 K::FlashDiscarded
             };
-            ("", format!("#{id} — {}: {}", t(lang, key), Esc(now_state)))
+            let class = if failed_again { " bad" } else { "" };
+            (
+                class,
+                format!("#{id} — {}: {}", t(lang, key), Esc(now_state)),
+            )
         }
+        (_, Some("unconfirmed")) => (
+            " bad",
+            format!(
+                "#{} — {}",
+                step.unwrap_or_default(),
+                t(lang, K::FlashUnconfirmed)
+            ),
+        ),
         (_, Some("conflict")) => (
             " bad",
             format!(
@@ -607,7 +740,10 @@ fn step_buttons(ctx: &Ctx, step: &outbox::StepView, back: &str) -> String {
             out,
             "<form class=\"inline\" method=\"post\" action=\"/outbox/{id}/discard\">{csrf}\
              <input type=\"hidden\" name=\"back\" value=\"{back}\">\
+             <label class=\"inline-confirm\"><span><input type=\"checkbox\" name=\"confirm\" \
+             value=\"yes\" required data-confirm=\"{id}\"> {}</span></label>\
              <button type=\"submit\" class=\"danger\" data-discard=\"{id}\">{}</button></form>",
+            ctx.t(K::DiscardConfirm),
             ctx.t(K::Discard),
             id = step.id,
             csrf = csrf_field(&ctx.session),
@@ -684,6 +820,14 @@ pub async fn complaint(
         ctx.t(K::PendingOps),
         &escape_html(&doc.pending_ops.to_string()),
     );
+    if let Some(code) = &doc.waiting_code {
+        let _ = write!(
+            body,
+            "<tr id=\"waiting\"><th>{}</th><td>{}</td></tr>",
+            ctx.t(K::Waiting),
+            Esc(waiting_note(lang, code, doc.waiting_until))
+        );
+    }
     kv(
         &mut body,
         ctx.t(K::LastError),
@@ -704,11 +848,15 @@ pub async fn complaint(
             &opt_text(&doc.conflict_reason),
         );
     }
-    kv(
-        &mut body,
-        ctx.t(K::Disposition),
-        &opt_text(&doc.disposition_id),
-    );
+    // The institution's name as LAPOR! lists it, with its id.
+    let disposition = match doc.disposition_id {
+        Some(id) => match super::institutions::name(b, id).await {
+            Some(name) => format!("{} <span class=\"muted\">({id})</span>", Esc(name)),
+            None => id.to_string(),
+        },
+        None => "—".into(),
+    };
+    kv(&mut body, ctx.t(K::Disposition), &disposition);
     kv(
         &mut body,
         ctx.t(K::Created),
@@ -820,7 +968,7 @@ pub async fn complaint(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
                  <td class=\"mono\">{}</td><td>{}</td></tr>",
                 s.id,
-                Esc(&s.step),
+                Esc(label(lang, i18n::step_key(&s.step), &s.step)),
                 badge(
                     state_class(&s.state),
                     &label(lang, i18n::step_state_key(&s.state), &s.state)
@@ -829,11 +977,15 @@ pub async fn complaint(
                 if s.state == "pending" {
                     // Why it waits (verification, the lookup delay after an
                     // unknown outcome, the tokens) under when it goes on.
-                    match &s.waiting_reason {
-                        Some(w) => format!(
+                    match &s.waiting_code {
+                        Some(code) => format!(
                             "{}<br><span class=\"muted waiting\">{}</span>",
                             Esc(&when(s.next_attempt_at)),
-                            Esc(w)
+                            Esc(waiting_note(
+                                lang,
+                                code,
+                                s.lookup_not_before.max(Some(s.next_attempt_at))
+                            ))
                         ),
                         None => escape_html(&when(s.next_attempt_at)),
                     }
@@ -850,22 +1002,29 @@ pub async fn complaint(
     // Timeline: attempts, follow-ups and audit entries in time order.
     let mut events: Vec<(DateTime<Utc>, u8, String, String)> = Vec::new();
     for a in &attempts {
+        // A retry that failed again is a failure, shown as one.
+        let failed = matches!(a.outcome.as_str(), "retry" | "unknown" | "dead" | "paused");
+        let outcome = label(lang, i18n::outcome_key(&a.outcome), &a.outcome);
         let mut d = format!(
-            "{} #{} · {} {} · <b>{}</b>",
-            Esc(&a.step),
+            "{} #{} · {} {} · {}",
+            Esc(label(lang, i18n::step_key(&a.step), &a.step)),
             a.outbox_id,
             ctx.t(K::Attempts),
             a.attempt,
-            Esc(&a.outcome)
+            if failed {
+                badge("bad", &outcome)
+            } else {
+                format!("<b>{}</b>", Esc(&outcome))
+            }
         );
         if let Some(s) = a.http_status {
             let _ = write!(d, " · HTTP {s}");
         }
-        if let Some(k) = &a.failure_kind {
-            let _ = write!(d, " · {}", Esc(k));
-        }
         let _ = write!(d, " · {} ms", a.duration_ms);
-        if let Some(m) = &a.message {
+        // A wait's own rows say it in the outcome; other messages are
+        // LAPOR!'s or the bridge's words.
+        let waits = matches!(a.outcome.as_str(), "waiting" | "wait_over");
+        if let Some(m) = a.message.as_ref().filter(|_| !waits) {
             let _ = write!(d, "<br><span class=\"mono\">{}</span>", Esc(m));
         }
         events.push((a.started_at, 0, ctx.t(K::KindAttempt).into(), d));
@@ -894,23 +1053,12 @@ pub async fn complaint(
         } else {
             K::KindAudit
         };
-        let mut d = format!("<b>{}</b> · {}", Esc(&e.action), Esc(&e.actor));
-        if e.before.is_some() {
-            let _ = write!(
-                d,
-                "<br>{}: <span class=\"mono\">{}</span>",
-                ctx.t(K::Before),
-                Esc(compact_json(&e.before))
-            );
-        }
-        if e.after.is_some() {
-            let _ = write!(
-                d,
-                "<br>{}: <span class=\"mono\">{}</span>",
-                ctx.t(K::After),
-                Esc(compact_json(&e.after))
-            );
-        }
+        let mut d = format!(
+            "<b>{}</b> · {}",
+            Esc(i18n::action_label(lang, &e.action)),
+            Esc(&e.actor)
+        );
+        d.push_str(&changes_html(lang, &e.before, &e.after));
         events.push((e.at, 2, ctx.t(kind).into(), d));
     }
     events.sort_by_key(|(at, order, _, _)| (*at, *order));
@@ -974,13 +1122,13 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
         for s in &steps {
             let _ = write!(
                 body,
-                "<tr data-step=\"{}\"><td>{}</td><td><a href=\"/complaints/{}\">{}</a></td><td>{}</td>\
+                "<tr data-step=\"{}\"><td>{}</td><td><a class=\"ref\" href=\"/complaints/{}\">{}</a></td><td>{}</td>\
                  <td class=\"num\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
                 s.id,
                 s.id,
                 url_encode(&s.local_ref),
                 Esc(&s.local_ref),
-                Esc(&s.step),
+                Esc(label(lang, i18n::step_key(&s.step), &s.step)),
                 s.attempts,
                 opt_text(&s.last_error),
                 Esc(when_opt(s.finished_at)),
@@ -1024,6 +1172,12 @@ async fn act(
     let Ok(id) = id.parse::<i64>() else {
         return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
     };
+    // Discard is final: without its confirmation nothing happens (the box
+    // is `required`, so a browser does not even send the form).
+    let confirmed = form.as_ref().ok().and_then(|Form(f)| f.confirm.as_deref()) == Some("yes");
+    if action == StepAction::Discard && !confirmed {
+        return Ok(Redirect::to(&format!("{back}?failed=unconfirmed&step={id}")).into_response());
+    }
     let actor = format!("token:{}", ctx.session.token_name);
     let done = if action == StepAction::Retry {
         "retry"
@@ -1191,6 +1345,80 @@ pub async fn erase(
 
 // Reconciliation ---------------------------------------------------------------------------
 
+/// A run's outcome: `ok`, `partial` or `failed` (older runs: from `ok`).
+fn outcome_badge(lang: Lang, run: &queries::JobRun) -> String {
+    if run.finished_at.is_none() {
+        return badge("wait", t(lang, K::Running));
+    }
+    let outcome = run
+        .summary
+        .as_ref()
+        .and_then(|s| s.get("outcome"))
+        .and_then(Value::as_str);
+    match (outcome, run.ok) {
+        (Some("ok"), _) | (None, Some(true)) => badge("ok", t(lang, K::Succeeded)),
+        (Some("partial"), _) => badge("wait", t(lang, K::Partial)),
+        _ => badge("bad", t(lang, K::Failed)),
+    }
+}
+
+/// A run's outcome with its problems: each complaint that failed (a link)
+/// and what failed, one click away.
+fn run_result(lang: Lang, r: &queries::JobRun) -> String {
+    let mut out = outcome_badge(lang, r);
+    if let Some(e) = &r.error {
+        let _ = write!(out, "<br><span class=\"error\">{}</span>", Esc(e));
+    }
+    let Some(s) = r.summary.as_ref() else {
+        return out;
+    };
+    let failed: Vec<&Value> = s
+        .get("failed_complaints")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let problems: Vec<&str> = s
+        .get("problems")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    // Problems that are not one complaint's (listings, LAPOR! unreachable).
+    let refs: Vec<&str> = failed
+        .iter()
+        .filter_map(|f| f.get("local_ref").and_then(Value::as_str))
+        .collect();
+    let general: Vec<&str> = problems
+        .into_iter()
+        .filter(|p| !refs.iter().any(|r| p.starts_with(&format!("{r}: "))))
+        .collect();
+    if failed.is_empty() && general.is_empty() {
+        return out;
+    }
+    let count = s.get("failed").and_then(Value::as_u64).unwrap_or(0);
+    let _ = write!(
+        out,
+        "<details class=\"problems\"><summary>{} {}</summary><ul>",
+        count,
+        t(lang, K::ComplaintsFailed)
+    );
+    for p in general {
+        let _ = write!(out, "<li>{}</li>", Esc(p));
+    }
+    for f in failed {
+        let local_ref = f.get("local_ref").and_then(Value::as_str).unwrap_or("?");
+        let what = f.get("what").and_then(Value::as_str).unwrap_or("");
+        let _ = write!(
+            out,
+            "<li><a href=\"/complaints/{}\">{}</a>: {}</li>",
+            url_encode(local_ref),
+            Esc(local_ref),
+            Esc(what)
+        );
+    }
+    out.push_str("</ul></details>");
+    out
+}
+
 pub async fn reconciliation(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -1248,22 +1476,14 @@ pub async fn reconciliation(
                 .filter(|m| !m.is_empty())
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| format!("{}: {}", Esc(k), Esc(v)))
+                        .map(|(k, v)| {
+                            format!("{}: {}", Esc(label(lang, i18n::drift_key(k), k)), Esc(v))
+                        })
                         .collect::<Vec<_>>()
                         .join("<br>")
                 })
                 .unwrap_or_else(|| "—".into());
-            let result = match (r.finished_at, r.ok) {
-                (None, _) => badge("wait", t(lang, K::Running)),
-                (Some(_), Some(true)) => badge("ok", t(lang, K::Succeeded)),
-                _ => {
-                    let mut b = badge("bad", t(lang, K::Failed));
-                    if let Some(e) = &r.error {
-                        let _ = write!(b, "<br><span class=\"mono\">{}</span>", Esc(e));
-                    }
-                    b
-                }
-            };
+            let result = run_result(lang, r);
             let duration = r
                 .finished_at
                 .map(|f| i18n::age(lang, (f - r.started_at).num_seconds()))
@@ -1275,7 +1495,7 @@ pub async fn reconciliation(
                  <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 r.id,
                 Esc(label(lang, i18n::job_key(&r.job), &r.job)),
-                Esc(&r.trigger),
+                Esc(i18n::trigger_label(lang, &r.trigger)),
                 Esc(when(r.started_at)),
                 Esc(duration),
                 num("checked"),
@@ -1362,8 +1582,8 @@ async fn audit_view(
         "<h2>{export}</h2><p><a href=\"/audit/export.csv\" id=\"export-csv\">CSV</a> · \
          <a href=\"/audit/export.jsonl\" id=\"export-jsonl\">JSONL</a>{checkpoints}</p>\
          <form class=\"filters\" method=\"get\" action=\"/audit/export.csv\">\
-         <label>{since}<input name=\"since\" placeholder=\"2026-01-01\"></label>\
-         <label>{until}<input name=\"until\" placeholder=\"2026-02-01\"></label>\
+         <label>{since} (WIB)<input type=\"date\" name=\"since\" id=\"export-since\"></label>\
+         <label>{until} (WIB)<input type=\"date\" name=\"until\" id=\"export-until\"></label>\
          <button type=\"submit\">CSV</button>\
          <button type=\"submit\" class=\"secondary\" formaction=\"/audit/export.jsonl\">JSONL</button>\
          <span class=\"muted\">{help}</span></form>\
@@ -1383,26 +1603,31 @@ async fn audit_view(
         let _ = write!(
             body,
             "<table id=\"audit\"><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
-             <th>{}</th><th>{}</th></tr>",
+             <th>{}</th></tr>",
             ctx.t(K::Time),
             ctx.t(K::Actor),
             ctx.t(K::Reference),
             ctx.t(K::Action),
-            ctx.t(K::Before),
-            ctx.t(K::After),
+            ctx.t(K::Changes),
         );
         for e in &entries {
+            let reference = match &e.local_ref {
+                Some(r) => format!(
+                    "<a class=\"ref\" href=\"/complaints/{}\">{}</a>",
+                    url_encode(r),
+                    Esc(r)
+                ),
+                None => "—".into(),
+            };
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{reference}</td><td>{}</td>\
+                 <td>{}</td></tr>",
                 e.id,
                 Esc(when(e.at)),
                 Esc(&e.actor),
-                Esc(e.local_ref.as_deref().unwrap_or("—")),
-                Esc(&e.action),
-                Esc(compact_json(&e.before)),
-                Esc(compact_json(&e.after)),
+                Esc(i18n::action_label(lang, &e.action)),
+                changes_html(lang, &e.before, &e.after),
             );
         }
         body.push_str("</table>");
@@ -1431,6 +1656,30 @@ pub async fn audit_verify(
     audit_view(&state, &ctx, &HashMap::new(), Some(v)).await
 }
 
+/// A date (`2026-01-31`: midnight WIB) or a time (`2026-01-31T08:00`, WIB
+/// unless it names its offset) from the export form.
+fn parse_wib(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(raw, format) {
+            return Ok(Some(crate::lapor::wib::from_wib_naive(naive)));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        && let Some(midnight) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(Some(crate::lapor::wib::from_wib_naive(midnight)));
+    }
+    Err(format!(
+        "{field}: expected a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM (WIB), got {raw:?}"
+    ))
+}
+
 async fn audit_export(
     state: &AppState,
     ctx: &Ctx,
@@ -1443,8 +1692,9 @@ async fn audit_export(
         ctx.fail(StatusCode::BAD_REQUEST, K::BadRequest, K::ExportHelp)
             .with_detail(e)
     };
-    let since = crate::api::parse_instant("since", param(p, "since")).map_err(bad)?;
-    let until = crate::api::parse_instant("until", param(p, "until")).map_err(bad)?;
+    // Dates and times are entered in WIB, like every other screen.
+    let since = parse_wib("since", param(p, "since")).map_err(bad)?;
+    let until = parse_wib("until", param(p, "until")).map_err(bad)?;
     let format = if csv {
         crate::audit_export::Format::Csv
     } else {
@@ -1524,5 +1774,43 @@ mod tests {
         assert_eq!(safe_back(Some("/complaints//evil")), "/outbox/dead");
         assert_eq!(safe_back(Some("https://evil.example")), "/outbox/dead");
         assert_eq!(safe_back(None), "/outbox/dead");
+    }
+
+    #[test]
+    fn export_dates_are_wib() {
+        let t = parse_wib("since", Some("2026-01-31")).unwrap().unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-30T17:00:00+00:00");
+        let t = parse_wib("since", Some("2026-01-31T08:30"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-31T01:30:00+00:00");
+        let t = parse_wib("since", Some("2026-01-31T08:30:00Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-31T08:30:00+00:00");
+        assert!(
+            parse_wib("since", Some("kemarin"))
+                .unwrap_err()
+                .contains("WIB")
+        );
+        assert_eq!(parse_wib("since", Some("")).unwrap(), None);
+    }
+
+    #[test]
+    fn changes_read_as_field_before_after_with_the_json_a_click_away() {
+        let html = changes_html(
+            Lang::Id,
+            &Some(serde_json::json!({"status": "verified", "tracking_id": "A1"})),
+            &Some(serde_json::json!({"status": "in_process", "tracking_id": "A1"})),
+        );
+        assert!(
+            html.contains("<b>status</b>: Terverifikasi → Dalam Proses"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<b>nomor pelacakan</b>"),
+            "unchanged fields are left out"
+        );
+        assert!(html.contains("<details><summary>JSON</summary>"), "{html}");
     }
 }

@@ -128,15 +128,13 @@ pub struct AttemptRow {
     pub started_at: DateTime<Utc>,
     pub duration_ms: i32,
     pub http_status: Option<i32>,
-    pub failure_kind: Option<String>,
     pub message: Option<String>,
     pub outcome: String,
 }
 
 pub async fn attempts_of(pool: &PgPool, complaint_id: i64) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT outbox_id, step, attempt, started_at, duration_ms, http_status, failure_kind,
-                message, outcome
+        "SELECT outbox_id, step, attempt, started_at, duration_ms, http_status, message, outcome
            FROM lapor_bridge.outbox_attempts WHERE complaint_id = $1 ORDER BY id",
     )
     .bind(complaint_id)

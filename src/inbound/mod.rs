@@ -205,14 +205,19 @@ impl Jobs {
             s
         });
         let finished = self.bridge.clock.now();
-        let (ok, summary, error) = match &outcome {
+        let (run_outcome, summary, error) = match &outcome {
             Ok(s) => (
-                s.errors == 0,
+                s.outcome,
                 serde_json::to_value(s).unwrap_or(Value::Null),
                 None,
             ),
-            Err(e) => (false, Value::Null, Some(e.to_string())),
+            Err(e) => (
+                sync::RunOutcome::Failed,
+                json!({"outcome": sync::RunOutcome::Failed}),
+                Some(e.to_string()),
+            ),
         };
+        let ok = run_outcome == sync::RunOutcome::Ok;
         jobs::finish(
             &self.bridge.pool,
             run_id,
@@ -228,6 +233,7 @@ impl Jobs {
             &[
                 ("task", job.name()),
                 ("ok", if ok { "true" } else { "false" }),
+                ("outcome", run_outcome.as_str()),
             ],
         );
         if let Ok(s) = &outcome {
@@ -246,6 +252,7 @@ impl Jobs {
             "started_at": started,
             "finished_at": finished,
             "ok": ok,
+            "outcome": run_outcome,
             "summary": summary,
         }))
     }

@@ -18,8 +18,49 @@ use crate::store::complaints;
 /// resolution and no zone, so the window overlaps; applying is idempotent.
 const OVERLAP: Duration = Duration::seconds(120);
 
+/// How a pull or reconciliation run ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    /// Everything was read.
+    #[default]
+    Ok,
+    /// Some complaints (or one listing) could not be read; the rest was.
+    Partial,
+    /// Nothing could be read, or LAPOR! was unreachable and the run stopped.
+    Failed,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Ok => "ok",
+            RunOutcome::Partial => "partial",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Connection errors in a row (no successful read between them) after which
+/// a run stops: LAPOR! is unreachable, trying every complaint helps nobody.
+pub const UNREACHABLE_AFTER: u32 = 3;
+
+/// A complaint a run could not read, and what failed, in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedComplaint {
+    pub local_ref: String,
+    pub lapor_complaint_id: Option<i64>,
+    pub what: String,
+}
+
+/// Most failed complaints (and problems) a summary names.
+const MAX_NAMED: usize = 50;
+
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RunSummary {
+    /// `ok`, `partial` (some complaints failed: `failed` says how many,
+    /// `failed_complaints` which) or `failed` (nothing could be read).
+    pub outcome: RunOutcome,
     pub listed: u32,
     pub imported: u32,
     pub checked: u32,
@@ -29,7 +70,17 @@ pub struct RunSummary {
     pub repaired: u32,
     pub conflicts: u32,
     pub errors: u32,
+    /// Complaints that could not be read.
+    pub failed: u32,
+    /// The first of them, each with what failed.
+    pub failed_complaints: Vec<FailedComplaint>,
+    /// Every problem in words (complaints and listings).
     pub problems: Vec<String>,
+    /// LAPOR! could not be reached: the run stopped after
+    /// [`UNREACHABLE_AFTER`] connection errors in a row.
+    pub unreachable: bool,
+    /// Tracked complaints not checked because the run stopped.
+    pub not_checked: u32,
     /// A deep reconciliation (every detail read), not listing-first.
     pub deep: bool,
     /// Complaints whose detail and follow-ups were read.
@@ -37,6 +88,12 @@ pub struct RunSummary {
     /// Requests to LAPOR! this run made, and per complaint checked.
     pub requests: u64,
     pub requests_per_complaint: f64,
+    /// Successful reads (listings and complaints): none means `failed`.
+    #[serde(skip)]
+    reads_ok: u32,
+    /// Connection errors since the last successful read.
+    #[serde(skip)]
+    connect_errors_in_a_row: u32,
 }
 
 impl RunSummary {
@@ -48,13 +105,94 @@ impl RunSummary {
 
     fn problem(&mut self, text: String) {
         self.errors += 1;
-        if self.problems.len() < 50 {
+        if self.problems.len() < MAX_NAMED {
             self.problems.push(text);
+        }
+    }
+
+    /// A LAPOR! call failed; counts toward "unreachable" when it could not
+    /// connect at all.
+    fn lapor_failed(&mut self, text: String, error: Option<&LaporError>) {
+        if error.is_some_and(is_connection_error) {
+            self.connect_errors_in_a_row += 1;
+            if self.connect_errors_in_a_row >= UNREACHABLE_AFTER {
+                self.unreachable = true;
+            }
+        }
+        self.problem(text);
+    }
+
+    fn complaint_failed(&mut self, t: &Tracked, failure: CheckFailure) {
+        self.failed += 1;
+        if self.failed_complaints.len() < MAX_NAMED {
+            self.failed_complaints.push(FailedComplaint {
+                local_ref: t.local_ref.clone(),
+                lapor_complaint_id: Some(t.lapor_complaint_id),
+                what: failure.what.clone(),
+            });
+        }
+        let text = format!("{}: {}", t.local_ref, failure.what);
+        self.lapor_failed(text, failure.error.as_ref());
+    }
+
+    fn read_ok(&mut self) {
+        self.reads_ok += 1;
+        self.connect_errors_in_a_row = 0;
+    }
+
+    /// Sets `outcome` from what happened.
+    fn conclude(&mut self) {
+        self.outcome = if self.unreachable || (self.errors > 0 && self.reads_ok == 0) {
+            RunOutcome::Failed
+        } else if self.errors > 0 {
+            RunOutcome::Partial
+        } else {
+            RunOutcome::Ok
+        };
+        if self.unreachable {
+            let text = format!(
+                "LAPOR! is unreachable: the run stopped after {UNREACHABLE_AFTER} connection \
+                 errors in a row; {} complaint(s) not checked",
+                self.not_checked
+            );
+            self.problems.insert(0, text);
         }
     }
 
     fn drift(&mut self, kind: &str) {
         *self.drift.entry(kind.to_string()).or_default() += 1;
+    }
+}
+
+/// An error that says LAPOR! could not be reached at all.
+fn is_connection_error(e: &LaporError) -> bool {
+    use crate::lapor::FailureKind;
+    matches!(
+        e.kind(),
+        FailureKind::Connect | FailureKind::Timeout | FailureKind::ConnectionLost
+    )
+}
+
+/// Why one complaint could not be checked.
+#[derive(Debug)]
+struct CheckFailure {
+    what: String,
+    error: Option<LaporError>,
+}
+
+impl CheckFailure {
+    fn lapor(what: &str, e: LaporError) -> Self {
+        Self {
+            what: format!("{what}: {e}"),
+            error: Some(e),
+        }
+    }
+
+    fn db(e: impl std::fmt::Display) -> Self {
+        Self {
+            what: format!("database error: {e}"),
+            error: None,
+        }
     }
 }
 
@@ -156,15 +294,15 @@ async fn save_cursor(bridge: &Bridge, name: &str, value: DateTime<Utc>) -> Resul
 }
 
 /// Imports a complaint from our inbox as `LAPOR-<id>`.
-async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, String> {
+async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, CheckFailure> {
     let detail = bridge
         .client
         .complaint(summary.id)
         .await
-        .map_err(|e| format!("LAPOR-{}: {e}", summary.id))?;
+        .map_err(|e| CheckFailure::lapor("reading the complaint to import it", e))?;
     let local_ref = format!("LAPOR-{}", detail.id);
     let now = bridge.clock.now();
-    let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO lapor_bridge.complaints
              (local_ref, origin, title, content, category_id, disposition_id, is_anonymous,
@@ -184,7 +322,7 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Str
     .bind(now)
     .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(CheckFailure::db)?;
     let Some(id) = inserted else {
         return Ok(false);
     };
@@ -201,7 +339,7 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Str
         },
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(CheckFailure::db)?;
     apply::apply_detail(
         &mut tx,
         bridge.institution_id(),
@@ -212,8 +350,8 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Str
         now,
     )
     .await
-    .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+    .map_err(CheckFailure::db)?;
+    tx.commit().await.map_err(CheckFailure::db)?;
     Ok(true)
 }
 
@@ -231,8 +369,7 @@ struct Checked {
 
 /// Reads one tracked complaint's detail and follow-ups and applies them.
 /// With `reconcile`, also compares follow-ups both ways and flags conflicts.
-async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked, String> {
-    let fail = |e: LaporError| format!("{}: {e}", t.local_ref);
+async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked, CheckFailure> {
     let detail = match bridge.client.complaint(t.lapor_complaint_id).await {
         Ok(d) => d,
         Err(LaporError::Permanent { status: 404, .. }) if reconcile => {
@@ -240,24 +377,24 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
                 "LAPOR! no longer knows complaint {} (404)",
                 t.lapor_complaint_id
             );
-            let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
+            let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
             apply::flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
                 .await
-                .map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())?;
+                .map_err(CheckFailure::db)?;
+            tx.commit().await.map_err(CheckFailure::db)?;
             return Ok(Checked {
                 drift: vec!["missing_upstream"],
                 conflict: Some(reason),
                 ..Default::default()
             });
         }
-        Err(e) => return Err(fail(e)),
+        Err(e) => return Err(CheckFailure::lapor("reading the complaint", e)),
     };
     let followups = bridge
         .client
         .followups(t.lapor_complaint_id)
         .await
-        .map_err(fail)?;
+        .map_err(|e| CheckFailure::lapor("reading its follow-ups", e))?;
     let now = bridge.clock.now();
     let ours = bridge.institution_id();
     if unchanged(t, &detail, &followups, ours, reconcile) {
@@ -267,12 +404,12 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
             ..Default::default()
         });
     }
-    let mut tx = bridge.pool.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
     let mut checked = Checked::default();
     let mut applied =
         apply::apply_detail(&mut tx, ours, t.id, &t.local_ref, &detail, "bridge", now)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckFailure::db)?;
     if applied.status_changes > 0 {
         checked.drift.push("status");
     }
@@ -291,7 +428,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
         now,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(CheckFailure::db)?;
     if f.followups_imported + f.followups_linked > 0 {
         checked.drift.push("followups_missing_locally");
     }
@@ -308,7 +445,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
         .bind(upstream.iter().copied().collect::<Vec<i64>>())
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CheckFailure::db)?;
         if missing > 0 {
             checked.drift.push("followups_missing_upstream");
             checked.conflict = Some(format!(
@@ -319,12 +456,12 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     if let Some(reason) = &checked.conflict {
         apply::flag_conflict(&mut tx, t.id, &t.local_ref, reason, now)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckFailure::db)?;
     }
     complaints::touch_synced_many(&mut tx, &[t.id], &[Some(detail.updated_at)], now)
         .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+        .map_err(CheckFailure::db)?;
+    tx.commit().await.map_err(CheckFailure::db)?;
     checked.applied = applied;
     Ok(checked)
 }
@@ -335,22 +472,34 @@ async fn check_all(
     reconcile: bool,
     summary: &mut RunSummary,
 ) {
+    if summary.unreachable {
+        summary.not_checked += tracked.len() as u32;
+        return;
+    }
+    let total = tracked.len() as u32;
     let parallel = bridge.settings.bridge.concurrency.max(1);
     let mut results = futures_util::stream::iter(tracked)
-        .map(|t| async move { (t.id, check(bridge, &t, reconcile).await) })
+        .map(|t| async move {
+            let result = check(bridge, &t, reconcile).await;
+            (t, result)
+        })
         .buffer_unordered(parallel);
     let mut synced = Vec::new();
-    while let Some((id, result)) = results.next().await {
+    let mut done = 0u32;
+    while let Some((t, result)) = results.next().await {
+        done += 1;
         summary.checked += 1;
         summary.details_read += 1;
         match result {
             Ok(c) if c.unchanged => {
-                synced.push((id, c.updated_at));
+                summary.read_ok();
+                synced.push((t.id, c.updated_at));
                 if synced.len() >= 1_000 {
                     touch_synced(bridge, &mut synced, summary).await;
                 }
             }
             Ok(c) => {
+                summary.read_ok();
                 summary.applied.add(c.applied);
                 for kind in &c.drift {
                     summary.drift(kind);
@@ -361,9 +510,17 @@ async fn check_all(
                     summary.repaired += 1;
                 }
             }
-            Err(problem) => summary.problem(problem),
+            Err(failure) => {
+                summary.complaint_failed(&t, failure);
+                if summary.unreachable {
+                    // The checks in flight are dropped with the stream.
+                    summary.not_checked += total - done;
+                    break;
+                }
+            }
         }
     }
+    drop(results);
     touch_synced(bridge, &mut synced, summary).await;
 }
 
@@ -495,10 +652,16 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     let mut moved: HashSet<i64> = HashSet::new();
     for (scope, name) in [(Scope::Inbox, "inbox"), (Scope::Created, "created")] {
         let since = cursor(bridge, name).await? - OVERLAP;
+        if summary.unreachable {
+            break;
+        }
         let listed = match bridge.client.list_all(scope, since).await {
-            Ok(l) => l,
+            Ok(l) => {
+                summary.read_ok();
+                l
+            }
             Err(e) => {
-                summary.problem(format!("list {name}: {e}"));
+                summary.lapor_failed(format!("listing the {name} complaints: {e}"), Some(&e));
                 continue;
             }
         };
@@ -552,7 +715,21 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                         moved.insert(s.id);
                     }
                     Ok(false) => {}
-                    Err(p) => summary.problem(p),
+                    Err(failure) => {
+                        summary.failed += 1;
+                        let local_ref = format!("LAPOR-{}", s.id);
+                        if summary.failed_complaints.len() < MAX_NAMED {
+                            summary.failed_complaints.push(FailedComplaint {
+                                local_ref: local_ref.clone(),
+                                lapor_complaint_id: Some(s.id),
+                                what: failure.what.clone(),
+                            });
+                        }
+                        summary.lapor_failed(
+                            format!("{local_ref}: {}", failure.what),
+                            failure.error.as_ref(),
+                        );
+                    }
                 },
                 false => {} // created by us: matched below
             }
@@ -581,6 +758,7 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
         .fetch_all(&bridge.pool)
         .await?;
     check_all(bridge, tracked, false, &mut summary).await;
+    summary.conclude();
     Ok(summary)
 }
 
@@ -626,18 +804,20 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
     if let Some(since) = created_from {
         match bridge.client.list_all(Scope::Created, since).await {
             Ok(created) => {
+                summary.read_ok();
                 summary.listed += created.len() as u32;
                 match_created(bridge, &created, &mut summary).await?;
                 listed.extend(created.into_iter().map(|s| (s.id, s)));
             }
             Err(e) => {
                 listings_complete = false;
-                summary.problem(format!("list created: {e}"));
+                summary.lapor_failed(format!("listing the created complaints: {e}"), Some(&e));
             }
         }
     }
     if deep {
         check_all(bridge, tracked, true, &mut summary).await;
+        summary.conclude();
         return Ok(summary);
     }
     // The inbox only for what we imported from it: what we created is in
@@ -651,12 +831,13 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
     if let Some(since) = inbox_from {
         match bridge.client.list_all(Scope::Inbox, since).await {
             Ok(inbox) => {
+                summary.read_ok();
                 summary.listed += inbox.len() as u32;
                 listed.extend(inbox.into_iter().map(|s| (s.id, s)));
             }
             Err(e) => {
                 listings_complete = false;
-                summary.problem(format!("list inbox: {e}"));
+                summary.lapor_failed(format!("listing the inbox: {e}"), Some(&e));
             }
         }
     }
@@ -681,5 +862,6 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
         touch_synced(bridge, &mut chunk.to_vec(), &mut summary).await;
     }
     check_all(bridge, to_read, true, &mut summary).await;
+    summary.conclude();
     Ok(summary)
 }

@@ -670,7 +670,14 @@ impl LaporClient {
     }
 
     fn transport(&self, mode: Mode, e: &reqwest::Error) -> LaporError {
-        let message = self.clean(&error_chain(e));
+        // Which LAPOR! could not be reached: host and port first.
+        let at = e
+            .url()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+        let message = match at {
+            Some(at) => self.clean(&format!("{at}: {}", error_chain(e))),
+            None => self.clean(&error_chain(e)),
+        };
         if e.is_connect() {
             // Never reached LAPOR!: nothing can have been applied.
             return LaporError::Retryable {

@@ -61,11 +61,47 @@ impl FailureKind {
     }
 }
 
+impl FailureKind {
+    /// What happened, in words, for people.
+    pub fn words(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "cannot connect to LAPOR!",
+            FailureKind::Timeout => "LAPOR! did not answer in time",
+            FailureKind::ConnectionLost => "the connection to LAPOR! broke",
+            FailureKind::ServerError => "LAPOR! had a server error",
+            FailureKind::HtmlError => "LAPOR!'s gateway answered with an error page",
+            FailureKind::RateLimited => "LAPOR! asked us to slow down",
+            FailureKind::Malformed => "LAPOR!'s answer could not be read",
+            FailureKind::ListingMoved => "LAPOR!'s listing kept changing while it was read",
+            FailureKind::Unauthorized => "LAPOR! rejected the tokens",
+            FailureKind::Forbidden => "LAPOR! does not let this account act on the complaint",
+            FailureKind::BadRequest => "LAPOR! refused the request as malformed",
+            FailureKind::NotFound => "LAPOR! does not know it",
+            FailureKind::Conflict => "LAPOR! refused it in the complaint's current state",
+            FailureKind::TooLarge => "too large for LAPOR!",
+            FailureKind::Validation => "LAPOR! refused the data",
+            FailureKind::OtherClientError => "LAPOR! refused the request",
+        }
+    }
+}
+
+/// ` (HTTP 503)`, or nothing when there was no answer.
+struct Http(Option<u16>);
+
+impl std::fmt::Display for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(status) => write!(f, " (HTTP {status})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The classification of a failed call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LaporError {
     /// Safe to try again later; nothing was applied (or the call only read).
-    #[error("LAPOR! {kind:?} (HTTP {status:?}): {message}")]
+    #[error("{}{}: {message}", kind.words(), Http(*status))]
     Retryable {
         kind: FailureKind,
         status: Option<u16>,
@@ -74,14 +110,14 @@ pub enum LaporError {
     },
     /// A write whose effect is unknown: it may have been applied upstream.
     /// Never resend blindly; look it up first.
-    #[error("LAPOR! outcome unknown after {kind:?} (HTTP {status:?}): {message}")]
+    #[error("{}{}, so whether it was applied is unknown: {message}", kind.words(), Http(*status))]
     UnknownOutcome {
         kind: FailureKind,
         status: Option<u16>,
         message: String,
     },
     /// LAPOR! refused the request; sending it again will not help.
-    #[error("LAPOR! refused the request (HTTP {status}): {message}")]
+    #[error("{} (HTTP {status}): {message}", kind.words())]
     Permanent {
         kind: FailureKind,
         status: u16,
@@ -178,5 +214,42 @@ pub fn clean_message(raw: &str, secrets: &[&str]) -> String {
         cut
     } else {
         trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_words() {
+        let e = LaporError::Retryable {
+            kind: FailureKind::ServerError,
+            status: Some(503),
+            retry_after: None,
+            message: "maintenance".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "LAPOR! had a server error (HTTP 503): maintenance"
+        );
+        let e = LaporError::Retryable {
+            kind: FailureKind::Connect,
+            status: None,
+            retry_after: None,
+            message: "127.0.0.1:9: connection refused".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to LAPOR!: 127.0.0.1:9: connection refused"
+        );
+        let e = LaporError::UnknownOutcome {
+            kind: FailureKind::HtmlError,
+            status: Some(504),
+            message: "gateway".into(),
+        };
+        for bad in ["Some(", "None", "HtmlError"] {
+            assert!(!e.to_string().contains(bad), "{e}");
+        }
     }
 }

@@ -7,10 +7,11 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 
 use super::retry::RetryPolicy;
+use super::waiting::WaitingReason;
 use crate::bridge::Bridge;
 use crate::inbound::apply;
 use crate::lapor::types::{self, Created};
-use crate::lapor::{FileToUpload, LaporError};
+use crate::lapor::{FailureKind, FileToUpload, LaporError};
 use crate::store::complaints;
 use crate::store::outbox::{self, Attempt, ClaimedStep, NextState};
 
@@ -44,7 +45,7 @@ enum Failure {
         needs_lookup: bool,
     },
     /// LAPOR! has not verified the complaint yet: wait without an attempt.
-    Waiting(String),
+    Waiting(WaitingReason),
     /// Not deliverable as it stands (an operator must act).
     Impossible(String),
     Database(sqlx::Error),
@@ -134,7 +135,7 @@ impl StepRunner<'_> {
             }
             Err(Failure::Waiting(reason)) => {
                 attempt.outcome = "waiting".into();
-                attempt.message = Some(reason.clone());
+                attempt.message = Some(reason.describe(None));
                 let at = now
                     + ChronoDuration::seconds(
                         self.bridge.settings.bridge.poll_interval_secs as i64,
@@ -143,7 +144,7 @@ impl StepRunner<'_> {
                     at,
                     needs_lookup: step.needs_lookup,
                     count_attempt: false,
-                    waiting_reason: Some(reason.clone()),
+                    waiting_reason: Some(*reason),
                 };
                 (next, None, None)
             }
@@ -181,7 +182,7 @@ impl StepRunner<'_> {
                     at: lookup_not_before.map_or(at, |floor| at.max(floor)),
                     needs_lookup: step.needs_lookup || write,
                     count_attempt: false,
-                    waiting_reason: lookup_not_before.map(lookup_wait_reason),
+                    waiting_reason: lookup_not_before.map(|_| WaitingReason::LookupDelay),
                 };
                 (next, Some(message), None)
             }
@@ -207,7 +208,7 @@ impl StepRunner<'_> {
                             at: now,
                             needs_lookup,
                             count_attempt: false,
-                            waiting_reason: Some("LAPOR! rejected the tokens".into()),
+                            waiting_reason: Some(WaitingReason::TokensRejected),
                         };
                         (next, "paused")
                     }
@@ -218,11 +219,21 @@ impl StepRunner<'_> {
                         } else {
                             let at =
                                 now + to_chrono(self.policy.delay_random(attempt_no, Some(error)));
+                            // LAPOR! asked us to wait (a 429's Retry-After),
+                            // or may still apply the write: a wait, not a
+                            // failure to retry.
+                            let asked_to_wait = error.kind() == FailureKind::RateLimited
+                                && error.retry_after().is_some();
+                            let waiting_reason = match lookup_not_before {
+                                Some(_) => Some(WaitingReason::LookupDelay),
+                                None if asked_to_wait => Some(WaitingReason::RetryAfter),
+                                None => None,
+                            };
                             let next = NextState::Pending {
                                 at: lookup_not_before.map_or(at, |floor| at.max(floor)),
                                 needs_lookup,
                                 count_attempt: true,
-                                waiting_reason: lookup_not_before.map(lookup_wait_reason),
+                                waiting_reason,
                             };
                             (next, if needs_lookup { "unknown" } else { "retry" })
                         }
@@ -242,6 +253,20 @@ impl StepRunner<'_> {
                 (next, Some(text), after)
             }
         };
+        // Waiting writes one row when it starts and one when it ends, not one
+        // per poll.
+        let waited_before =
+            step.waiting_reason.as_deref() == Some(WaitingReason::Verification.code());
+        let waiting_now = matches!(result, Err(Failure::Waiting(_)));
+        let record_attempt = !(waiting_now && waited_before);
+        let wait_over = (waited_before && !waiting_now).then(|| Attempt {
+            outcome: "wait_over".into(),
+            message: Some("LAPOR! verified the complaint: no longer waiting".into()),
+            http_status: None,
+            failure_kind: None,
+            duration_ms: 0,
+            ..attempt.clone()
+        });
         Completion {
             outbox_id: step.id,
             fence: step.fence,
@@ -249,6 +274,8 @@ impl StepRunner<'_> {
             local_ref: step.local_ref.clone(),
             step: step.step.clone(),
             attempt,
+            record_attempt,
+            wait_over,
             next,
             last_error,
             lookup_not_before,
@@ -444,9 +471,7 @@ impl StepRunner<'_> {
         if apply::awaits_verification(c.status.as_deref()) {
             let status = self.refresh_status(step, lapor_id).await?;
             if apply::awaits_verification(status.as_deref()) {
-                return Err(Failure::Waiting(
-                    "waiting for LAPOR! to verify the complaint".into(),
-                ));
+                return Err(Failure::Waiting(WaitingReason::Verification));
             }
         }
         Ok(lapor_id)
@@ -461,7 +486,7 @@ impl StepRunner<'_> {
     ) -> Failure {
         match self.refresh_status(step, lapor_id).await {
             Ok(status) if apply::awaits_verification(status.as_deref()) && status.is_some() => {
-                Failure::Waiting("waiting for LAPOR! to verify the complaint".into())
+                Failure::Waiting(WaitingReason::Verification)
             }
             Ok(_) => Failure::Lapor {
                 error,
@@ -646,14 +671,6 @@ pub fn may_have_committed(error: &LaporError) -> bool {
     matches!(error, LaporError::UnknownOutcome { .. })
 }
 
-/// The waiting reason of a step whose last write has an unknown outcome.
-pub(super) fn lookup_wait_reason(until: DateTime<Utc>) -> String {
-    format!(
-        "LAPOR! may still apply the last attempt: looked up, not resent, from {} WIB",
-        crate::lapor::wib::format_datetime(until)
-    )
-}
-
 fn effect_json(effect: &Effect) -> Value {
     match effect {
         Effect::Uploaded => json!({}),
@@ -687,6 +704,10 @@ pub struct Completion {
     pub(super) local_ref: String,
     pub step: String,
     pub(super) attempt: Attempt,
+    /// False while a wait goes on: its start was recorded already.
+    pub(super) record_attempt: bool,
+    /// The row that ends a wait, recorded before this attempt's.
+    pub(super) wait_over: Option<Attempt>,
     pub(super) next: NextState,
     pub(super) last_error: Option<String>,
     /// No lookup and no resend of this step before this instant.
@@ -706,6 +727,7 @@ impl Completion {
     pub(super) fn into_dead(mut self, reason: String) -> Self {
         self.attempt.outcome = "dead".into();
         self.attempt.message = Some(reason.clone());
+        self.record_attempt = true;
         self.next = NextState::Dead { needs_lookup: true };
         self.effect = None;
         self.audit_after = Some(json!({

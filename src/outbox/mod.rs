@@ -6,6 +6,7 @@
 pub mod deliver;
 pub mod lookup;
 pub mod retry;
+pub mod waiting;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -144,10 +145,7 @@ impl Engine {
         }
         let now = self.bridge.clock.now();
         let lookup_delay = self.lookup_delay_secs();
-        let reason = deliver::lookup_wait_reason(now + ChronoDuration::seconds(lookup_delay));
-        for (id, local_ref) in
-            outbox::rescue_expired(&self.bridge.pool, now, lookup_delay, &reason).await?
-        {
+        for (id, local_ref) in outbox::rescue_expired(&self.bridge.pool, now, lookup_delay).await? {
             tracing::warn!(step = id, %local_ref, "rescued a step whose lease expired");
             self.bridge.metrics.inc("outbox_rescued_total", &[]);
         }
@@ -280,8 +278,7 @@ impl Engine {
         for (id, fence) in held {
             let now = self.bridge.clock.now();
             let delay = self.lookup_delay_secs();
-            let reason = deliver::lookup_wait_reason(now + ChronoDuration::seconds(delay));
-            match outbox::release(&mut conn, id, fence, now, delay, &reason).await {
+            match outbox::release(&mut conn, id, fence, now, delay).await {
                 Ok(true) => tracing::info!(step = id, "released an unfinished step"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(step = id, error = %e, "cannot release a step"),

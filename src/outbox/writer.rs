@@ -136,18 +136,21 @@ async fn write_batch<R>(
         .map(|c| owned_ids.contains(&c.outbox_id))
         .collect();
 
-    let attempts: Vec<Attempt> = items
-        .iter()
-        .zip(&owned)
-        .map(|(c, owned)| {
-            let mut a = c.attempt.clone();
-            if !owned {
-                tracing::warn!(step = c.outbox_id, local_ref = %c.local_ref, "lease lost during delivery; outcome left to the new holder");
-                a.outcome = "lease_lost".into();
-            }
-            a
-        })
-        .collect();
+    let mut attempts: Vec<Attempt> = Vec::with_capacity(items.len());
+    for (c, owned) in items.iter().zip(&owned) {
+        if let (Some(over), true) = (&c.wait_over, owned) {
+            attempts.push(over.clone());
+        }
+        if !c.record_attempt && *owned {
+            continue;
+        }
+        let mut a = c.attempt.clone();
+        if !owned {
+            tracing::warn!(step = c.outbox_id, local_ref = %c.local_ref, "lease lost during delivery; outcome left to the new holder");
+            a.outcome = "lease_lost".into();
+        }
+        attempts.push(a);
+    }
     outbox::record_attempts(&mut tx, &attempts).await?;
 
     // Effects: plain creates in one statement, the rarer kinds one by one.

@@ -101,6 +101,11 @@ async fn citizen_complaint(
     let is_anonymous = f.flag("is_anonymous", false).unwrap_or(0);
     let is_secret = f.flag("is_secret", false).unwrap_or(0);
     let tags_raw = f.string("tags_raw", false, 0, 255);
+    // Filed this many days ago (history for demos): 0 to 3650.
+    let days_ago = f.int("days_ago", false).unwrap_or(0);
+    if !(0..=3650).contains(&days_ago) {
+        f.fail("days_ago", "must be between 0 and 3650".into());
+    }
     let mut state = lock(&sim.state);
     let disposition_id = disposition_id.unwrap_or(state.own_institution());
     if !state.institution_exists(disposition_id) {
@@ -113,20 +118,23 @@ async fn citizen_complaint(
         drop(state);
         return validation(f.errors);
     }
-    let (complaint_id, tracking_id) = state.create_citizen(NewComplaint {
-        title: title.unwrap_or_else(|| "Laporan warga".into()),
-        content: content
-            .unwrap_or_else(|| "Laporan warga yang diajukan melalui lapor.go.id.".into()),
-        category_id,
-        disposition_id,
-        location_id,
-        channel: None,
-        date_of_incident,
-        is_anonymous,
-        is_secret,
-        tags_raw,
-        attachments: Vec::new(),
-    });
+    let (complaint_id, tracking_id) = state.create_citizen(
+        NewComplaint {
+            title: title.unwrap_or_else(|| "Laporan warga".into()),
+            content: content
+                .unwrap_or_else(|| "Laporan warga yang diajukan melalui lapor.go.id.".into()),
+            category_id,
+            disposition_id,
+            location_id,
+            channel: None,
+            date_of_incident,
+            is_anonymous,
+            is_secret,
+            tags_raw,
+            attachments: Vec::new(),
+        },
+        chrono::Duration::days(days_ago),
+    );
     drop(state);
     (
         StatusCode::CREATED,

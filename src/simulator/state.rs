@@ -397,8 +397,16 @@ impl State {
     }
 
     /// A citizen's complaint, verified and dispositioned by the admin: status 2.
-    pub fn create_citizen(&mut self, new: NewComplaint) -> (i64, String) {
+    /// `filed_ago`: filed (and dispositioned) that long before now, for
+    /// history (the demo's overdue complaints).
+    pub fn create_citizen(
+        &mut self,
+        new: NewComplaint,
+        filed_ago: chrono::Duration,
+    ) -> (i64, String) {
         let mut complaint = self.new_complaint(new, SimStatus::Known(Status::Verified), false);
+        complaint.created_at -= filed_ago;
+        complaint.updated_at -= filed_ago;
         let at = complaint.created_at;
         complaint.logs.push(LogEntry {
             institution_from: ADMIN_ID,

@@ -88,6 +88,10 @@ pub struct ComplaintRow {
     pub sync_state: String,
     pub pending_ops: i64,
     pub step_error: Option<String>,
+    /// Why the first waiting step waits (a code of
+    /// `crate::outbox::waiting::WaitingReason`), and until when.
+    pub waiting_reason: Option<String>,
+    pub waiting_until: Option<DateTime<Utc>>,
 }
 
 /// The stored columns of a complaint, in `ComplaintRow` order.
@@ -101,7 +105,8 @@ const COLUMNS: &str = "id, local_ref, origin, title, content, category_id, dispo
 
 fn select_sync() -> String {
     format!(
-        "SELECT {COLUMNS}, sync_state, pending_ops, step_error FROM lapor_bridge.complaint_sync"
+        "SELECT {COLUMNS}, sync_state, pending_ops, step_error, waiting_reason, waiting_until
+           FROM lapor_bridge.complaint_sync"
     )
 }
 
@@ -120,7 +125,8 @@ pub async fn for_delivery(
     id: i64,
 ) -> Result<Option<ComplaintRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS}, '' AS sync_state, 0::bigint AS pending_ops, NULL::text AS step_error
+        "SELECT {COLUMNS}, '' AS sync_state, 0::bigint AS pending_ops, NULL::text AS step_error,
+                NULL::text AS waiting_reason, NULL::timestamptz AS waiting_until
            FROM lapor_bridge.complaints WHERE id = $1"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))

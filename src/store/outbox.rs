@@ -6,6 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use crate::outbox::waiting::WaitingReason;
+
 /// A step claimed by one worker, with what delivery needs of its complaint.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedStep {
@@ -19,6 +21,8 @@ pub struct ClaimedStep {
     pub fence: i64,
     pub needs_lookup: bool,
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// Why it waited before this claim (a code of [`WaitingReason`]).
+    pub waiting_reason: Option<String>,
     pub local_ref: String,
     // What a create needs of its complaint, read by the claim itself.
     pub title: String,
@@ -66,7 +70,7 @@ pub async fn claim(
            FROM due, lapor_bridge.complaints c
           WHERE o.id = due.id AND c.id = o.complaint_id
       RETURNING o.id, o.complaint_id, o.seq, o.step, o.followup_id, o.payload, o.attempts,
-                o.fence, o.needs_lookup, o.first_attempt_at, c.local_ref,
+                o.fence, o.needs_lookup, o.first_attempt_at, o.waiting_reason, c.local_ref,
                 c.title, c.content, c.category_id, c.disposition_id, c.location_id,
                 c.date_of_incident, c.is_anonymous, c.is_secret, c.lapor_complaint_id,
                 c.tracking_id, c.created_at AS complaint_created_at,
@@ -116,7 +120,6 @@ pub async fn rescue_expired(
     pool: &PgPool,
     now: DateTime<Utc>,
     lookup_delay_secs: i64,
-    waiting_reason: &str,
 ) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE lapor_bridge.outbox o
@@ -133,7 +136,7 @@ pub async fn rescue_expired(
     )
     .bind(now)
     .bind(lookup_delay_secs as f64)
-    .bind(waiting_reason)
+    .bind(WaitingReason::LookupDelay.code())
     .fetch_all(pool)
     .await
 }
@@ -147,7 +150,6 @@ pub async fn release(
     fence: i64,
     now: DateTime<Utc>,
     lookup_delay_secs: i64,
-    waiting_reason: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lapor_bridge.outbox
@@ -163,7 +165,7 @@ pub async fn release(
     .bind(fence)
     .bind(now)
     .bind(lookup_delay_secs as f64)
-    .bind(waiting_reason)
+    .bind(WaitingReason::LookupDelay.code())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -233,7 +235,7 @@ pub enum NextState {
         needs_lookup: bool,
         /// Counted against BRIDGE_MAX_ATTEMPTS.
         count_attempt: bool,
-        waiting_reason: Option<String>,
+        waiting_reason: Option<WaitingReason>,
     },
 }
 
@@ -282,7 +284,7 @@ pub async fn complete_many(
                 *at,
                 *needs_lookup,
                 *count_attempt,
-                waiting_reason.clone(),
+                waiting_reason.map(|w| w.code().to_string()),
             ),
         };
         ids.push(c.id);
@@ -460,7 +462,12 @@ pub struct StepView {
     pub state: String,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
+    /// Why it waits, in words (from `waiting_code`; filled after reading).
+    #[sqlx(skip)]
     pub waiting_reason: Option<String>,
+    /// Why it waits: a code of [`WaitingReason`].
+    #[serde(skip)]
+    pub waiting_code: Option<String>,
     pub last_error: Option<String>,
     /// An attempt may have reached LAPOR!: the next one looks it up first.
     pub needs_lookup: bool,
@@ -470,8 +477,23 @@ pub struct StepView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl StepView {
+    /// Fills `waiting_reason` in words from its code and the step's times.
+    fn described(mut self) -> Self {
+        self.waiting_reason = self.waiting_code.as_deref().map(|code| {
+            let until = match WaitingReason::parse(code) {
+                Some(WaitingReason::LookupDelay) => self.lookup_not_before,
+                Some(WaitingReason::RetryAfter) => Some(self.next_attempt_at),
+                _ => None,
+            };
+            WaitingReason::describe_code(code, until)
+        });
+        self
+    }
+}
+
 const STEP_VIEW: &str = "SELECT o.id, c.local_ref, o.seq, o.step, o.state, o.attempts,
-        o.next_attempt_at, o.waiting_reason, o.last_error, o.needs_lookup,
+        o.next_attempt_at, o.waiting_reason AS waiting_code, o.last_error, o.needs_lookup,
         o.lookup_not_before, o.created_at, o.finished_at
    FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id";
 
@@ -488,12 +510,13 @@ pub async fn list(
         None => vec!["pending".into(), "running".into(), "dead".into()],
     };
     let sql = format!("{STEP_VIEW} WHERE o.state = ANY($1) ORDER BY o.id LIMIT $2 OFFSET $3");
-    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let items: Vec<StepView> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&states)
         .bind(limit)
         .bind(offset)
         .fetch_all(pool)
         .await?;
+    let items = items.into_iter().map(StepView::described).collect();
     let total =
         sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.outbox WHERE state = ANY($1)")
             .bind(&states)
@@ -504,18 +527,20 @@ pub async fn list(
 
 pub async fn steps_of(pool: &PgPool, complaint_id: i64) -> Result<Vec<StepView>, sqlx::Error> {
     let sql = format!("{STEP_VIEW} WHERE o.complaint_id = $1 ORDER BY o.seq");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let steps: Vec<StepView> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(complaint_id)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(steps.into_iter().map(StepView::described).collect())
 }
 
 pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<StepView>, sqlx::Error> {
     let sql = format!("{STEP_VIEW} WHERE o.id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let step: Option<StepView> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(step.map(StepView::described))
 }
 
 /// Operator action: a dead step goes back to the queue with fresh attempts.
