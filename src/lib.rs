@@ -4,8 +4,8 @@
 //! format and client), `simulator` (an in-memory LAPOR!), `store` (SQL, one
 //! module per table family), `outbox` (delivery), `pii` (reporter identity,
 //! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
-//! deadlines), `checkpoints` (the audit log's head written outside the
-//! database), `api` (admin HTTP), `cli`.
+//! deadlines), `feed` (the change feed and its webhooks), `checkpoints` (the
+//! audit log's head written outside the database), `api` (admin HTTP), `cli`.
 
 pub mod actions;
 pub mod api;
@@ -19,6 +19,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod demo;
+pub mod feed;
 pub mod inbound;
 pub mod lapor;
 pub mod metrics;

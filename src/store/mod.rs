@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod complaints;
 pub mod duplicates;
+pub mod events;
 pub mod jobs;
 pub mod outbox;
 pub mod pii;
+pub mod webhooks;
