@@ -83,6 +83,13 @@ impl Daemon {
         ));
         let engine = Engine::new(bridge.clone());
         tasks.spawn(engine.clone().run(shutdown.clone()));
+        tasks.spawn(crate::feed::run(bridge.clone(), shutdown.clone()));
+        if let Some(dispatcher) = crate::feed::webhook::Dispatcher::start(bridge.clone())
+            .await
+            .context("registering the webhook endpoints")?
+        {
+            tasks.spawn(dispatcher.run(shutdown.clone()));
+        }
 
         if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
             let writer = checkpoints::Writer::open(path, bridge.clock.clone())
@@ -164,6 +171,10 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "pii_old_keys": s.pii.old_keys.len(),
                 "pii_retention_days": s.pii.retention_days,
                 "tokens": s.tokens.iter().map(|t| json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
+                "webhooks": s.webhooks.iter().map(|w| json!({
+                    "url": reqwest::Url::parse(&w.url).map(|u| crate::feed::webhook::shown_url(&u)).unwrap_or_default(),
+                    "events": w.events,
+                })).collect::<Vec<_>>(),
             })),
         },
     )

@@ -16,7 +16,7 @@ use crate::config::{ProcessEnv, Settings};
 use crate::inbound::Jobs;
 use crate::status_document::{StatusDocument, page_bounds};
 use crate::store::audit::{self, Verification};
-use crate::store::{complaints, outbox};
+use crate::store::{complaints, outbox, webhooks};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +57,11 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         action: OutboxCommand,
+    },
+    /// Webhook endpoints and their deliveries: list, dead letters, enable.
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksCommand,
     },
     /// One incremental pull from LAPOR! now.
     Pull,
@@ -108,6 +113,22 @@ enum OutboxCommand {
     Retry { id: i64 },
     /// Give up a dead or pending step.
     Discard { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// The endpoints (with pending and dead counts), or with `--state` the
+    /// deliveries in that state: pending (with running), dead, done, discarded.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Send a dead delivery again, with fresh attempts.
+    Retry { id: i64 },
+    /// Give up a dead or pending delivery.
+    Discard { id: i64 },
+    /// Enable an endpoint that a `410 Gone` disabled.
+    Enable { id: i64 },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -315,6 +336,84 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     Ok(())
                 }
                 Err(ActionError::NotFound) => Err(Failure::from(format!("no outbox step {id}"))),
+                Err(e) => Err(Failure::from(e.to_string())),
+            }
+        }
+        Command::Webhooks { action } => {
+            let bridge = bridge(settings).await?;
+            let actor = cli_actor();
+            let (id, act) = match action {
+                WebhooksCommand::List { state: None } => {
+                    let items = webhooks::endpoints(&bridge.pool).await?;
+                    if json {
+                        print_json(&serde_json::json!({"items": items, "total": items.len()}));
+                    } else {
+                        println!("{:>4} {:<8} {:>8} {:>6}  URL", "ID", "STATE", "PENDING", "DEAD");
+                        for e in &items {
+                            let state = if e.disabled_at.is_some() { "disabled" } else { "enabled" };
+                            println!("{:>4} {:<8} {:>8} {:>6}  {}", e.id, state, e.pending, e.dead, e.url);
+                        }
+                    }
+                    return Ok(());
+                }
+                WebhooksCommand::List { state: Some(state) } => {
+                    let (_, size, offset) = page_bounds(Some(1), Some(500));
+                    let (items, total) =
+                        webhooks::list(&bridge.pool, Some(&state), offset, size).await?;
+                    if json {
+                        print_json(&serde_json::json!({"items": items, "total": total}));
+                    } else {
+                        println!(
+                            "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  LAST ERROR",
+                            "ID", "EP", "LOCAL_REF", "EVENT", "STATE", "ATTEMPTS"
+                        );
+                        for d in &items {
+                            println!(
+                                "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  {}",
+                                d.id,
+                                d.endpoint_id,
+                                d.local_ref.as_deref().unwrap_or(""),
+                                d.event_type,
+                                d.state,
+                                d.attempts,
+                                d.last_error.as_deref().unwrap_or("")
+                            );
+                        }
+                        println!("{total} deliver(ies)");
+                    }
+                    return Ok(());
+                }
+                WebhooksCommand::Enable { id } => {
+                    return match actions::enable_webhook(&bridge, id, &actor).await {
+                        Ok(url) => {
+                            if json {
+                                print_json(&serde_json::json!({"id": id, "url": url, "enabled": true}));
+                            } else {
+                                println!("webhook endpoint {id} ({url}) is enabled");
+                            }
+                            Ok(())
+                        }
+                        Err(ActionError::NotFound) => {
+                            Err(Failure::from(format!("no webhook endpoint {id}")))
+                        }
+                        Err(e) => Err(Failure::from(e.to_string())),
+                    };
+                }
+                WebhooksCommand::Retry { id } => (id, StepAction::Retry),
+                WebhooksCommand::Discard { id } => (id, StepAction::Discard),
+            };
+            match actions::act_on_webhook_delivery(&bridge, id, act, &actor).await {
+                Ok(d) => {
+                    if json {
+                        print_json(&d);
+                    } else {
+                        println!("webhook delivery {} is now {}", d.id, d.state);
+                    }
+                    Ok(())
+                }
+                Err(ActionError::NotFound) => {
+                    Err(Failure::from(format!("no webhook delivery {id}")))
+                }
                 Err(e) => Err(Failure::from(e.to_string())),
             }
         }
