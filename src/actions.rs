@@ -16,8 +16,8 @@ use crate::status_document::StatusDocument;
 use crate::store::audit::{self, NewEntry};
 use crate::store::complaints::{self, ComplaintRow, SubmitError};
 use crate::store::outbox;
-use crate::store::webhooks;
 use crate::store::pii::{self as store_pii, Erasure};
+use crate::store::webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -454,13 +454,22 @@ pub async fn act_on_webhook_delivery(
         return Err(ActionError::Conflict(format!(
             "webhook delivery {id} is {}: only {} deliveries can be {}",
             before.state,
-            if action == StepAction::Retry { "dead" } else { "dead or pending" },
-            if action == StepAction::Retry { "retried" } else { "discarded" },
+            if action == StepAction::Retry {
+                "dead"
+            } else {
+                "dead or pending"
+            },
+            if action == StepAction::Retry {
+                "retried"
+            } else {
+                "discarded"
+            },
         )));
     }
-    let after = webhooks::get(&mut tx, id)
+    let mut after = webhooks::get(&mut tx, id)
         .await?
         .ok_or(ActionError::NotFound)?;
+    after.url = crate::feed::webhook::shown(&after.url);
     audit::append(
         &mut tx,
         &NewEntry {
@@ -488,9 +497,7 @@ pub async fn enable_webhook(bridge: &Bridge, id: i64, actor: &str) -> Result<Str
     let url = webhooks::endpoint_url(&mut tx, id)
         .await?
         .ok_or(ActionError::NotFound)?;
-    let shown = reqwest::Url::parse(&url)
-        .map(|u| crate::feed::webhook::shown_url(&u))
-        .unwrap_or_default();
+    let shown = crate::feed::webhook::shown(&url);
     let Some(reason) = webhooks::enable_endpoint(&mut tx, id).await? else {
         return Err(ActionError::Conflict(format!(
             "webhook endpoint {id} is not disabled"

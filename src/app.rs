@@ -172,7 +172,7 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "pii_retention_days": s.pii.retention_days,
                 "tokens": s.tokens.iter().map(|t| json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
                 "webhooks": s.webhooks.iter().map(|w| json!({
-                    "url": reqwest::Url::parse(&w.url).map(|u| crate::feed::webhook::shown_url(&u)).unwrap_or_default(),
+                    "url": crate::feed::webhook::shown(&w.url),
                     "events": w.events,
                 })).collect::<Vec<_>>(),
             })),

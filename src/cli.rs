@@ -344,14 +344,27 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             let actor = cli_actor();
             let (id, act) = match action {
                 WebhooksCommand::List { state: None } => {
-                    let items = webhooks::endpoints(&bridge.pool).await?;
+                    let mut items = webhooks::endpoints(&bridge.pool).await?;
+                    for e in &mut items {
+                        e.url = crate::feed::webhook::shown(&e.url);
+                    }
                     if json {
                         print_json(&serde_json::json!({"items": items, "total": items.len()}));
                     } else {
-                        println!("{:>4} {:<8} {:>8} {:>6}  URL", "ID", "STATE", "PENDING", "DEAD");
+                        println!(
+                            "{:>4} {:<8} {:>8} {:>6}  URL",
+                            "ID", "STATE", "PENDING", "DEAD"
+                        );
                         for e in &items {
-                            let state = if e.disabled_at.is_some() { "disabled" } else { "enabled" };
-                            println!("{:>4} {:<8} {:>8} {:>6}  {}", e.id, state, e.pending, e.dead, e.url);
+                            let state = if e.disabled_at.is_some() {
+                                "disabled"
+                            } else {
+                                "enabled"
+                            };
+                            println!(
+                                "{:>4} {:<8} {:>8} {:>6}  {}",
+                                e.id, state, e.pending, e.dead, e.url
+                            );
                         }
                     }
                     return Ok(());
@@ -387,7 +400,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     return match actions::enable_webhook(&bridge, id, &actor).await {
                         Ok(url) => {
                             if json {
-                                print_json(&serde_json::json!({"id": id, "url": url, "enabled": true}));
+                                print_json(
+                                    &serde_json::json!({"id": id, "url": url, "enabled": true}),
+                                );
                             } else {
                                 println!("webhook endpoint {id} ({url}) is enabled");
                             }

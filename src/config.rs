@@ -440,7 +440,9 @@ impl Settings {
             "BRIDGE_AUDIT_CHECKPOINT_SECS",
             &mut self.audit.checkpoint_secs,
         )?;
-        let webhook_url = env.var("BRIDGE_WEBHOOK_URL").filter(|v| !v.trim().is_empty());
+        let webhook_url = env
+            .var("BRIDGE_WEBHOOK_URL")
+            .filter(|v| !v.trim().is_empty());
         let webhook_secret = env
             .var("BRIDGE_WEBHOOK_SECRET")
             .filter(|v| !v.trim().is_empty());
@@ -607,9 +609,8 @@ impl Settings {
             } else {
                 ("webhooks.url", "webhooks.secret")
             };
-            let url = reqwest::Url::parse(&w.url).map_err(|e| {
-                invalid(url_key, format!("webhook {}: not a URL ({e})", i + 1))
-            })?;
+            let url = reqwest::Url::parse(&w.url)
+                .map_err(|e| invalid(url_key, format!("webhook {}: not a URL ({e})", i + 1)))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(invalid(
                     url_key,
@@ -625,7 +626,11 @@ impl Settings {
             crate::feed::webhook::WebhookSecret::parse(w.secret.expose_secret()).map_err(|e| {
                 invalid(
                     secret_key,
-                    format!("webhook {} ({}): {e}", i + 1, crate::feed::webhook::shown_url(&url)),
+                    format!(
+                        "webhook {} ({}): {e}",
+                        i + 1,
+                        crate::feed::webhook::shown_url(&url)
+                    ),
                 )
             })?;
             for event in w.events.iter().flatten() {
@@ -785,11 +790,12 @@ mod tests {
         ]);
         let err = Settings::load(None, &env).unwrap_err().to_string();
         assert!(err.contains("BRIDGE_WEBHOOK_SECRET"), "{err}");
-        assert!(!err.contains("not base64!"), "the secret is never shown: {err}");
-        let env: HashMap<&str, &str> = HashMap::from([(
-            "BRIDGE_WEBHOOK_URL",
-            "http://127.0.0.1:9000/in",
-        )]);
+        assert!(
+            !err.contains("not base64!"),
+            "the secret is never shown: {err}"
+        );
+        let env: HashMap<&str, &str> =
+            HashMap::from([("BRIDGE_WEBHOOK_URL", "http://127.0.0.1:9000/in")]);
         let err = Settings::load(None, &env).unwrap_err().to_string();
         assert!(err.contains("BRIDGE_WEBHOOK_SECRET"), "{err}");
 
@@ -798,7 +804,10 @@ mod tests {
         )
         .unwrap();
         let err = bad.validate().unwrap_err().to_string();
-        assert!(err.contains("webhooks.secret") && err.contains("whsec_"), "{err}");
+        assert!(
+            err.contains("webhooks.secret") && err.contains("whsec_"),
+            "{err}"
+        );
         let bad = Settings::from_toml(&format!(
             "[[webhooks]]\nurl = \"https://city.example/hooks\"\nsecret = \"{secret}\"\nevents = [\"complaint.created\"]\n"
         ))
@@ -809,7 +818,12 @@ mod tests {
             "[[webhooks]]\nurl = \"ftp://city.example/\"\nsecret = \"{secret}\"\n"
         ))
         .unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("webhooks.url"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("webhooks.url")
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::{ApiError, AppState, caller_name};
 use crate::actions::{self, StepAction};
-use crate::status_document::{Page, StatusDocument, page_bounds};
 use crate::feed;
+use crate::status_document::{Page, StatusDocument, page_bounds};
 use crate::store::{audit, complaints, outbox, webhooks};
 
 /// `Query` and `Path` whose rejections answer in JSON like every other error
@@ -423,12 +423,15 @@ pub async fn changes(
     Ok(Json(page))
 }
 
-pub async fn list_webhooks(
-    State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
-    let items = webhooks::endpoints(&state.bridge.pool).await?;
+pub async fn list_webhooks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut items = webhooks::endpoints(&state.bridge.pool).await?;
+    for e in &mut items {
+        e.url = feed::webhook::shown(&e.url);
+    }
     let total = items.len();
-    Ok(Json(json!({"items": items, "total": total, "page": 1, "page_size": total})))
+    Ok(Json(
+        json!({"items": items, "total": total, "page": 1, "page_size": total}),
+    ))
 }
 
 pub async fn enable_webhook(
@@ -453,8 +456,11 @@ pub async fn list_webhook_deliveries(
         ));
     }
     let (page, size, offset) = page_bounds(query.page, query.page_size);
-    let (items, total) =
+    let (mut items, total) =
         webhooks::list(&state.bridge.pool, wanted.as_deref(), offset, size).await?;
+    for d in &mut items {
+        d.url = feed::webhook::shown(&d.url);
+    }
     Ok(Json(Page {
         items,
         total,

@@ -194,10 +194,12 @@ pub fn router(state: AppState) -> Router {
     let feed_state = state.clone();
     let feed = Router::new()
         .route("/api/v1/changes", get(handlers::changes))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            let state = feed_state.clone();
-            async move { require_any(&state, &[Role::Operator, Role::Intake], req, next).await }
-        }));
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let state = feed_state.clone();
+                async move { require_any(&state, &[Role::Operator, Role::Intake], req, next).await }
+            },
+        ));
     let admin = Router::new()
         .route(
             "/api/v1/complaints/{local_ref}/erase",

@@ -279,7 +279,17 @@ mod tests {
         assert_eq!(c.to_string(), "123456-42");
         assert_eq!("123456-42".parse::<Cursor>(), Ok(c));
         assert_eq!("0-0".parse::<Cursor>(), Ok(Cursor::START));
-        for bad in ["", "12", "12-", "-3", "a-1", "1-2-3", "1--2", "+1-2", "99999999999999999999-1"] {
+        for bad in [
+            "",
+            "12",
+            "12-",
+            "-3",
+            "a-1",
+            "1-2-3",
+            "1--2",
+            "+1-2",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(bad.parse::<Cursor>(), Err(BadCursor), "{bad:?}");
         }
         assert!(Cursor { txid: 5, id: 1 } > Cursor { txid: 4, id: 99 });

@@ -119,6 +119,13 @@ pub fn shown_url(url: &reqwest::Url) -> String {
     shown
 }
 
+/// [`shown_url`] of a stored URL (empty when it does not parse).
+pub fn shown(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| shown_url(&u))
+        .unwrap_or_default()
+}
+
 /// A configured endpoint, registered in the database.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -169,9 +176,9 @@ impl Dispatcher {
             return Ok(None);
         }
         let mut endpoints = HashMap::new();
-        for w in &bridge.settings.webhooks {
+        for (i, w) in bridge.settings.webhooks.iter().enumerate() {
             let url = reqwest::Url::parse(&w.url)
-                .map_err(|e| DispatcherError::Config(w.url.clone(), e.to_string()))?;
+                .map_err(|e| DispatcherError::Config(format!("#{}", i + 1), e.to_string()))?;
             let shown = shown_url(&url);
             let secret = WebhookSecret::parse(w.secret.expose_secret())
                 .map_err(|e| DispatcherError::Config(shown.clone(), e.to_string()))?;
@@ -188,7 +195,8 @@ impl Dispatcher {
         }
         let b = &bridge.settings.bridge;
         // A call ends well within its lease: no heartbeat is needed.
-        let timeout = Duration::from_millis(b.http_timeout_ms).min(Duration::from_secs(b.lease_secs / 2));
+        let timeout =
+            Duration::from_millis(b.http_timeout_ms).min(Duration::from_secs(b.lease_secs / 2));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
@@ -199,7 +207,11 @@ impl Dispatcher {
             max: Duration::from_millis(b.retry_max_ms),
             max_attempts: b.max_attempts,
         };
-        let owner = format!("webhooks:{}:{:08x}", std::process::id(), rand::random::<u32>());
+        let owner = format!(
+            "webhooks:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         Ok(Some(Arc::new(Self {
             bridge,
             endpoints,
@@ -220,7 +232,9 @@ impl Dispatcher {
     pub async fn fan_out(&self) -> Result<(), sqlx::Error> {
         let now = self.bridge.clock.now();
         for id in self.endpoint_ids() {
-            while webhooks::fan_out(&self.bridge.pool, id, now, FAN_OUT_BATCH).await? == FAN_OUT_BATCH {}
+            while webhooks::fan_out(&self.bridge.pool, id, now, FAN_OUT_BATCH).await?
+                == FAN_OUT_BATCH
+            {}
         }
         Ok(())
     }
@@ -495,7 +509,8 @@ impl Dispatcher {
                     if let Some(floor) = retry_after {
                         wait = wait.max(floor.min(self.policy.max));
                     }
-                    let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                    let at =
+                        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
                     let next = DeliveryNext::Pending {
                         at,
                         count_attempt: true,

@@ -336,6 +336,29 @@ pub async fn gauges(bridge: &Bridge) -> String {
         let _ = writeln!(out, "# TYPE lapor_bridge_audit_entries gauge");
         let _ = writeln!(out, "lapor_bridge_audit_entries {n}");
     }
+    if let Ok(n) = crate::store::events::unsettled(&bridge.pool).await {
+        let _ = writeln!(
+            out,
+            "# HELP lapor_bridge_feed_unsettled_events Change-feed events not readable yet: an older transaction on the server is still running."
+        );
+        let _ = writeln!(out, "# TYPE lapor_bridge_feed_unsettled_events gauge");
+        let _ = writeln!(out, "lapor_bridge_feed_unsettled_events {n}");
+    }
+    if let Ok((states, disabled)) = crate::store::webhooks::depth(&bridge.pool).await {
+        let _ = writeln!(out, "# TYPE lapor_bridge_webhook_deliveries gauge");
+        for state in ["pending", "running", "dead"] {
+            let n = states
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            let _ = writeln!(
+                out,
+                "lapor_bridge_webhook_deliveries{{state=\"{state}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# TYPE lapor_bridge_webhook_endpoints_disabled gauge");
+        let _ = writeln!(out, "lapor_bridge_webhook_endpoints_disabled {disabled}");
+    }
     let _ = writeln!(out, "# TYPE lapor_bridge_lapor_token_ok gauge");
     let _ = writeln!(
         out,

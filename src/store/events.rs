@@ -84,7 +84,10 @@ pub struct OnceEvent {
 }
 
 /// Writes events once each, in one statement. Returns how many were new.
-pub async fn insert_once(conn: &mut PgConnection, events: &[OnceEvent]) -> Result<u64, sqlx::Error> {
+pub async fn insert_once(
+    conn: &mut PgConnection,
+    events: &[OnceEvent],
+) -> Result<u64, sqlx::Error> {
     if events.is_empty() {
         return Ok(0);
     }
@@ -100,7 +103,12 @@ pub async fn insert_once(conn: &mut PgConnection, events: &[OnceEvent]) -> Resul
     .bind(events.iter().map(|e| e.r#type).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.complaint_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.once_key.clone()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.once_key.clone())
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -123,5 +131,16 @@ pub async fn head(pool: &PgPool) -> Result<Option<(i64, i64)>, sqlx::Error> {
           ORDER BY txid DESC, id DESC LIMIT 1",
     )
     .fetch_optional(pool)
+    .await
+}
+
+/// Events committed or being written that readers cannot take yet: their
+/// transaction, or an older one anywhere on the server, is still running.
+pub async fn unsettled(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM lapor_bridge.events
+          WHERE txid >= txid_snapshot_xmin(txid_current_snapshot())",
+    )
+    .fetch_one(pool)
     .await
 }

@@ -307,11 +307,22 @@ pub async fn release(pool: &PgPool, id: i64, fence: i64) -> Result<bool, sqlx::E
     Ok(done.rows_affected() == 1)
 }
 
-/// The earliest time a claimable delivery becomes due.
-pub async fn next_due(pool: &PgPool, endpoint_ids: &[i64]) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+/// The earliest time a claimable delivery becomes due: deliveries to a
+/// disabled endpoint, or behind an earlier unfinished one of their
+/// complaint, do not count.
+pub async fn next_due(
+    pool: &PgPool,
+    endpoint_ids: &[i64],
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT min(next_attempt_at) FROM lapor_bridge.webhook_deliveries
-          WHERE state = 'pending' AND endpoint_id = ANY ($1)",
+        "SELECT min(d.next_attempt_at) FROM lapor_bridge.webhook_deliveries d
+           JOIN lapor_bridge.webhook_endpoints w ON w.id = d.endpoint_id
+          WHERE d.state = 'pending' AND d.endpoint_id = ANY ($1) AND w.disabled_at IS NULL
+            AND NOT EXISTS (
+                SELECT 1 FROM lapor_bridge.webhook_deliveries p
+                 WHERE p.endpoint_id = d.endpoint_id AND p.complaint_id = d.complaint_id
+                   AND (p.event_txid, p.event_id) < (d.event_txid, d.event_id)
+                   AND p.state IN ('pending', 'running', 'dead'))",
     )
     .bind(endpoint_ids)
     .fetch_one(pool)
@@ -460,4 +471,20 @@ pub async fn local_ref_of(
         .bind(complaint_id)
         .fetch_optional(conn)
         .await
+}
+
+/// Deliveries per state, and endpoints disabled (for the metrics).
+pub async fn depth(pool: &PgPool) -> Result<(Vec<(String, i64)>, i64), sqlx::Error> {
+    let states = sqlx::query_as(
+        "SELECT state, count(*) FROM lapor_bridge.webhook_deliveries
+          WHERE state IN ('pending', 'running', 'dead') GROUP BY state ORDER BY state",
+    )
+    .fetch_all(pool)
+    .await?;
+    let disabled = sqlx::query_scalar(
+        "SELECT count(*) FROM lapor_bridge.webhook_endpoints WHERE disabled_at IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((states, disabled))
 }
