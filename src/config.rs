@@ -633,6 +633,15 @@ impl Settings {
                     ),
                 )
             })?;
+            if w.events.as_ref().is_some_and(Vec::is_empty) {
+                return Err(invalid(
+                    "webhooks.events",
+                    format!(
+                        "webhook {}: an empty list sends nothing (leave it out for every event)",
+                        i + 1
+                    ),
+                ));
+            }
             for event in w.events.iter().flatten() {
                 if !crate::feed::EVENT_TYPES.contains(&event.as_str()) {
                     return Err(invalid(

@@ -179,6 +179,11 @@ pub async fn read_changes(
 /// deadline that moves, e.g. after a new disposition, is a new one). One
 /// replica checks at a time. Returns how many events were new.
 pub async fn check_sla(bridge: &Bridge) -> Result<u64, sqlx::Error> {
+    // The lock first: the other replicas skip the scan.
+    let mut tx = bridge.pool.begin().await?;
+    if !events::try_lock_sla_check(&mut tx).await? {
+        return Ok(0);
+    }
     let now = bridge.clock.now();
     let rows = events::open_sla_facts(&bridge.pool).await?;
     let mut new = Vec::new();
@@ -191,10 +196,6 @@ pub async fn check_sla(bridge: &Bridge) -> Result<u64, sqlx::Error> {
             closed: false,
         };
         new.extend(sla_events(complaint_id, &bridge.calendar, &facts, now));
-    }
-    let mut tx = bridge.pool.begin().await?;
-    if !events::try_lock_sla_check(&mut tx).await? {
-        return Ok(0);
     }
     let mut written = 0;
     for chunk in new.chunks(1000) {
