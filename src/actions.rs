@@ -17,6 +17,7 @@ use crate::store::audit::{self, NewEntry};
 use crate::store::complaints::{self, ComplaintRow, SubmitError};
 use crate::store::outbox;
 use crate::store::pii::{self as store_pii, Erasure};
+use crate::store::webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -449,4 +450,89 @@ pub async fn act_on_step(
     .await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// An operator's retry or discard of one webhook delivery, audited.
+pub async fn act_on_webhook_delivery(
+    bridge: &Bridge,
+    id: i64,
+    action: StepAction,
+    actor: &str,
+) -> Result<webhooks::DeliveryView, ActionError> {
+    let now = bridge.clock.now();
+    let mut tx = bridge.pool.begin().await?;
+    let before = webhooks::get(&mut tx, id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    let changed = match action {
+        StepAction::Retry => webhooks::retry_dead(&mut tx, id, now).await?,
+        StepAction::Discard => webhooks::discard(&mut tx, id, now).await?,
+    };
+    if !changed {
+        return Err(ActionError::Conflict(format!(
+            "webhook delivery {id} is {}: only {} deliveries can be {}",
+            before.state,
+            if action == StepAction::Retry {
+                "dead"
+            } else {
+                "dead or pending"
+            },
+            if action == StepAction::Retry {
+                "retried"
+            } else {
+                "discarded"
+            },
+        )));
+    }
+    let mut after = webhooks::get(&mut tx, id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    after.url = crate::feed::webhook::shown(&after.url);
+    audit::append(
+        &mut tx,
+        &NewEntry {
+            at: now,
+            actor,
+            local_ref: before.local_ref.as_deref(),
+            action: if action == StepAction::Retry {
+                "operator.webhook_retry"
+            } else {
+                "operator.webhook_discard"
+            },
+            before: Some(json!({"delivery_id": id, "event_id": before.event_id, "state": before.state, "attempts": before.attempts, "last_error": before.last_error})),
+            after: Some(json!({"delivery_id": id, "state": after.state, "attempts": after.attempts})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// An operator enables a webhook endpoint that a `410 Gone` disabled,
+/// audited. Returns its URL as shown (without credentials or query).
+pub async fn enable_webhook(bridge: &Bridge, id: i64, actor: &str) -> Result<String, ActionError> {
+    let mut tx = bridge.pool.begin().await?;
+    let url = webhooks::endpoint_url(&mut tx, id)
+        .await?
+        .ok_or(ActionError::NotFound)?;
+    let shown = crate::feed::webhook::shown(&url);
+    let Some(reason) = webhooks::enable_endpoint(&mut tx, id).await? else {
+        return Err(ActionError::Conflict(format!(
+            "webhook endpoint {id} is not disabled"
+        )));
+    };
+    audit::append(
+        &mut tx,
+        &NewEntry {
+            at: bridge.clock.now(),
+            actor,
+            local_ref: None,
+            action: "operator.webhook_enable",
+            before: Some(json!({"endpoint_id": id, "url": shown, "disabled_reason": reason})),
+            after: Some(json!({"endpoint_id": id, "url": shown, "enabled": true})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(shown)
 }

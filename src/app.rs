@@ -129,6 +129,13 @@ impl Daemon {
         tasks.spawn(engine.clone().run(shutdown.clone()));
         // The database gauges of /metrics, counted by one replica at a time.
         tasks.spawn(crate::gauges::run(bridge.clone(), shutdown.clone()));
+        tasks.spawn(crate::feed::run(bridge.clone(), shutdown.clone()));
+        if let Some(dispatcher) = crate::feed::webhook::Dispatcher::start(bridge.clone())
+            .await
+            .context("registering the webhook endpoints")?
+        {
+            tasks.spawn(dispatcher.run(shutdown.clone()));
+        }
 
         if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
             let writer = checkpoints::Writer::open(path, bridge.clock.clone())
@@ -210,6 +217,10 @@ async fn record_configuration(bridge: &Bridge) -> anyhow::Result<()> {
                 "pii_old_keys": s.pii.old_keys.len(),
                 "pii_retention_days": s.pii.retention_days,
                 "tokens": s.tokens.iter().map(|t| json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
+                "webhooks": s.webhooks.iter().map(|w| json!({
+                    "url": crate::feed::webhook::shown(&w.url),
+                    "events": w.events,
+                })).collect::<Vec<_>>(),
             })),
         },
     )

@@ -17,7 +17,7 @@ use crate::db::Target;
 use crate::inbound::Jobs;
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
-use crate::store::{complaints, outbox};
+use crate::store::{complaints, outbox, webhooks};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +58,11 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         action: OutboxCommand,
+    },
+    /// Webhook endpoints and their deliveries: list, dead letters, enable.
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksCommand,
     },
     /// One incremental pull from LAPOR! now.
     Pull,
@@ -131,6 +136,22 @@ impl StepState {
             StepState::Discarded => "discarded",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// The endpoints (with pending and dead counts), or with `--state` the
+    /// deliveries in that state: pending (with running), dead, done, discarded.
+    List {
+        #[arg(long, value_enum)]
+        state: Option<StepState>,
+    },
+    /// Send a dead delivery again, with fresh attempts.
+    Retry { id: i64 },
+    /// Give up a dead or pending delivery.
+    Discard { id: i64 },
+    /// Enable an endpoint that a `410 Gone` disabled.
+    Enable { id: i64 },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -412,6 +433,120 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     Ok(())
                 }
                 Err(ActionError::NotFound) => Err(Failure::from(format!("no outbox step {id}"))),
+                Err(e) => Err(Failure::from(e.to_string())),
+            }
+        }
+        Command::Webhooks { action } => {
+            let (bridge, target) = bridge(settings).await?;
+            opened(&target, json)?;
+            let actor = cli_actor();
+            let (id, act) = match action {
+                WebhooksCommand::List { state: None } => {
+                    let mut items = webhooks::endpoints(&bridge.pool).await?;
+                    for e in &mut items {
+                        e.url = crate::feed::webhook::shown(&e.url);
+                    }
+                    if json {
+                        print_json(
+                            &serde_json::json!({"items": items, "total": items.len()}),
+                            Some(&target),
+                        )?;
+                    } else {
+                        out!(
+                            "{:>4} {:<8} {:>8} {:>6}  URL",
+                            "ID",
+                            "STATE",
+                            "PENDING",
+                            "DEAD"
+                        );
+                        for e in &items {
+                            let state = if e.disabled_at.is_some() {
+                                "disabled"
+                            } else {
+                                "enabled"
+                            };
+                            out!(
+                                "{:>4} {:<8} {:>8} {:>6}  {}",
+                                e.id,
+                                state,
+                                e.pending,
+                                e.dead,
+                                e.url
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+                WebhooksCommand::List { state: Some(state) } => {
+                    let crate::params::Paging { size, offset, .. } =
+                        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
+                    let (items, total) =
+                        webhooks::list(&bridge.pool, Some(state.as_str()), offset, size).await?;
+                    if json {
+                        print_json(
+                            &serde_json::json!({"items": items, "total": total}),
+                            Some(&target),
+                        )?;
+                    } else {
+                        out!(
+                            "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  LAST ERROR",
+                            "ID",
+                            "EP",
+                            "LOCAL_REF",
+                            "EVENT",
+                            "STATE",
+                            "ATTEMPTS"
+                        );
+                        for d in &items {
+                            out!(
+                                "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  {}",
+                                d.id,
+                                d.endpoint_id,
+                                d.local_ref.as_deref().unwrap_or(""),
+                                d.event_type,
+                                d.state,
+                                d.attempts,
+                                d.last_error.as_deref().unwrap_or("")
+                            );
+                        }
+                        out!("{total} deliver(ies)");
+                    }
+                    return Ok(());
+                }
+                WebhooksCommand::Enable { id } => {
+                    return match actions::enable_webhook(&bridge, id, &actor).await {
+                        Ok(url) => {
+                            if json {
+                                print_json(
+                                    &serde_json::json!({"id": id, "url": url, "enabled": true}),
+                                    Some(&target),
+                                )?;
+                            } else {
+                                out!("webhook endpoint {id} ({url}) is enabled");
+                            }
+                            Ok(())
+                        }
+                        Err(ActionError::NotFound) => {
+                            Err(Failure::from(format!("no webhook endpoint {id}")))
+                        }
+                        Err(e) => Err(Failure::from(e.to_string())),
+                    };
+                }
+                WebhooksCommand::Retry { id } => (id, StepAction::Retry),
+                WebhooksCommand::Discard { id } => (id, StepAction::Discard),
+            };
+            match actions::act_on_webhook_delivery(&bridge, id, act, &actor).await {
+                Ok(d) => {
+                    if json {
+                        print_json(&d, Some(&target))?;
+                    } else {
+                        out!("webhook delivery {} is now {}", d.id, d.state);
+                    }
+                    Ok(())
+                }
+                Err(ActionError::NotFound) => {
+                    Err(Failure::from(format!("no webhook delivery {id}")))
+                }
                 Err(e) => Err(Failure::from(e.to_string())),
             }
         }

@@ -343,6 +343,23 @@ impl Default for PiiSettings {
     }
 }
 
+/// One webhook endpoint (`[[webhooks]]`, or `BRIDGE_WEBHOOK_URL` with
+/// `BRIDGE_WEBHOOK_SECRET`): every event of the change feed (or those named
+/// in `events`) is POSTed to `url`, signed with `secret` (Standard Webhooks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// `whsec_` followed by the base64 of the key's bytes.
+    pub secret: SecretString,
+    /// Event types to send; absent: all.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// Set when the endpoint came from the environment (for error messages).
+    #[serde(skip)]
+    pub from_env: bool,
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -353,6 +370,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub pii: PiiSettings,
     pub tokens: Vec<ApiToken>,
+    pub webhooks: Vec<WebhookSettings>,
 }
 
 /// Where the environment comes from; tests pass a map instead of the process
@@ -516,6 +534,43 @@ impl Settings {
             "BRIDGE_AUDIT_CHECKPOINT_SECS",
             &mut self.audit.checkpoint_secs,
         )?;
+        let webhook_url = env
+            .var("BRIDGE_WEBHOOK_URL")
+            .filter(|v| !v.trim().is_empty());
+        let webhook_secret = env
+            .var("BRIDGE_WEBHOOK_SECRET")
+            .filter(|v| !v.trim().is_empty());
+        match (webhook_url, webhook_secret) {
+            (Some(url), Some(secret)) => {
+                let url = url.trim().to_string();
+                let secret = SecretString::from(secret.trim().to_string());
+                match self.webhooks.iter_mut().find(|w| w.url == url) {
+                    Some(existing) => {
+                        existing.secret = secret;
+                        existing.from_env = true;
+                    }
+                    None => self.webhooks.push(WebhookSettings {
+                        url,
+                        secret,
+                        events: None,
+                        from_env: true,
+                    }),
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "BRIDGE_WEBHOOK_SECRET",
+                    "must be set with BRIDGE_WEBHOOK_URL (whsec_ followed by base64)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "BRIDGE_WEBHOOK_URL",
+                    "must be set with BRIDGE_WEBHOOK_SECRET",
+                ));
+            }
+            (None, None) => {}
+        }
         if let Some(raw) = env.var("BRIDGE_LOG_FORMAT") {
             self.bridge.log_format = match raw.trim() {
                 "json" => LogFormat::Json,
@@ -641,6 +696,7 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        self.validate_webhooks()?;
         for token in &self.tokens {
             if token.name.trim().is_empty() {
                 return Err(invalid("tokens.name", "must not be empty"));
@@ -650,6 +706,65 @@ impl Settings {
                     "tokens.sha256",
                     format!("token {:?}: must be 64 hex digits", token.name),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let (url_key, secret_key) = if w.from_env {
+                ("BRIDGE_WEBHOOK_URL", "BRIDGE_WEBHOOK_SECRET")
+            } else {
+                ("webhooks.url", "webhooks.secret")
+            };
+            let url = reqwest::Url::parse(&w.url)
+                .map_err(|e| invalid(url_key, format!("webhook {}: not a URL ({e})", i + 1)))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(invalid(
+                    url_key,
+                    format!("webhook {}: must be an http:// or https:// URL", i + 1),
+                ));
+            }
+            if !seen.insert(w.url.as_str()) {
+                return Err(invalid(
+                    url_key,
+                    format!("webhook {}: the same URL twice", i + 1),
+                ));
+            }
+            crate::feed::webhook::WebhookSecret::parse(w.secret.expose_secret()).map_err(|e| {
+                invalid(
+                    secret_key,
+                    format!(
+                        "webhook {} ({}): {e}",
+                        i + 1,
+                        crate::feed::webhook::shown_url(&url)
+                    ),
+                )
+            })?;
+            if w.events.as_ref().is_some_and(Vec::is_empty) {
+                return Err(invalid(
+                    "webhooks.events",
+                    format!(
+                        "webhook {}: an empty list sends nothing (leave it out for every event)",
+                        i + 1
+                    ),
+                ));
+            }
+            for event in w.events.iter().flatten() {
+                if !crate::feed::EVENT_TYPES.contains(&event.as_str()) {
+                    return Err(invalid(
+                        "webhooks.events",
+                        format!(
+                            "webhook {}: unknown event type {event:?} (known: {})",
+                            i + 1,
+                            crate::feed::EVENT_TYPES.join(", ")
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -831,6 +946,67 @@ mod tests {
             let err = Settings::load(None, &env).unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn webhooks_come_from_the_file_and_the_environment_and_bad_ones_are_named() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let mut settings = Settings::from_toml(&format!(
+            "[[webhooks]]\nurl = \"https://city.example/hooks\"\nsecret = \"{secret}\"\nevents = [\"complaint.linked\"]\n"
+        ))
+        .unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.webhooks.len(), 1);
+        assert!(!format!("{settings:?}").contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("BRIDGE_WEBHOOK_URL", "http://127.0.0.1:9000/in"),
+            ("BRIDGE_WEBHOOK_SECRET", secret),
+        ]);
+        settings.apply_env(&env).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.webhooks.len(), 2);
+        assert!(settings.webhooks[1].events.is_none());
+
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("BRIDGE_WEBHOOK_URL", "http://127.0.0.1:9000/in"),
+            ("BRIDGE_WEBHOOK_SECRET", "whsec_not base64!"),
+        ]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("BRIDGE_WEBHOOK_SECRET"), "{err}");
+        assert!(
+            !err.contains("not base64!"),
+            "the secret is never shown: {err}"
+        );
+        let env: HashMap<&str, &str> =
+            HashMap::from([("BRIDGE_WEBHOOK_URL", "http://127.0.0.1:9000/in")]);
+        let err = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("BRIDGE_WEBHOOK_SECRET"), "{err}");
+
+        let bad = Settings::from_toml(
+            "[[webhooks]]\nurl = \"https://city.example/hooks\"\nsecret = \"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+        )
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("webhooks.secret") && err.contains("whsec_"),
+            "{err}"
+        );
+        let bad = Settings::from_toml(&format!(
+            "[[webhooks]]\nurl = \"https://city.example/hooks\"\nsecret = \"{secret}\"\nevents = [\"complaint.created\"]\n"
+        ))
+        .unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("webhooks.events"), "{err}");
+        let bad = Settings::from_toml(&format!(
+            "[[webhooks]]\nurl = \"ftp://city.example/\"\nsecret = \"{secret}\"\n"
+        ))
+        .unwrap();
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("webhooks.url")
+        );
     }
 
     #[test]

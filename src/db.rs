@@ -4,8 +4,9 @@
 //! Two roles: the schema owner runs `lapor-bridge migrate` (and may run
 //! everything else); `lapor_bridge_runtime`, created and granted by
 //! `migrate`, holds what `run` and the other commands need and may only read
-//! and append the audit log. Under a role that does not own the schema no
-//! command attempts DDL: pending migrations stop it with a message instead.
+//! and append the audit log and the change feed's events. Under a role that
+//! does not own the schema no command attempts DDL: pending migrations stop
+//! it with a message instead.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -77,6 +78,10 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA lapor_bridge TO lapor_bridge_runtime;
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
     ON lapor_bridge.audit_log FROM lapor_bridge_runtime;
 REVOKE ALL ON SEQUENCE lapor_bridge.audit_log_id_seq FROM lapor_bridge_runtime;
+-- The change feed: read and appended (by the triggers that describe each
+-- change), never rewritten.
+REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+    ON lapor_bridge.events FROM lapor_bridge_runtime;
 -- The migrations' own record: read (for readiness), never written.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
     ON lapor_bridge._sqlx_migrations FROM lapor_bridge_runtime;

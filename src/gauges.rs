@@ -40,6 +40,14 @@ pub struct Snapshot {
     /// The end of the last successful run per job, as a Unix time.
     pub job_last_success: BTreeMap<String, f64>,
     pub audit_entries: i64,
+    /// Change-feed events not readable yet (an older transaction runs).
+    #[serde(default)]
+    pub feed_unsettled_events: i64,
+    /// Webhook deliveries per state (pending, running, dead).
+    #[serde(default)]
+    pub webhook_deliveries: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub webhook_endpoints_disabled: i64,
 }
 
 impl Snapshot {
@@ -48,6 +56,17 @@ impl Snapshot {
         let pool = &bridge.pool;
         let now = bridge.clock.now();
         let (sla_overdue_follow_up, sla_overdue_completion) = sla_overdue(bridge, now).await?;
+        let (states, webhook_endpoints_disabled) = store::webhooks::depth(pool).await?;
+        let webhook_deliveries = ["pending", "running", "dead"]
+            .into_iter()
+            .map(|state| {
+                let n = states
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                (state.to_string(), n)
+            })
+            .collect();
         Ok(Self {
             taken_at: now,
             outbox_depth: sql::outbox_depth(pool).await?.into_iter().collect(),
@@ -62,6 +81,9 @@ impl Snapshot {
             sla_overdue_completion,
             job_last_success: sql::job_last_success(pool).await?.into_iter().collect(),
             audit_entries: store::audit::count(pool).await?,
+            feed_unsettled_events: store::events::unsettled(pool).await?,
+            webhook_deliveries,
+            webhook_endpoints_disabled,
         })
     }
 
@@ -116,6 +138,29 @@ impl Snapshot {
         }
         let _ = writeln!(out, "# TYPE lapor_bridge_audit_entries gauge");
         let _ = writeln!(out, "lapor_bridge_audit_entries {}", self.audit_entries);
+        let _ = writeln!(
+            out,
+            "# HELP lapor_bridge_feed_unsettled_events Change-feed events not readable yet: an older transaction on the server is still running."
+        );
+        let _ = writeln!(out, "# TYPE lapor_bridge_feed_unsettled_events gauge");
+        let _ = writeln!(
+            out,
+            "lapor_bridge_feed_unsettled_events {}",
+            self.feed_unsettled_events
+        );
+        let _ = writeln!(out, "# TYPE lapor_bridge_webhook_deliveries gauge");
+        for (state, n) in &self.webhook_deliveries {
+            let _ = writeln!(
+                out,
+                "lapor_bridge_webhook_deliveries{{state=\"{state}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# TYPE lapor_bridge_webhook_endpoints_disabled gauge");
+        let _ = writeln!(
+            out,
+            "lapor_bridge_webhook_endpoints_disabled {}",
+            self.webhook_endpoints_disabled
+        );
         let _ = writeln!(
             out,
             "# HELP lapor_bridge_gauges_taken_timestamp_seconds When the database gauges of this scrape were counted (Unix time)."

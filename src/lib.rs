@@ -4,9 +4,10 @@
 //! format and client), `simulator` (an in-memory LAPOR!), `store` (SQL, one
 //! module per table family), `outbox` (delivery), `pii` (reporter identity,
 //! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
-//! deadlines), `checkpoints` (the audit log's head written outside the
-//! database), `api` (admin HTTP and its edge), `params` (query parameters,
-//! pages and instants as every surface reads them), `cli`.
+//! deadlines), `feed` (the change feed and its webhooks), `checkpoints` (the
+//! audit log's head written outside the database), `api` (admin HTTP and its
+//! edge), `params` (query parameters, pages and instants as every surface
+//! reads them), `cli`.
 
 pub mod actions;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod demo;
+pub mod feed;
 pub mod gauges;
 pub mod inbound;
 pub mod lapor;

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::{ApiError, AppState, caller_name};
 use crate::actions::{self, StepAction};
+use crate::feed;
 use crate::params::{self, ParamErrors};
 use crate::status_document::{Page, StatusDocument};
-use crate::store::{audit, complaints, outbox};
+use crate::store::{audit, complaints, outbox, webhooks};
 
 /// A query string read as `T` (see [`crate::params::query`]): unknown,
 /// repeated or unparsable parameters answer `400` naming each one, in JSON
@@ -385,6 +386,148 @@ pub async fn discard_step(
 ) -> Result<Json<outbox::StepView>, ApiError> {
     Ok(Json(
         actions::act_on_step(
+            &state.bridge,
+            id,
+            StepAction::Discard,
+            &caller_name(&caller),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChangesQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    wait: Option<String>,
+}
+
+/// `GET /api/v1/changes?after=&limit=&wait=`: the events after a cursor, in
+/// feed order; an intake token sees those of its own complaints only.
+pub async fn changes(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Q(query): Q<ChangesQuery>,
+) -> Result<Json<feed::ChangesPage>, ApiError> {
+    let after = match query.after.as_deref().map(str::trim) {
+        None | Some("") => feed::Cursor::START,
+        Some(raw) => raw
+            .parse()
+            .map_err(|e: feed::BadCursor| ApiError::BadRequest(format!("after: {e}")))?,
+    };
+    let limit = match query.limit.as_deref().map(str::trim) {
+        None | Some("") => feed::DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=feed::MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit must be an integer from 1 to {}",
+                    feed::MAX_LIMIT
+                ))
+            })?,
+    };
+    let max_wait = feed::MAX_WAIT.as_secs();
+    let wait = match query.wait.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max_wait)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "wait must be a whole number of seconds from 0 to {max_wait}"
+                ))
+            })?,
+    };
+    let own = (caller.role == crate::config::Role::Intake).then(|| caller_name(&caller));
+    let page = feed::read_changes(
+        &state.bridge,
+        after,
+        limit,
+        std::time::Duration::from_secs(wait),
+        own.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+pub async fn list_webhooks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut items = webhooks::endpoints(&state.bridge.pool).await?;
+    for e in &mut items {
+        e.url = feed::webhook::shown(&e.url);
+    }
+    let total = items.len();
+    Ok(Json(
+        json!({"items": items, "total": total, "page": 1, "page_size": total}),
+    ))
+}
+
+pub async fn enable_webhook(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    P(id): P<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let url = actions::enable_webhook(&state.bridge, id, &caller_name(&caller)).await?;
+    Ok(Json(json!({"id": id, "url": url, "enabled": true})))
+}
+
+pub async fn list_webhook_deliveries(
+    State(state): State<AppState>,
+    Q(query): Q<OutboxQuery>,
+) -> Result<Json<Page<webhooks::DeliveryView>>, ApiError> {
+    let wanted = query.state.filter(|s| !s.is_empty());
+    if let Some(s) = &wanted
+        && !["pending", "running", "dead", "done", "discarded"].contains(&s.as_str())
+    {
+        return Err(ApiError::BadParams(params::ParamErrors::one(
+            "state",
+            "must be pending, running, dead, done or discarded",
+        )));
+    }
+    let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
+    let (mut items, total) = webhooks::list(
+        &state.bridge.pool,
+        wanted.as_deref(),
+        paging.offset,
+        paging.size,
+    )
+    .await?;
+    for d in &mut items {
+        d.url = feed::webhook::shown(&d.url);
+    }
+    Ok(Json(Page {
+        items,
+        total,
+        page: paging.page,
+        page_size: paging.size,
+    }))
+}
+
+pub async fn retry_webhook_delivery(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    P(id): P<i64>,
+) -> Result<Json<webhooks::DeliveryView>, ApiError> {
+    Ok(Json(
+        actions::act_on_webhook_delivery(
+            &state.bridge,
+            id,
+            StepAction::Retry,
+            &caller_name(&caller),
+        )
+        .await?,
+    ))
+}
+
+pub async fn discard_webhook_delivery(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    P(id): P<i64>,
+) -> Result<Json<webhooks::DeliveryView>, ApiError> {
+    Ok(Json(
+        actions::act_on_webhook_delivery(
             &state.bridge,
             id,
             StepAction::Discard,

@@ -147,6 +147,23 @@ async fn require(
     Ok(next.run(req).await)
 }
 
+/// Requires a token of one of `roles` (admins always pass).
+async fn require_any(
+    state: &AppState,
+    roles: &[Role],
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = auth::bearer(req.headers())
+        .and_then(|t| state.tokens.identify(t))
+        .ok_or(ApiError::Unauthorized)?;
+    if !roles.iter().any(|r| caller.role.allows(*r)) {
+        return Err(ApiError::Forbidden);
+    }
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
 macro_rules! role_layer {
     ($state:expr, $role:expr) => {{
         let state = $state.clone();
@@ -180,6 +197,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/outbox", get(handlers::list_outbox))
         .route("/api/v1/outbox/{id}/retry", post(handlers::retry_step))
         .route("/api/v1/outbox/{id}/discard", post(handlers::discard_step))
+        .route("/api/v1/webhooks", get(handlers::list_webhooks))
+        .route(
+            "/api/v1/webhooks/{id}/enable",
+            post(handlers::enable_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/deliveries",
+            get(handlers::list_webhook_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/deliveries/{id}/retry",
+            post(handlers::retry_webhook_delivery),
+        )
+        .route(
+            "/api/v1/webhooks/deliveries/{id}/discard",
+            post(handlers::discard_webhook_delivery),
+        )
         .layer(role_layer!(state, Role::Operator));
     // An on-demand run answers with its summary when it ends, however long
     // it takes: no request timeout.
@@ -187,6 +221,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/pull", post(handlers::pull))
         .route("/api/v1/reconcile", post(handlers::reconcile))
         .layer(role_layer!(state, Role::Operator));
+    // The change feed: operators see every event, intake tokens those of
+    // the complaints they submitted. Its long poll is bounded by `wait`
+    // (at most 30 s), not by the request timeout.
+    let feed_state = state.clone();
+    let feed = Router::new()
+        .route("/api/v1/changes", get(handlers::changes))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let state = feed_state.clone();
+                async move { require_any(&state, &[Role::Operator, Role::Intake], req, next).await }
+            },
+        ));
     let admin = Router::new()
         .route(
             "/api/v1/complaints/{local_ref}/erase",
@@ -210,8 +256,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .merge(crate::dashboard::router());
+    // A long poll of the feed waits up to its own bounded `wait`.
     let app = edge::timed(timed, &edge)
         .merge(runs)
+        .merge(feed)
         .fallback(not_found)
         .with_state(state);
     edge::wrap(app, &edge)

@@ -221,6 +221,10 @@ strings! {
     Actions => "Tindakan", "Actions";
     DeadHelp => "Langkah yang berhenti dicoba. Perbaiki penyebabnya, lalu kirim ulang; atau buang jika tidak perlu dikirim.",
         "Steps that are no longer tried. Fix the cause, then retry; or discard when they need not be sent.";
+    WebhookDead => "Webhook ke aplikasi kota yang gagal terkirim", "Webhook deliveries to the city's application that failed";
+    WebhookDeadHelp => "Peristiwa umpan perubahan yang tidak diterima endpoint. Peristiwa berikutnya dari aduan yang sama menunggu di belakangnya.", "Change-feed events the endpoint did not accept. Later events of the same complaint wait behind them.";
+    Event => "Peristiwa", "Event";
+    FlashWebhookDone => "Pengiriman webhook diperbarui.", "Webhook delivery updated.";
     FlashRetried => "Langkah dikirim ulang. Keadaan sekarang", "Step queued again. Current state";
     FlashDiscarded => "Langkah dibuang. Keadaan sekarang", "Step discarded. Current state";
     FlashConflict => "Tindakan tidak dilakukan: langkah ini tidak lagi dalam keadaan yang memungkinkan.",

@@ -48,6 +48,14 @@ pub fn router() -> Router<AppState> {
         .route("/outbox/dead", get(pages::dead_letters))
         .route("/outbox/{id}/retry", post(pages::retry))
         .route("/outbox/{id}/discard", post(pages::discard))
+        .route(
+            "/webhooks/deliveries/{id}/retry",
+            post(pages::webhook_retry),
+        )
+        .route(
+            "/webhooks/deliveries/{id}/discard",
+            post(pages::webhook_discard),
+        )
         .route("/reconciliation", get(pages::reconciliation))
         .route("/audit", get(pages::audit))
         .route("/audit/verify", post(pages::audit_verify))

@@ -24,7 +24,7 @@ use crate::pii::{ReporterState, ReporterView};
 use crate::sla::DeadlineKind;
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
-use crate::store::{complaints, outbox};
+use crate::store::{complaints, outbox, webhooks};
 
 type PageResult = Result<Response, Fail>;
 type Params = Query<HashMap<String, String>>;
@@ -712,6 +712,7 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Stri
                 t(lang, K::FlashConflict)
             ),
         ),
+        (Some("webhook"), _) => ("", t(lang, K::FlashWebhookDone).to_string()),
         (Some("erased"), _) => ("", t(lang, K::FlashErased).to_string()),
         (Some("already_erased"), _) => ("", t(lang, K::FlashAlreadyErased).to_string()),
         (_, Some("notfound")) => (" bad", t(lang, K::FlashNotFound).to_string()),
@@ -1138,7 +1139,106 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
         body.push_str("</table>");
     }
     body.push_str(&pager(lang, "/outbox/dead", page, size, total));
+    body.push_str(&webhook_dead_letters(&state, &ctx).await?);
     Ok(ctx.render(Nav::Dead, ctx.t(K::NavDead), &body))
+}
+
+/// Dead webhook deliveries, with Retry and Discard (the first 50: they are
+/// few, and `lapor-bridge webhooks list --state dead` lists all).
+async fn webhook_dead_letters(state: &AppState, ctx: &Ctx) -> Result<String, Fail> {
+    let (dead, total) = webhooks::list(&state.bridge.pool, Some("dead"), 0, PAGE_SIZE)
+        .await
+        .or_fail(ctx)?;
+    let mut out = String::new();
+    if dead.is_empty() {
+        return Ok(out);
+    }
+    let _ = write!(
+        out,
+        "<h2>{} ({total})</h2><p class=\"muted\">{}</p>\
+         <table id=\"webhook-dead\"><tr><th>#</th><th>{}</th><th>{}</th><th>URL</th>\
+         <th class=\"num\">{}</th><th>{}</th><th>{}</th></tr>",
+        ctx.t(K::WebhookDead),
+        ctx.t(K::WebhookDeadHelp),
+        ctx.t(K::Reference),
+        ctx.t(K::Event),
+        ctx.t(K::Attempts),
+        ctx.t(K::LastError),
+        ctx.t(K::Actions),
+    );
+    for d in &dead {
+        let local_ref = d.local_ref.clone().unwrap_or_default();
+        let form = |action: &str, class: &str, label: K| {
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/webhooks/deliveries/{id}/{action}\">{csrf}\
+                 <button type=\"submit\"{class} data-webhook-{action}=\"{id}\">{}</button></form> ",
+                ctx.t(label),
+                id = d.id,
+                csrf = csrf_field(&ctx.session),
+            )
+        };
+        let _ = write!(
+            out,
+            "<tr data-delivery=\"{}\"><td>{}</td><td><a href=\"/complaints/{}\">{}</a></td>\
+             <td class=\"mono\">{} {}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"mono\">{}</td><td>{}{}</td></tr>",
+            d.id,
+            d.id,
+            url_encode(&local_ref),
+            Esc(&local_ref),
+            Esc(&d.event_type),
+            Esc(&d.event_id),
+            Esc(crate::feed::webhook::shown(&d.url)),
+            d.attempts,
+            opt_text(&d.last_error),
+            form("retry", "", K::Retry),
+            form("discard", " class=\"danger\"", K::Discard),
+        );
+    }
+    out.push_str("</table>");
+    Ok(out)
+}
+
+async fn webhook_act(
+    state: AppState,
+    ctx: Ctx,
+    id: String,
+    form: Result<Form<ActionForm>, FormRejection>,
+    action: StepAction,
+) -> PageResult {
+    ctx.need(Role::Operator)?;
+    ctx.check_csrf(csrf_of(&form))?;
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+    };
+    let actor = format!("token:{}", ctx.session.token_name);
+    let query = match actions::act_on_webhook_delivery(&state.bridge, id, action, &actor).await {
+        Ok(_) => "done=webhook".to_string(),
+        Err(ActionError::NotFound) => format!("failed=notfound&step={id}"),
+        Err(ActionError::Conflict(_) | ActionError::Invalid(_)) => {
+            format!("failed=conflict&step={id}")
+        }
+        Err(e @ (ActionError::Db(_) | ActionError::Sealing(_))) => return Err(ctx.internal(e)),
+    };
+    Ok(Redirect::to(&format!("/outbox/dead?{query}")).into_response())
+}
+
+pub async fn webhook_retry(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> PageResult {
+    webhook_act(state, ctx, id, form, StepAction::Retry).await
+}
+
+pub async fn webhook_discard(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> PageResult {
+    webhook_act(state, ctx, id, form, StepAction::Discard).await
 }
 
 /// Where an action may send the browser back to: the dead letters or a

@@ -3,7 +3,9 @@
 pub mod audit;
 pub mod complaints;
 pub mod duplicates;
+pub mod events;
 pub mod gauges;
 pub mod jobs;
 pub mod outbox;
 pub mod pii;
+pub mod webhooks;
