@@ -30,11 +30,12 @@ SELECT c.*,
   LEFT JOIN LATERAL (
        SELECT count(*) FILTER (WHERE o.state IN ('pending', 'running')) AS open,
               count(*) FILTER (WHERE o.state = 'dead') AS dead,
-              -- The last attempt failed, and LAPOR! did not ask us to wait.
+              -- The last attempt failed and nothing but the backoff holds
+              -- the step: a step that waits (for LAPOR!, or for its tokens
+              -- while delivery is paused) is pending, with its reason.
               count(*) FILTER (WHERE o.state IN ('pending', 'running')
                                  AND o.last_error IS NOT NULL
-                                 AND (o.waiting_reason IS NULL
-                                      OR o.waiting_reason = 'tokens_rejected')) AS retrying,
+                                 AND o.waiting_reason IS NULL) AS retrying,
               (array_agg(o.last_error ORDER BY o.seq)
                    FILTER (WHERE o.last_error IS NOT NULL
                              AND o.state IN ('pending', 'running', 'dead')))[1] AS step_error,

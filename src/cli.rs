@@ -551,15 +551,19 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             }
         }
         Command::Pull | Command::Reconcile { .. } => {
-            // Always JSON: its "database" names the database opened.
+            // Always JSON: the database opened is named on standard error,
+            // or in the JSON with --json.
             let (bridge, target) = bridge(settings).await?;
+            if !json {
+                eprintln!("lapor-bridge: {target}");
+            }
             let jobs = Jobs::new(bridge);
             let result = match cli.command {
                 Command::Pull => jobs.pull("cli").await?,
                 Command::Reconcile { deep: true } => jobs.deep_reconcile("cli").await?,
                 _ => jobs.reconcile("cli").await?,
             };
-            print_json(&result, Some(&target))?;
+            print_json(&result, json.then_some(&target))?;
             match result.get("outcome").and_then(Value::as_str) {
                 Some("ok") => Ok(()),
                 Some("partial") => Err(Failure::from(
@@ -577,12 +581,16 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             let (bridge, target) = bridge(settings).await?;
             match action {
                 AuditCommand::Verify { checkpoints } => {
-                    // Always JSON, with "database".
+                    // Always JSON, as the API answers it: the database opened
+                    // is named on standard error, or in the JSON with --json.
+                    if !json {
+                        eprintln!("lapor-bridge: {target}");
+                    }
 
                     let file =
                         checkpoints.or_else(|| bridge.settings.audit.checkpoint_file.clone());
                     let v = crate::checkpoints::verify(&bridge.pool, file.as_deref()).await?;
-                    print_json(&v, Some(&target))?;
+                    print_json(&v, json.then_some(&target))?;
                     match v {
                         Verification::Ok { .. } => Ok(()),
                         Verification::Broken { .. } => {

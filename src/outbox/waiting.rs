@@ -1,7 +1,8 @@
 //! Why a step waits. Stored as a code in `outbox.waiting_reason`; the
 //! instant it waits for is the step's own (`next_attempt_at`,
-//! `lookup_not_before`). A step that waits for LAPOR! is `pending`; a step
-//! whose last attempt failed is `retrying` (see the view `complaint_sync`).
+//! `lookup_not_before`). A step that waits is `pending` with its reason; a
+//! step whose last attempt failed and that only backs off is `retrying`
+//! (see the view `complaint_sync`).
 
 use chrono::{DateTime, Utc};
 
@@ -15,8 +16,8 @@ pub enum WaitingReason {
     LookupDelay,
     /// LAPOR! answered 429 with a `Retry-After`.
     RetryAfter,
-    /// LAPOR! rejected the tokens: every delivery is paused (a failure, so
-    /// the step shows as `retrying`).
+    /// LAPOR! rejected the tokens: every delivery is paused, no attempt is
+    /// counted, and the step waits for working tokens.
     TokensRejected,
 }
 
@@ -40,12 +41,6 @@ impl WaitingReason {
 
     pub fn parse(code: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// Whether the step waits for LAPOR! (`pending`), rather than after a
-    /// failure of ours or of the tokens (`retrying`).
-    pub fn is_lapor_wait(self) -> bool {
-        !matches!(self, WaitingReason::TokensRejected)
     }
 
     /// In English, with the instant it waits for (API, CLI, logs).
@@ -87,10 +82,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_round_trip_and_only_the_tokens_are_a_failure() {
+    fn codes_round_trip_and_read_as_words() {
         for r in WaitingReason::ALL {
             assert_eq!(WaitingReason::parse(r.code()), Some(r));
-            assert_eq!(r.is_lapor_wait(), r != WaitingReason::TokensRejected);
+            assert!(!r.describe(None).contains('_'));
         }
         assert_eq!(WaitingReason::parse("bogus"), None);
         assert!(
