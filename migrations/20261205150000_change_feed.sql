@@ -144,7 +144,9 @@ CREATE TRIGGER followup_posted AFTER UPDATE ON followups
           AND NEW.lapor_followup_id IS NOT NULL)
     EXECUTE FUNCTION followup_events();
 
--- An outbox step dead-lettered.
+-- An outbox step dead-lettered. LAPOR!'s message stays out: it can echo
+-- what was submitted, and events are kept for good (the reason is on the
+-- step, for operators).
 CREATE FUNCTION outbox_dead_event() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     c lapor_bridge.complaints;
@@ -155,8 +157,7 @@ BEGIN
             'outbox_id', NEW.id,
             'step', NEW.step,
             'followup_id', NEW.followup_id,
-            'attempts', NEW.attempts,
-            'last_error', NEW.last_error));
+            'attempts', NEW.attempts));
     RETURN NULL;
 END
 $$;

@@ -315,6 +315,13 @@ async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<Job
 
 /// `lapor-bridge run`.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // `run` upgrades an older schema but lays none down: the first one comes
+    // from `lapor-bridge migrate`, run on purpose against the right database.
+    {
+        let (pool, target) = crate::db::open(&settings.database).await?;
+        crate::db::require_some_schema(&pool, &target).await?;
+        pool.close().await;
+    }
     let shutdown = crate::shutdown::on_signal();
     let clock = Arc::new(DatabaseClock::default());
     let daemon = Daemon::start(settings, clock, shutdown, true).await?;

@@ -480,8 +480,12 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 WebhooksCommand::List { state: Some(state) } => {
                     let crate::params::Paging { size, offset, .. } =
                         crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
-                    let (items, total) =
+                    let (mut items, total) =
                         webhooks::list(&bridge.pool, Some(state.as_str()), offset, size).await?;
+                    // Credentials and query tokens in a URL are never shown.
+                    for d in &mut items {
+                        d.url = crate::feed::webhook::shown(&d.url);
+                    }
                     if json {
                         print_json(
                             &serde_json::json!({"items": items, "total": total}),

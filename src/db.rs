@@ -344,6 +344,26 @@ fn explain(e: DbError, options: &PgConnectOptions) -> DbError {
     }
 }
 
+/// For `run`, which upgrades an older schema but never lays one down where
+/// none was: a database without any of the bridge's migrations is refused
+/// (a typo in DATABASE_URL, or another application's database).
+pub async fn require_some_schema(pool: &PgPool, target: &Target) -> Result<(), DbError> {
+    let role = current_role(pool).await?;
+    let Some(pending) = pending_migrations(pool).await? else {
+        return Err(DbError::NoRights { role });
+    };
+    let total = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .count();
+    if pending.len() == total {
+        return Err(DbError::NoSchema {
+            target: target.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// For commands that read and write the bridge's data but may not change
 /// the schema: the schema must be there and current.
 pub async fn require_current_schema(pool: &PgPool, target: &Target) -> Result<(), DbError> {

@@ -925,8 +925,14 @@ async fn the_audit_page_offers_the_checkpoints_and_verify_names_a_cut_tail() {
         s.audit.checkpoint_secs = 3600;
     })
     .await;
-    // The writer's first look, at start, records `bridge.started`.
-    assert!(eventually(DEADLINE, || async { file.exists() }).await);
+    // The writer's first look, at start, records `bridge.started` (the file
+    // exists from the writer's open, before its first line).
+    assert!(
+        eventually(DEADLINE, || async {
+            std::fs::read_to_string(&file).is_ok_and(|t| t.ends_with('\n'))
+        })
+        .await
+    );
     let auditor = app.session(AUDITOR_TOKEN).await;
     let (status, audit_page) = app.page("/audit", &auditor).await;
     assert_eq!(status, StatusCode::OK);

@@ -107,6 +107,9 @@ pub fn wrap(app: Router, settings: &BridgeSettings) -> Router {
             HeaderName::from_static(REQUEST_ID),
             MakeRequestUuid,
         ))
+        // A caller's own id is kept only when it is short and plain: it goes
+        // into every log line of the request.
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
         .layer(SetSensitiveRequestHeadersLayer::new(
             sensitive_request_headers(),
         ))
@@ -190,7 +193,11 @@ pub async fn serve(
     drain: Duration,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1 only: the dashboard and the API need nothing else, and the
+    // version sniff of a dual server waits for its first bytes with no
+    // timeout (a connection that sends nothing would be held for ever);
+    // HTTP/1's header read timeout starts as soon as the connection opens.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -232,4 +239,19 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Removes an `x-request-id` that is not 1 to 64 letters, digits, `.`, `_`
+/// or `-`, so that a new one is generated in its place.
+async fn drop_unusable_request_id(mut req: Request) -> Request {
+    let usable = |v: &axum::http::HeaderValue| {
+        let b = v.as_bytes();
+        (1..=64).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    };
+    if req.headers().get(REQUEST_ID).is_some_and(|v| !usable(v)) {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }

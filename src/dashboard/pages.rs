@@ -1169,9 +1169,20 @@ async fn webhook_dead_letters(state: &AppState, ctx: &Ctx) -> Result<String, Fai
     for d in &dead {
         let local_ref = d.local_ref.clone().unwrap_or_default();
         let form = |action: &str, class: &str, label: K| {
+            // Discard is final: its form carries a required confirmation box.
+            let confirm = if action == "discard" {
+                format!(
+                    "<label class=\"inline-confirm\"><span><input type=\"checkbox\" name=\"confirm\" \
+                     value=\"yes\" required data-webhook-confirm=\"{id}\"> {}</span></label>",
+                    ctx.t(K::DiscardConfirm),
+                    id = d.id,
+                )
+            } else {
+                String::new()
+            };
             format!(
                 "<form class=\"inline\" method=\"post\" action=\"/webhooks/deliveries/{id}/{action}\">{csrf}\
-                 <button type=\"submit\"{class} data-webhook-{action}=\"{id}\">{}</button></form> ",
+                 {confirm}<button type=\"submit\"{class} data-webhook-{action}=\"{id}\">{}</button></form> ",
                 ctx.t(label),
                 id = d.id,
                 csrf = csrf_field(&ctx.session),
@@ -1211,6 +1222,13 @@ async fn webhook_act(
     let Ok(id) = id.parse::<i64>() else {
         return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
     };
+    // Discard is final: without its confirmation nothing happens.
+    let confirmed = form.as_ref().ok().and_then(|Form(f)| f.confirm.as_deref()) == Some("yes");
+    if action == StepAction::Discard && !confirmed {
+        return Ok(
+            Redirect::to(&format!("/outbox/dead?failed=unconfirmed&step={id}")).into_response(),
+        );
+    }
     let actor = format!("token:{}", ctx.session.token_name);
     let query = match actions::act_on_webhook_delivery(&state.bridge, id, action, &actor).await {
         Ok(_) => "done=webhook".to_string(),

@@ -185,7 +185,7 @@ pub async fn check_sla(bridge: &Bridge) -> Result<u64, sqlx::Error> {
         return Ok(0);
     }
     let now = bridge.clock.now();
-    let rows = events::open_sla_facts(&bridge.pool).await?;
+    let rows = events::open_sla_facts(&mut tx).await?;
     let mut new = Vec::new();
     for (complaint_id, created_at, dispositioned, first_ours, last) in rows {
         let facts = SlaFacts {

@@ -259,7 +259,9 @@ impl StepRunner<'_> {
             step.waiting_reason.as_deref() == Some(WaitingReason::Verification.code());
         let waiting_now = matches!(result, Err(Failure::Waiting(_)));
         let record_attempt = !(waiting_now && waited_before);
-        let wait_over = (waited_before && !waiting_now).then(|| Attempt {
+        // The wait is over only when the step went ahead: a failed status
+        // check (a 503, a lost connection) proves no verification.
+        let wait_over = (waited_before && result.is_ok()).then(|| Attempt {
             outcome: "wait_over".into(),
             message: Some("LAPOR! verified the complaint: no longer waiting".into()),
             http_status: None,

@@ -62,13 +62,15 @@ pub type SlaFactsRow = (
     Option<DateTime<Utc>>,
 );
 
-pub async fn open_sla_facts(pool: &PgPool) -> Result<Vec<SlaFactsRow>, sqlx::Error> {
+/// In the caller's transaction (the one holding the check's lock), so the
+/// scan needs no second connection.
+pub async fn open_sla_facts(conn: &mut PgConnection) -> Result<Vec<SlaFactsRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, coalesce(lapor_created_at, created_at), dispositioned_at,
                 first_followup_by_us_at, last_followup_at
            FROM lapor_bridge.complaints WHERE closed_at IS NULL",
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 
