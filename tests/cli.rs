@@ -117,6 +117,22 @@ async fn a_database_without_the_current_schema_is_refused() {
     .await
     .unwrap();
     assert!(!schema, "status created nothing");
+    // `run` upgrades an older schema, but lays none into a database that
+    // has none (another application's database, a typo).
+    let out = lb(&db.url, &["run"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no lapor_bridge schema") && err.contains("lapor-bridge migrate"),
+        "{err}"
+    );
+    let schema: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'lapor_bridge')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!schema, "run created nothing");
     assert!(lb(&db.url, &["migrate"]).status.success());
     // One migration "missing": an older schema.
     sqlx::query(
