@@ -321,6 +321,24 @@ async fn a_connection_that_never_finishes_its_head_is_closed() {
     shutdown.cancel();
 }
 
+/// A connection that opens and sends nothing is closed by the header read
+/// timeout too (no protocol sniff waits for its first bytes for ever).
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let routes = Router::new().route("/healthz", get(|| async { "ok" }));
+    let (base, shutdown, _) = edge_server(routes, |s| s.header_read_timeout_secs = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(addr_of(&base))
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the server still holds a connection that sent nothing"
+    );
+    shutdown.cancel();
+}
+
 #[tokio::test]
 async fn shutdown_lets_a_request_in_flight_finish_and_stops_accepting() {
     let entered = Arc::new(tokio::sync::Notify::new());
