@@ -29,4 +29,5 @@ pub mod simulator;
 pub mod sla;
 pub mod status_document;
 pub mod store;
+pub mod submit_document;
 pub mod telemetry;
