@@ -5,7 +5,8 @@
 //! module per table family), `outbox` (delivery), `pii` (reporter identity,
 //! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
 //! deadlines), `checkpoints` (the audit log's head written outside the
-//! database), `api` (admin HTTP), `cli`.
+//! database), `api` (admin HTTP), `doctor` (first-contact checks against
+//! LAPOR!), `cli`.
 
 pub mod actions;
 pub mod api;
@@ -19,6 +20,8 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod demo;
+pub mod doctor;
+pub mod healthcheck;
 pub mod inbound;
 pub mod lapor;
 pub mod metrics;
