@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # lapor-bridge container image.
-#   docker build -t lapor-bridge .
+#   docker build -t lapor-bridge .        (or: docker compose up --build, see compose.yaml)
 #   docker run --rm -p 8080:8080 -e DATABASE_URL=postgres://user:pass@db/lapor_bridge \
 #     -e LAPOR_BASE_URL=... -e LAPOR_API_TOKEN=... lapor-bridge
 # The build needs no database: queries are checked at run time and the
@@ -31,7 +31,7 @@ RUN touch src/main.rs src/lib.rs \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 lapor-bridge \
     && useradd --system --uid 10001 --gid lapor-bridge --home-dir /nonexistent \
@@ -46,8 +46,10 @@ COPY --from=builder /src/config/lapor-bridge.example.toml /etc/lapor-bridge/lapo
 # Listen on every interface inside the container; publish the port to reach it.
 ENV BRIDGE_LISTEN=0.0.0.0:8080
 EXPOSE 8080
+# GET /healthz on BRIDGE_LISTEN (an unspecified address is reached on
+# loopback), by the binary itself: the image carries no HTTP client.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+    CMD ["lapor-bridge", "healthcheck"]
 
 USER lapor-bridge
 ENTRYPOINT ["lapor-bridge"]

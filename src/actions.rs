@@ -153,7 +153,7 @@ pub async fn status_for(
 pub const PII_VIEWED: &str = "pii_viewed";
 
 /// What an erasure request found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErasureOutcome {
     pub local_ref: String,
     /// Erased before (by request or retention): nothing changed now.

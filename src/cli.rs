@@ -51,7 +51,19 @@ enum Command {
         institution_id: i64,
     },
     /// Simulator + daemon + seeded sample complaints; prints the dashboard URL.
-    Demo,
+    Demo {
+        /// Where the dashboard and API listen (default: BRIDGE_LISTEN,
+        /// 127.0.0.1:8080); `0.0.0.0:8080` in a container.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// First contact with the configured LAPOR!: read calls only (TLS,
+    /// tokens, endpoints, document shapes, status names, clock), PASS / FAIL
+    /// / UNKNOWN each with what to set; exit 1 when a check fails.
+    Doctor,
+    /// GET /healthz on the configured listen address (BRIDGE_LISTEN): exit 0
+    /// when healthy, 1 otherwise; prints nothing on success.
+    Healthcheck,
     /// Sync status of one complaint, or a summary table.
     Status { local_ref: Option<String> },
     /// Backlog and dead letters.
@@ -338,9 +350,33 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         Command::Bench(opts) => crate::bench::run(settings, opts)
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),
-        Command::Demo => crate::demo::run(settings)
-            .await
-            .map_err(|e| Failure::from(format!("{e:#}"))),
+        Command::Demo { listen } => {
+            let mut settings = settings;
+            if let Some(listen) = listen {
+                settings.bridge.listen = listen;
+            }
+            crate::demo::run(settings)
+                .await
+                .map_err(|e| Failure::from(format!("{e:#}")))
+        }
+        Command::Doctor => {
+            let report = crate::doctor::run(&settings).await?;
+            if json {
+                print_json(&report, None)?;
+            } else {
+                emit(&crate::doctor::render(&report))?;
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err(Failure::from("a check failed (see above)"))
+            }
+        }
+        Command::Healthcheck => {
+            crate::healthcheck::check(settings.bridge.listen, crate::healthcheck::TIMEOUT)
+                .await
+                .map_err(Failure::from)
+        }
         Command::Status { local_ref } => {
             let (bridge, target) = bridge(settings).await?;
             opened(&target, json)?;

@@ -15,6 +15,7 @@ use crate::app::Daemon;
 use crate::clock::DatabaseClock;
 use crate::config::Settings;
 use crate::simulator::{self, SimulatorConfig};
+use crate::submit_document::{SubmitDocument, SubmitReporter};
 
 pub const DEMO_DATABASE: &str = "lapor_bridge_demo";
 
@@ -161,14 +162,24 @@ const TOPICS: [(&str, &str); 6] = [
 /// Sample complaint number `i`: `PLG-DEMO-<i>`, a topic, a reporter.
 fn sample_complaint(i: usize) -> Value {
     let (title, content) = TOPICS[i % TOPICS.len()];
-    json!({
-        "local_ref": format!("PLG-DEMO-{i:04}"),
-        "title": title,
-        "content": content,
-        "category_id": 1 + (i % 5),
-        "date_of_incident": "2026-11-20",
-        "reporter": {"name": format!("Warga {i}"), "phone": "08120000000"},
-    })
+    SubmitDocument {
+        local_ref: format!("PLG-DEMO-{i:04}"),
+        title: title.into(),
+        content: content.into(),
+        category_id: 1 + (i % 5) as i64,
+        disposition_id: None,
+        location_id: None,
+        date_of_incident: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default(),
+        is_anonymous: None,
+        is_secret: None,
+        reporter: Some(SubmitReporter {
+            name: Some(format!("Warga {i}")),
+            phone: Some("08120000000".into()),
+            ..SubmitReporter::default()
+        }),
+        attachments: None,
+    }
+    .to_json()
 }
 
 async fn seed(bridge: &crate::bridge::Bridge) -> anyhow::Result<()> {

@@ -5,9 +5,10 @@
 //! module per table family), `outbox` (delivery), `pii` (reporter identity,
 //! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
 //! deadlines), `feed` (the change feed and its webhooks), `checkpoints` (the
-//! audit log's head written outside the database), `api` (admin HTTP and its
-//! edge), `params` (query parameters, pages and instants as every surface
-//! reads them), `cli`.
+//! audit log's head written outside the database), `api` (admin HTTP, its
+//! edge and its OpenAPI document), `params` (query parameters, pages and
+//! instants as every surface reads them), `doctor` (first-contact checks
+//! against LAPOR!), `cli`.
 
 pub mod actions;
 pub mod api;
@@ -22,8 +23,10 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod demo;
+pub mod doctor;
 pub mod feed;
 pub mod gauges;
+pub mod healthcheck;
 pub mod inbound;
 pub mod lapor;
 pub mod metrics;
@@ -35,4 +38,5 @@ pub mod simulator;
 pub mod sla;
 pub mod status_document;
 pub mod store;
+pub mod submit_document;
 pub mod telemetry;

@@ -136,7 +136,7 @@ impl WorkingCalendar {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineKind {
     FollowUp,
@@ -144,7 +144,7 @@ pub enum DeadlineKind {
     Completion,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Deadline {
     pub kind: DeadlineKind,
     pub due_at: DateTime<Utc>,
@@ -157,7 +157,7 @@ pub struct Deadline {
 /// or not they are still pending (a met follow-up keeps its due date, so an
 /// auditor sees what it was measured against); `next` and `overdue` carry
 /// what is pending.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SlaView {
     /// 5 working days after the disposition to us; `None` when the complaint
     /// was never dispositioned to us.

@@ -9,15 +9,17 @@ use crate::pii::ReporterView;
 use crate::sla::{self, SlaFacts, SlaView, WorkingCalendar};
 use crate::store::complaints::ComplaintRow;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusDocument {
     pub local_ref: String,
+    /// `local` (submitted here) or `lapor` (imported from LAPOR!'s inbox).
     pub origin: String,
     pub lapor_complaint_id: Option<i64>,
     pub tracking_id: Option<String>,
     pub lapor_status_name: Option<String>,
     /// The bridge's name of the status; `null` while unknown.
     pub status: Option<String>,
+    /// `pending`, `synced`, `retrying`, `dead` or `conflict`.
     pub sync_state: String,
     /// Outbox steps not finished yet (pending, running or dead).
     pub pending_ops: i64,
@@ -37,7 +39,8 @@ pub struct StatusDocument {
     pub disposition_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub sla: SlaView,
-    /// The reporter as this viewer may see it (see `crate::pii`).
+    /// The reporter as this viewer may see it: masked unless the role may
+    /// see it in clear.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reporter: Option<ReporterView>,
 }
@@ -81,7 +84,7 @@ impl StatusDocument {
 }
 
 /// Every list answers in this shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,

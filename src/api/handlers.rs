@@ -8,16 +8,18 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::{ApiError, AppState, caller_name};
+use super::{ApiError, AppState, ErrorBody, caller_name};
 use crate::actions::{self, StepAction};
 use crate::feed;
 use crate::params::{self, ParamErrors};
 use crate::status_document::{Page, StatusDocument};
 use crate::store::{audit, complaints, outbox, webhooks};
+use crate::submit_document::SubmitDocument;
 
 /// A query string read as `T` (see [`crate::params::query`]): unknown,
 /// repeated or unparsable parameters answer `400` naming each one, in JSON
@@ -60,6 +62,25 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     Ok(value)
 }
 
+/// Submit a complaint
+///
+/// Stores the complaint and its delivery to LAPOR! in one transaction.
+/// Idempotent on `local_ref`: the same document again answers `200` with the
+/// same status document; another document under the same `local_ref`
+/// answers `409`. An intake token sees only the complaints it submitted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/complaints",
+    tag = "complaints",
+    request_body = SubmitDocument,
+    responses(
+        (status = 201, description = "Stored; delivery to LAPOR! follows", body = StatusDocument),
+        (status = 200, description = "The same document was submitted before", body = StatusDocument),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 409, description = "`local_ref` already holds another complaint", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
+    ),
+)]
 pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -83,17 +104,38 @@ pub async fn submit(
     Ok((code, Json(status)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `pending`, `synced`, `retrying`, `dead` or `conflict`.
     sync_state: Option<String>,
+    /// The bridge's status name (e.g. `in_process`).
     status: Option<String>,
+    /// Search in local reference, title and LAPOR! ids.
     q: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<i64>,
+    /// Items per page, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     page_size: Option<i64>,
 }
 
 const SYNC_STATES: [&str; 5] = ["pending", "synced", "retrying", "dead", "conflict"];
 
+/// List complaints with their sync state
+///
+/// Reporters are masked.
+#[utoipa::path(
+    get,
+    path = "/api/v1/complaints",
+    tag = "complaints",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of status documents", body = Page<StatusDocument>),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+    ),
+)]
 pub async fn list_complaints(
     State(state): State<AppState>,
     Q(query): Q<ListQuery>,
@@ -127,8 +169,21 @@ pub async fn list_complaints(
     }))
 }
 
-/// One complaint: the reporter unmasked for operators and admins (of an
-/// anonymous or secret complaint, admins only), recorded as `pii_viewed`.
+/// One complaint's status document
+///
+/// The reporter unmasked for operators and admins (of an anonymous or
+/// secret complaint, admins only), recorded in the audit log as
+/// `pii_viewed`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/complaints/{local_ref}",
+    tag = "complaints",
+    params(("local_ref" = String, Path, description = "The complaint's local reference (`LAPOR-<id>` for one imported from LAPOR!)")),
+    responses(
+        (status = 200, description = "The status document", body = StatusDocument),
+        (status = 404, description = "No such complaint", body = ErrorBody),
+    ),
+)]
 pub async fn complaint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -146,8 +201,33 @@ pub async fn complaint(
     ))
 }
 
-/// `POST /api/v1/complaints/{local_ref}/erase` `{"reason": "..."}` (admin):
-/// 200 with `already_erased` false, or true when it was erased before.
+/// The body of an erasure.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseBody {
+    /// Why (e.g. the data subject's request and its date): kept in the audit
+    /// log for good, so it names the request, not the person. 1-2000
+    /// characters after trimming.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+}
+
+/// Erase a complaint's reporter identity
+///
+/// For good, on a data subject's request; the complaint stays. Audited as
+/// `pii_erased`. `already_erased` is true when it was erased before.
+#[utoipa::path(
+    post,
+    path = "/api/v1/complaints/{local_ref}/erase",
+    tag = "complaints",
+    params(("local_ref" = String, Path, description = "The complaint's local reference")),
+    request_body = EraseBody,
+    responses(
+        (status = 200, description = "Erased (or erased before)", body = crate::actions::ErasureOutcome),
+        (status = 404, description = "No such complaint", body = ErrorBody),
+        (status = 422, description = "A bad or missing `reason`", body = ErrorBody),
+    ),
+)]
 pub async fn erase_reporter(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -156,20 +236,45 @@ pub async fn erase_reporter(
     body: Bytes,
 ) -> Result<Json<actions::ErasureOutcome>, ApiError> {
     let (map, mut errors) = body_object(&body, &["reason"])?;
-    let reason = required_string(&map, "reason", &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    let outcome =
-        actions::erase_reporter(&state.bridge, &local_ref, &reason, &caller_name(&caller)).await?;
+    required_string(&map, "reason", &mut errors);
+    let body: EraseBody = typed(map, errors)?;
+    let outcome = actions::erase_reporter(
+        &state.bridge,
+        &local_ref,
+        &body.reason,
+        &caller_name(&caller),
+    )
+    .await?;
     Ok(Json(outcome))
 }
 
+/// A complaint and everything that happened to it, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub complaint: StatusDocument,
+    /// Each event has `kind` (`attempt`, `followup`, `status_change`,
+    /// `audit`) and `at`; the other members depend on the kind.
+    pub events: Vec<Value>,
+}
+
+/// One complaint's timeline
+///
+/// Every delivery attempt, follow-up, status change and audit entry.
+#[utoipa::path(
+    get,
+    path = "/api/v1/complaints/{local_ref}/timeline",
+    tag = "complaints",
+    params(("local_ref" = String, Path, description = "The complaint's local reference")),
+    responses(
+        (status = 200, description = "The timeline", body = Timeline),
+        (status = 404, description = "No such complaint", body = ErrorBody),
+    ),
+)]
 pub async fn timeline(
     State(state): State<AppState>,
     _: Q<NoQuery>,
     P(local_ref): P<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Timeline>, ApiError> {
     let pool = &state.bridge.pool;
     let row = complaints::by_ref(pool, &local_ref)
         .await?
@@ -218,11 +323,10 @@ pub async fn timeline(
         ));
     }
     events.sort_by_key(|(at, _)| *at);
-    let status = actions::masked_document(&state.bridge, &row);
-    Ok(Json(json!({
-        "complaint": status,
-        "events": events.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Timeline {
+        complaint: actions::masked_document(&state.bridge, &row),
+        events: events.into_iter().map(|(_, v)| v).collect(),
+    }))
 }
 
 /// A JSON object body: 400 when it is not JSON; 422 naming each unknown
@@ -253,20 +357,58 @@ fn add_error(errors: &mut FieldErrors, field: &str, message: &str) {
         .push(message.to_string());
 }
 
-fn required_string(
-    map: &serde_json::Map<String, Value>,
-    field: &str,
-    errors: &mut FieldErrors,
-) -> String {
-    match map.get(field) {
-        Some(Value::String(s)) => s.clone(),
-        _ => {
-            add_error(errors, field, "required string");
-            String::new()
-        }
+fn required_string(map: &serde_json::Map<String, Value>, field: &str, errors: &mut FieldErrors) {
+    if !matches!(map.get(field), Some(Value::String(_))) {
+        add_error(errors, field, "required string");
     }
 }
 
+/// The typed body, once `errors` (every field checked and named) is empty.
+fn typed<T: serde::de::DeserializeOwned>(
+    map: serde_json::Map<String, Value>,
+    errors: FieldErrors,
+) -> Result<T, ApiError> {
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
+        ApiError::Invalid(FieldErrors::from([(
+            "body".to_string(),
+            vec![e.to_string()],
+        )]))
+    })
+}
+
+/// The body of a follow-up (tindak lanjut).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupBody {
+    /// 1-20000 characters after trimming.
+    #[schema(min_length = 1, max_length = 20000)]
+    pub content: String,
+    /// Not public on LAPOR! (default false).
+    #[serde(default)]
+    pub is_secret: Option<bool>,
+}
+
+/// Add a follow-up (tindak lanjut)
+///
+/// Delivered to LAPOR! after the complaint's earlier steps, once LAPOR! has
+/// verified the complaint. An intake token may follow up only the
+/// complaints it submitted (others answer `404`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/complaints/{local_ref}/followups",
+    tag = "complaints",
+    params(("local_ref" = String, Path, description = "The complaint's local reference")),
+    request_body = FollowupBody,
+    responses(
+        (status = 202, description = "Stored; delivery follows", body = StatusDocument),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 404, description = "No such complaint (or not this intake token's)", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
+    ),
+)]
 pub async fn add_followup(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -275,32 +417,57 @@ pub async fn add_followup(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (map, mut errors) = body_object(&body, &["content", "is_secret"])?;
-    let content = required_string(&map, "content", &mut errors);
-    let is_secret = match map.get("is_secret") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            add_error(&mut errors, "is_secret", "must be true or false");
-            false
-        }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+    required_string(&map, "content", &mut errors);
+    if !matches!(
+        map.get("is_secret"),
+        None | Some(Value::Null | Value::Bool(_))
+    ) {
+        add_error(&mut errors, "is_secret", "must be true or false");
     }
+    let body: FollowupBody = typed(map, errors)?;
     if !owns(&state, &caller, &local_ref).await? {
         return Err(ApiError::NotFound);
     }
     let status = actions::add_followup(
         &state.bridge,
         &local_ref,
-        &content,
-        is_secret,
+        &body.content,
+        body.is_secret.unwrap_or(false),
         &caller_name(&caller),
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }
 
+/// The body of a forward ("bukan wewenang").
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardBody {
+    /// The institution that should handle it (not this one).
+    #[schema(minimum = 1)]
+    pub institution_id: i64,
+    /// 1-2000 characters after trimming.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub reason: String,
+}
+
+/// Forward a complaint to another institution
+///
+/// "Not our authority": delivered to LAPOR! after the complaint's earlier
+/// steps.
+#[utoipa::path(
+    post,
+    path = "/api/v1/complaints/{local_ref}/forward",
+    tag = "complaints",
+    params(("local_ref" = String, Path, description = "The complaint's local reference")),
+    request_body = ForwardBody,
+    responses(
+        (status = 202, description = "Stored; delivery follows", body = StatusDocument),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 404, description = "No such complaint", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
+    ),
+)]
 pub async fn forward(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -309,35 +476,46 @@ pub async fn forward(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (map, mut errors) = body_object(&body, &["institution_id", "reason"])?;
-    let institution_id = map
-        .get("institution_id")
-        .and_then(Value::as_i64)
-        .unwrap_or_else(|| {
-            add_error(&mut errors, "institution_id", "required integer");
-            0
-        });
-    let reason = required_string(&map, "reason", &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+    if map.get("institution_id").and_then(Value::as_i64).is_none() {
+        add_error(&mut errors, "institution_id", "required integer");
     }
+    required_string(&map, "reason", &mut errors);
+    let body: ForwardBody = typed(map, errors)?;
     let status = actions::forward(
         &state.bridge,
         &local_ref,
-        institution_id,
-        &reason,
+        body.institution_id,
+        &body.reason,
         &caller_name(&caller),
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
+    /// `pending` (with running), `running`, `dead`, `done` or `discarded`.
     state: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<i64>,
+    /// Items per page, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     page_size: Option<i64>,
 }
 
+/// Outbox steps: backlog and dead letters
+#[utoipa::path(
+    get,
+    path = "/api/v1/outbox",
+    tag = "outbox",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "One page of steps, oldest first", body = Page<outbox::StepView>),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+    ),
+)]
 pub async fn list_outbox(
     State(state): State<AppState>,
     Q(query): Q<OutboxQuery>,
@@ -367,6 +545,21 @@ pub async fn list_outbox(
     }))
 }
 
+/// Retry a dead step
+///
+/// With fresh attempts; audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/outbox/{id}/retry",
+    tag = "outbox",
+    params(("id" = i64, Path, description = "The step's id")),
+    responses(
+        (status = 200, description = "The step, pending again", body = outbox::StepView),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 404, description = "No such step", body = ErrorBody),
+        (status = 409, description = "Only dead steps can be retried", body = ErrorBody),
+    ),
+)]
 pub async fn retry_step(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -378,6 +571,22 @@ pub async fn retry_step(
     ))
 }
 
+/// Discard a dead or pending step
+///
+/// Audited. A discarded create flags its complaint; after an attempt whose
+/// outcome is unknown, the complaint says it may be on LAPOR!.
+#[utoipa::path(
+    post,
+    path = "/api/v1/outbox/{id}/discard",
+    tag = "outbox",
+    params(("id" = i64, Path, description = "The step's id")),
+    responses(
+        (status = 200, description = "The step, discarded", body = outbox::StepView),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 404, description = "No such step", body = ErrorBody),
+        (status = 409, description = "Only dead or pending steps can be discarded", body = ErrorBody),
+    ),
+)]
 pub async fn discard_step(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -402,8 +611,25 @@ pub struct ChangesQuery {
     wait: Option<String>,
 }
 
-/// `GET /api/v1/changes?after=&limit=&wait=`: the events after a cursor, in
-/// feed order; an intake token sees those of its own complaints only.
+/// The change feed
+///
+/// The events after a cursor, in commit order, resumable from `next`;
+/// long-polls up to `wait` seconds when none is there yet. Operators see
+/// every event, an intake token those of the complaints it submitted.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    tag = "changes",
+    params(
+        ("after" = Option<String>, Query, description = "A cursor from an earlier answer's `next` (or an item's `cursor`); absent: from the first event"),
+        ("limit" = Option<i64>, Query, description = "Most events in one answer, 1 to 1000 (default 100)"),
+        ("wait" = Option<u64>, Query, description = "Seconds to wait for an event when none is there yet, 0 to 30 (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "`{\"items\": [{\"cursor\", \"id\", \"type\", \"at\", \"data\"}], \"next\"}`", body = Object),
+        (status = 400, description = "A bad cursor, limit or wait", body = ErrorBody),
+    ),
+)]
 pub async fn changes(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -453,6 +679,17 @@ pub async fn changes(
     Ok(Json(page))
 }
 
+/// Webhook endpoints
+///
+/// Each configured endpoint with its pending and dead deliveries, and
+/// whether a `410 Gone` disabled it. URLs are shown without credentials or
+/// query.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    responses((status = 200, description = "The endpoints", body = Object)),
+)]
 pub async fn list_webhooks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut items = webhooks::endpoints(&state.bridge.pool).await?;
     for e in &mut items {
@@ -464,6 +701,19 @@ pub async fn list_webhooks(State(state): State<AppState>) -> Result<Json<Value>,
     ))
 }
 
+/// Enable a webhook endpoint
+///
+/// Turns back on an endpoint that a `410 Gone` disabled (audited).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/enable",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "`{\"id\", \"url\", \"enabled\": true}`", body = Object),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ),
+)]
 pub async fn enable_webhook(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -473,6 +723,23 @@ pub async fn enable_webhook(
     Ok(Json(json!({"id": id, "url": url, "enabled": true})))
 }
 
+/// Webhook deliveries
+///
+/// Deliveries (one per event and endpoint), optionally of one state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/deliveries",
+    tag = "webhooks",
+    params(
+        ("state" = Option<String>, Query, description = "pending, running, dead, done or discarded"),
+        ("page" = Option<i64>, Query, description = "1 to 1,000,000 (default 1)"),
+        ("page_size" = Option<i64>, Query, description = "1 to 500 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "`{\"items\", \"total\", \"page\", \"page_size\"}`", body = Object),
+        (status = 400, description = "A bad state or page", body = ErrorBody),
+    ),
+)]
 pub async fn list_webhook_deliveries(
     State(state): State<AppState>,
     Q(query): Q<OutboxQuery>,
@@ -505,6 +772,20 @@ pub async fn list_webhook_deliveries(
     }))
 }
 
+/// Retry a webhook delivery
+///
+/// Sends a dead delivery again, with fresh attempts (audited).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/deliveries/{id}/retry",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery now", body = Object),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "Not in a state that can be retried", body = ErrorBody),
+    ),
+)]
 pub async fn retry_webhook_delivery(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -521,6 +802,20 @@ pub async fn retry_webhook_delivery(
     ))
 }
 
+/// Discard a webhook delivery
+///
+/// Gives up a dead or pending delivery for good (audited).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/deliveries/{id}/discard",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery now", body = Object),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "Not in a state that can be discarded", body = ErrorBody),
+    ),
+)]
 pub async fn discard_webhook_delivery(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -537,6 +832,18 @@ pub async fn discard_webhook_delivery(
     ))
 }
 
+/// Pull from LAPOR! now
+///
+/// One incremental pull; answers with the run's summary.
+#[utoipa::path(
+    post,
+    path = "/api/v1/pull",
+    tag = "runs",
+    responses(
+        (status = 200, description = "The run's summary", body = Object),
+        (status = 503, description = "The run could not start or failed (another replica runs it, LAPOR! unreachable)", body = ErrorBody),
+    ),
+)]
 pub async fn pull(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -550,7 +857,8 @@ pub async fn pull(
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileQuery {
     /// Read every tracked complaint's detail, not only what the listing
@@ -559,6 +867,21 @@ pub struct ReconcileQuery {
     deep: bool,
 }
 
+/// Reconcile with LAPOR! now
+///
+/// LAPOR!'s listing first, details of what changed; `deep=true` reads
+/// every tracked complaint's detail. Answers with the run's summary.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reconcile",
+    tag = "runs",
+    params(ReconcileQuery),
+    responses(
+        (status = 200, description = "The run's summary", body = Object),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 503, description = "The run could not start or failed", body = ErrorBody),
+    ),
+)]
 pub async fn reconcile(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -574,13 +897,34 @@ pub async fn reconcile(
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// From this instant on: RFC 3339, or a date `YYYY-MM-DD` (UTC).
     since: Option<String>,
+    /// Before this instant (exclusive): RFC 3339, or a date `YYYY-MM-DD` (UTC).
     until: Option<String>,
+    /// `jsonl` (default) or `csv`.
     format: Option<String>,
 }
 
+/// Export the audit log of a period
+///
+/// JSON lines or CSV, in id order. CSV cells a spreadsheet would run as a
+/// formula are neutralised.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The entries", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+    ),
+)]
 pub async fn audit_export(
     State(state): State<AppState>,
     Q(query): Q<AuditQuery>,
@@ -606,7 +950,16 @@ pub async fn audit_export(
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
-/// The chain and the configured checkpoints; `ok: false` names what failed.
+/// Verify the audit log
+///
+/// Recomputes the hash chain and checks the configured checkpoints;
+/// `ok: false` names what failed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    responses((status = 200, description = "The verification", body = audit::Verification)),
+)]
 pub async fn audit_verify(
     State(state): State<AppState>,
     _: Q<NoQuery>,
@@ -616,7 +969,19 @@ pub async fn audit_verify(
     Ok(Json(serde_json::to_value(v).unwrap_or(Value::Null)))
 }
 
-/// The configured checkpoint file, checked, as JSON lines.
+/// The audit checkpoints
+///
+/// The configured checkpoint file (`{"id", "hash", "at"}` per line),
+/// checked.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/checkpoints",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The checkpoints", content_type = "application/x-ndjson", body = String),
+        (status = 503, description = "No checkpoint file is configured, or it cannot be read", body = ErrorBody),
+    ),
+)]
 pub async fn audit_checkpoints(
     State(state): State<AppState>,
     _: Q<NoQuery>,
@@ -638,12 +1003,32 @@ pub async fn audit_checkpoints(
         .into_response())
 }
 
+/// Liveness
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process answers", body = Object, example = json!({"ok": true}))),
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"ok": true}))
 }
 
-/// Readiness: the database (checked at most once a second, see
+/// Readiness: the database and LAPOR!'s answer to our tokens
+///
+/// The database (checked at most once a second, see
 /// [`crate::bridge::Readiness`]) and whether LAPOR! accepts our tokens.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Object,
+         example = json!({"ok": true, "database": "ok", "lapor_token": "ok"})),
+        (status = 503, description = "Not ready: the database is unreachable or has migrations pending, or LAPOR! rejects the tokens", body = Object,
+         example = json!({"ok": false, "database": "ok", "lapor_token": "rejected"})),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state
         .bridge
@@ -665,9 +1050,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// Prometheus metrics (prefix `lapor_bridge_`)
+///
 /// Prometheus: this process's counters, the database gauges from the stored
 /// snapshot (see [`crate::gauges`]; no counting query per scrape) and the
 /// live ones.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "The text exposition format", content_type = "text/plain; version=0.0.4", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.bridge.metrics.render();
     text.push_str(&crate::gauges::render(&state.bridge).await);

@@ -213,12 +213,56 @@ fn sensitive(value: &str) -> Result<HeaderValue, ClientBuildError> {
     Ok(v)
 }
 
+/// What one answer showed besides its body: for `lapor-bridge doctor`.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// The HTTP status; `None` when no answer came.
+    pub status: Option<u16>,
+    /// LAPOR!'s `Date` header.
+    pub date: Option<DateTime<Utc>>,
+    /// This machine's clock when the answer's headers arrived.
+    pub received_at: Option<DateTime<Utc>>,
+    /// The answer was an HTML page.
+    pub html: bool,
+    /// The server's certificate (DER), over https with a client built by
+    /// [`LaporClient::for_probes`].
+    pub peer_certificate: Option<Vec<u8>>,
+}
+
+/// A read call's outcome and what its answer showed.
+#[derive(Debug)]
+pub struct Probe<T> {
+    pub result: Result<T, LaporError>,
+    pub seen: Seen,
+}
+
 impl LaporClient {
     pub fn new(
         settings: &LaporSettings,
         timeout: Duration,
         rate_limit_per_sec: u32,
         metrics: Arc<Metrics>,
+    ) -> Result<Self, ClientBuildError> {
+        Self::build(settings, timeout, rate_limit_per_sec, metrics, false)
+    }
+
+    /// A client for read-only probes (`lapor-bridge doctor`): it also keeps
+    /// the server's TLS certificate of each answer.
+    pub fn for_probes(
+        settings: &LaporSettings,
+        timeout: Duration,
+        rate_limit_per_sec: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ClientBuildError> {
+        Self::build(settings, timeout, rate_limit_per_sec, metrics, true)
+    }
+
+    fn build(
+        settings: &LaporSettings,
+        timeout: Duration,
+        rate_limit_per_sec: u32,
+        metrics: Arc<Metrics>,
+        tls_info: bool,
     ) -> Result<Self, ClientBuildError> {
         install_crypto_provider();
         let mut headers = HeaderMap::new();
@@ -247,6 +291,7 @@ impl LaporClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("lapor-bridge/", env!("CARGO_PKG_VERSION")))
+            .tls_info(tls_info)
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
         Ok(Self {
@@ -453,6 +498,84 @@ impl LaporClient {
         }
     }
 
+    // ---- read-only probes (`lapor-bridge doctor`) --------------------
+    // Only GET requests: a probe never changes anything on LAPOR!.
+
+    /// The institutions list: whether LAPOR! accepts the tokens.
+    pub async fn probe_institutions(&self) -> Probe<Vec<types::Institution>> {
+        let req = self
+            .http
+            .get(self.url("/masters/institutions/external"))
+            .query(&[("page", "1"), ("page_size", "1000")]);
+        self.probe("institutions", req, types::parse_institutions)
+            .await
+    }
+
+    /// One page of a listing from the start of time: whether the list
+    /// endpoint exists for `scope` and how it pages.
+    pub async fn probe_list(
+        &self,
+        scope: types::Scope,
+        page_size: i64,
+    ) -> Probe<types::SummaryPage> {
+        let from = DateTime::<Utc>::UNIX_EPOCH;
+        let req = self.http.get(self.url("/complaints")).query(&[
+            ("scope", scope.as_str().to_string()),
+            ("updated_from", wib::format_datetime(from)),
+            ("page", "1".to_string()),
+            ("page_size", page_size.clamp(1, MAX_PAGE_SIZE).to_string()),
+        ]);
+        let statuses = self.statuses.clone();
+        self.probe("list", req, move |doc| {
+            types::parse_summary_page(doc, &statuses)
+        })
+        .await
+    }
+
+    pub async fn probe_complaint(&self, id: i64) -> Probe<types::ComplaintDetail> {
+        let req = self
+            .http
+            .get(self.url(&format!("/complaints/{id}/complaint")));
+        let statuses = self.statuses.clone();
+        self.probe("complaint", req, move |doc| {
+            types::parse_complaint(doc, &statuses)
+        })
+        .await
+    }
+
+    pub async fn probe_followups(&self, id: i64) -> Probe<Vec<types::Followup>> {
+        let req = self
+            .http
+            .get(self.url(&format!("/complaints/{id}/followups")));
+        self.probe("followups", req, types::parse_followups).await
+    }
+
+    /// A GET on the create path: a route that only takes POST answers
+    /// `405`, a path that does not exist `404`. Nothing is created.
+    pub async fn probe_create_path(&self) -> Probe<()> {
+        let req = self.http.get(self.url(&self.create_path));
+        self.probe("create_path", req, |_| Ok(())).await
+    }
+
+    /// The configured create path (relative to the base URL).
+    pub fn create_path(&self) -> &str {
+        &self.create_path
+    }
+
+    async fn probe<T>(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+        parse: impl FnOnce(&Value) -> Result<T, FieldError>,
+    ) -> Probe<T> {
+        let mut seen = Seen::default();
+        let result = match self.call_seen(endpoint, Mode::Read, req, &mut seen).await {
+            Ok(doc) => self.typed(Mode::Read, parse(&doc)),
+            Err(e) => Err(e),
+        };
+        Probe { result, seen }
+    }
+
     // ---- transport and classification --------------------------------
 
     fn typed<T>(&self, mode: Mode, parsed: Result<T, FieldError>) -> Result<T, LaporError> {
@@ -479,6 +602,17 @@ impl LaporClient {
         mode: Mode,
         req: reqwest::RequestBuilder,
     ) -> Result<Value, LaporError> {
+        self.call_seen(endpoint, mode, req, &mut Seen::default())
+            .await
+    }
+
+    async fn call_seen(
+        &self,
+        endpoint: &'static str,
+        mode: Mode,
+        req: reqwest::RequestBuilder,
+        seen: &mut Seen,
+    ) -> Result<Value, LaporError> {
         if let Some(limiter) = &self.limiter {
             limiter
                 .acquire(match mode {
@@ -489,7 +623,9 @@ impl LaporClient {
         }
         let _ = REQUESTS.try_with(|n| n.set(n.get() + 1));
         let started = std::time::Instant::now();
-        let result = self.exchange(mode, req.headers(self.headers.clone())).await;
+        let result = self
+            .exchange(mode, req.headers(self.headers.clone()), seen)
+            .await;
         let status = match &result {
             Ok(_) => "2xx".to_string(),
             Err(e) => e
@@ -513,9 +649,23 @@ impl LaporClient {
         &self,
         mode: Mode,
         req: reqwest::RequestBuilder,
+        seen: &mut Seen,
     ) -> Result<Value, LaporError> {
         let response = req.send().await.map_err(|e| self.transport(mode, &e))?;
         let status = response.status().as_u16();
+        seen.status = Some(status);
+        seen.received_at = Some(Utc::now());
+        seen.date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
+            .map(|d| d.with_timezone(&Utc));
+        seen.peer_certificate = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .map(<[u8]>::to_vec);
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -566,6 +716,7 @@ impl LaporClient {
         };
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         if (200..300).contains(&status) {
+            seen.html = is_html || (json.is_none() && looks_like_html(&body));
             let Some(doc) = json.filter(|d| d.is_object()) else {
                 let what = if is_html {
                     "an HTML page"
@@ -590,6 +741,7 @@ impl LaporClient {
         }
         let message = self.clean(&remote_message(json.as_ref(), &body, is_html));
         let html_page = is_html || (json.is_none() && looks_like_html(&body));
+        seen.html = html_page;
         Err(match status {
             401 => LaporError::Unauthorized { status, message },
             // A server or gateway error on a write: the backend may have gone

@@ -171,11 +171,40 @@ pub struct Created {
     pub tracking_id: String,
 }
 
+/// The answer to a create. Integrator versions have seen the new
+/// complaint's id in three places: `complaint_id`, `data.complaint_id` and
+/// `data.results.complaint.id`; the first present is taken, with the
+/// `tracking_id` beside it (or at the top).
 pub fn parse_created(doc: &Value) -> Result<Created, FieldError> {
-    Ok(Created {
-        complaint_id: int(doc, "complaint_id")?,
-        tracking_id: opt_string(doc, "tracking_id")?.unwrap_or_default(),
-    })
+    let data = doc.get("data").filter(|d| d.is_object());
+    let complaint = data
+        .and_then(|d| d.get("results"))
+        .and_then(|r| r.get("complaint"))
+        .filter(|c| c.is_object());
+    let places = [
+        (Some(doc), "complaint_id", "complaint_id"),
+        (data, "complaint_id", "data.complaint_id"),
+        (complaint, "id", "data.results.complaint.id"),
+    ];
+    for (obj, field, name) in places {
+        let Some(obj) = obj.filter(|o| !matches!(o.get(field), None | Some(Value::Null))) else {
+            continue;
+        };
+        let complaint_id = int(obj, field).map_err(|e| field_error(name, e.problem))?;
+        let beside = opt_string(obj, "tracking_id").map_err(|e| field_error(name, e.problem))?;
+        let tracking_id = match beside.filter(|t| !t.is_empty()) {
+            Some(t) => t,
+            None => opt_string(doc, "tracking_id")?.unwrap_or_default(),
+        };
+        return Ok(Created {
+            complaint_id,
+            tracking_id,
+        });
+    }
+    Err(field_error(
+        "complaint_id",
+        "is missing (nor is data.complaint_id or data.results.complaint.id there)",
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -525,6 +554,37 @@ mod tests {
         assert_eq!(err.field, "id");
         let doc = serde_json::json!({"results": {"data": [{"id": 1, "content": "a", "created_at": "2025-06-01 10:00:00"}]}});
         assert_eq!(parse_followups(&doc).unwrap_err().field, "created_at");
+    }
+
+    #[test]
+    fn a_created_id_is_read_from_each_of_its_three_places() {
+        for doc in [
+            serde_json::json!({"success": true, "complaint_id": 123456, "tracking_id": "4812345"}),
+            serde_json::json!({"success": true, "data": {"complaint_id": "123456", "tracking_id": "4812345"}}),
+            serde_json::json!({"success": true, "tracking_id": "4812345",
+                               "data": {"results": {"complaint": {"id": 123456}}}}),
+            serde_json::json!({"success": true, "data": {"results": {"complaint":
+                               {"id": 123456, "tracking_id": 4812345}}}}),
+        ] {
+            assert_eq!(
+                parse_created(&doc).unwrap(),
+                Created {
+                    complaint_id: 123456,
+                    tracking_id: "4812345".into()
+                },
+                "{doc}"
+            );
+        }
+        // The top-level id wins; a mistyped id is named where it was found.
+        let doc = serde_json::json!({"complaint_id": 1, "data": {"complaint_id": 2}});
+        assert_eq!(parse_created(&doc).unwrap().complaint_id, 1);
+        let doc = serde_json::json!({"data": {"results": {"complaint": {"id": "x"}}}});
+        assert_eq!(
+            parse_created(&doc).unwrap_err().field,
+            "data.results.complaint.id"
+        );
+        let doc = serde_json::json!({"success": true, "message": "Laporan berhasil dibuat"});
+        assert_eq!(parse_created(&doc).unwrap_err().field, "complaint_id");
     }
 
     #[test]

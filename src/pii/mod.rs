@@ -42,7 +42,7 @@ pub enum PiiError {
 
 /// A reporter's identity in clear, as submitted. Its `Debug` shows only
 /// which fields are present, so that it never reaches a log by accident.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,7 +332,7 @@ pub fn sees_unmasked(role: Role, showing: Showing, is_anonymous: bool, is_secret
 }
 
 /// What a complaint holds of its reporter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReporterState {
     /// No reporter was given.
@@ -348,7 +348,7 @@ pub enum ReporterState {
 }
 
 /// The reporter as one viewer is shown it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReporterView {
     pub state: ReporterState,
     pub masked: bool,

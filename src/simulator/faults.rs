@@ -60,6 +60,10 @@ pub struct FaultSet {
     /// account may not act on them).
     #[serde(default)]
     pub forbidden_complaints: Option<Vec<i64>>,
+    /// The list endpoint (`GET /complaints?scope=...`, ASSUMED in the wire
+    /// contract) does not exist: it answers `404` whatever the tokens.
+    #[serde(default)]
+    pub missing_list_endpoint: Option<bool>,
 }
 
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
@@ -341,7 +345,9 @@ pub async fn gate(State(sim): State<Shared>, request: Request, next: Next) -> Re
     let endpoint = classify(request.method(), request.uri().path());
     let _in_flight = InFlight::enter(&sim.stats.in_flight);
     let (set, admitted) = sim.faults.admit();
-    let response = if admitted {
+    let response = if endpoint == "list" && set.missing_list_endpoint == Some(true) {
+        error_response(StatusCode::NOT_FOUND, "Not Found")
+    } else if admitted {
         faulted(&sim, &set, endpoint, request, next).await
     } else {
         let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Attempts.");

@@ -16,6 +16,9 @@
 //!   (502; not applied), malformed (200 with a truncated JSON body: a GET runs
 //!   and its real body is cut; anything else is not applied), drop after
 //!   commit (applied, then the connection closes with no response).
+//!   `missing_list_endpoint: true` answers `GET /complaints` with `404`
+//!   (a LAPOR! without the ASSUMED list endpoint), before any other fault
+//!   and before the tokens are checked.
 //! - `/_sim` answers: `POST /_sim/complaints` 201 `{"success", "complaint_id",
 //!   "tracking_id"}` (every field optional, `disposition_id` defaults to the
 //!   configured institution); `POST /_sim/complaints/{id}/status`

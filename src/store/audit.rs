@@ -70,7 +70,7 @@ pub struct Entry {
 
 /// The answer of `audit verify`: the chain first, then the checkpoints
 /// kept outside the database (see [`crate::checkpoints`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Verification {
     Ok {
@@ -90,6 +90,7 @@ pub enum Verification {
     /// another hash: the log was cut short or rewritten from there on.
     CheckpointMismatch {
         ok: bool,
+        #[schema(value_type = String)]
         reason: &'static str,
         checkpoint_id: i64,
         entries: i64,
@@ -97,6 +98,7 @@ pub enum Verification {
     /// The checkpoints could not be read, so nothing is vouched for.
     CheckpointsUnreadable {
         ok: bool,
+        #[schema(value_type = String)]
         reason: &'static str,
         error: String,
     },
