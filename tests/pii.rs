@@ -943,6 +943,17 @@ async fn the_running_daemon_never_logs_or_measures_a_reporter() {
     assert_eq!(refused.status.code(), Some(2));
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("openssl rand -base64 32"), "{said}");
+    // The schema first, as a sysadmin does: `run` lays none down.
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_lapor-bridge"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
