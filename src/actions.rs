@@ -390,20 +390,12 @@ pub async fn act_on_step(
         },
     };
     if !changed {
-        return Err(ActionError::Conflict(format!(
-            "step {id} is {}: only {} steps can be {}",
-            before.state,
-            if action == StepAction::Retry {
-                "dead"
-            } else {
-                "dead or pending"
-            },
-            if action == StepAction::Retry {
-                "retried"
-            } else {
-                "discarded"
-            },
-        )));
+        return Err(not_now(
+            &format!("step {id}"),
+            "steps",
+            &before.state,
+            action,
+        ));
     }
     let after = outbox::get(&mut tx, id)
         .await?
@@ -469,20 +461,12 @@ pub async fn act_on_webhook_delivery(
         StepAction::Discard => webhooks::discard(&mut tx, id, now).await?,
     };
     if !changed {
-        return Err(ActionError::Conflict(format!(
-            "webhook delivery {id} is {}: only {} deliveries can be {}",
-            before.state,
-            if action == StepAction::Retry {
-                "dead"
-            } else {
-                "dead or pending"
-            },
-            if action == StepAction::Retry {
-                "retried"
-            } else {
-                "discarded"
-            },
-        )));
+        return Err(not_now(
+            &format!("webhook delivery {id}"),
+            "deliveries",
+            &before.state,
+            action,
+        ));
     }
     let mut after = webhooks::get(&mut tx, id)
         .await?
@@ -535,4 +519,16 @@ pub async fn enable_webhook(bridge: &Bridge, id: i64, actor: &str) -> Result<Str
     .await?;
     tx.commit().await?;
     Ok(shown)
+}
+
+/// A retry or discard of something in a state that does not allow it: what
+/// it is, and which states would.
+fn not_now(what: &str, plural: &str, state: &str, action: StepAction) -> ActionError {
+    let (allowed, done) = match action {
+        StepAction::Retry => ("dead", "retried"),
+        StepAction::Discard => ("dead or pending", "discarded"),
+    };
+    ActionError::Conflict(format!(
+        "{what} is {state}: only {allowed} {plural} can be {done}"
+    ))
 }
