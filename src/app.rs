@@ -10,7 +10,6 @@ use serde_json::json;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState, auth::TokenStore};
 use crate::bridge::Bridge;
 use crate::checkpoints;
 use crate::clock::{DatabaseClock, SharedClock};
@@ -18,6 +17,7 @@ use crate::config::Settings;
 use crate::inbound::{Job, JobError, Jobs};
 use crate::outbox::Engine;
 use crate::store::audit::{self, NewEntry};
+use crate::web::{self, AppState, api::auth::TokenStore};
 
 /// Why `run` does not start without a key.
 pub const NO_PII_KEY: &str = "BRIDGE_PII_KEY is not set: reporter identity (name, phone, email, \
@@ -153,7 +153,7 @@ impl Daemon {
         };
         let server_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = api::serve(listener, state, server_shutdown).await {
+            if let Err(e) = web::serve(listener, state, server_shutdown).await {
                 tracing::error!(error = %e, "admin HTTP server failed");
             }
         });

@@ -594,15 +594,15 @@ async fn scrape_phase(bridge: &Bridge, scrapes: usize) -> anyhow::Result<Value> 
     let started = Instant::now();
     crate::gauges::refresh(bridge).await?;
     let snapshot_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let state = crate::api::AppState {
+    let state = crate::web::AppState {
         bridge: bridge.clone(),
-        tokens: Arc::new(crate::api::auth::TokenStore::default()),
+        tokens: Arc::new(crate::web::api::auth::TokenStore::default()),
         jobs: Arc::new(crate::inbound::Jobs::new(bridge.clone())),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/metrics", listener.local_addr()?);
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::api::serve(listener, state, shutdown.clone()));
+    let server = tokio::spawn(crate::web::serve(listener, state, shutdown.clone()));
     let http = reqwest::Client::new();
     let mut ms = Vec::with_capacity(scrapes);
     for i in 0..scrapes.max(1) + 5 {

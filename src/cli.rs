@@ -657,9 +657,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     // on standard error.
                     eprintln!("lapor-bridge: {target}");
                     let since =
-                        crate::api::parse_instant("--since", since.as_deref()).map_err(usage)?;
+                        crate::params::parse_instant("--since", since.as_deref()).map_err(usage)?;
                     let until =
-                        crate::api::parse_instant("--until", until.as_deref()).map_err(usage)?;
+                        crate::params::parse_instant("--until", until.as_deref()).map_err(usage)?;
                     // The checkpoints before the entries: every checkpoint of
                     // the copy is then older than the export.
                     if let Some(out) = checkpoints_out {

@@ -11,7 +11,6 @@
 //! against LAPOR!), `cli`.
 
 pub mod actions;
-pub mod api;
 pub mod app;
 pub mod audit_export;
 pub mod bench;
@@ -20,7 +19,6 @@ pub mod checkpoints;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod dashboard;
 pub mod db;
 pub mod demo;
 pub mod doctor;
@@ -40,3 +38,4 @@ pub mod status_document;
 pub mod store;
 pub mod submit_document;
 pub mod telemetry;
+pub mod web;

@@ -1292,7 +1292,7 @@ async fn an_intake_token_follows_up_only_its_own_complaints() {
         s.tokens.push(lapor_bridge::config::ApiToken {
             name: "desk2".into(),
             role: lapor_bridge::config::Role::Intake,
-            sha256: hex::encode(lapor_bridge::api::auth::digest(OTHER_DESK)),
+            sha256: hex::encode(lapor_bridge::web::api::auth::digest(OTHER_DESK)),
         })
     })
     .await;

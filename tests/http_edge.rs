@@ -235,11 +235,11 @@ async fn edge_server(
     let mut settings = Settings::default().bridge;
     tweak(&mut settings);
     let app =
-        lapor_bridge::api::edge::wrap(lapor_bridge::api::edge::timed(routes, &settings), &settings);
+        lapor_bridge::web::edge::wrap(lapor_bridge::web::edge::timed(routes, &settings), &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(lapor_bridge::api::edge::serve(
+    let server = tokio::spawn(lapor_bridge::web::edge::serve(
         listener,
         app,
         Duration::from_secs(settings.header_read_timeout_secs),

@@ -110,7 +110,7 @@ async fn every_route_is_served_and_documented() {
     );
 
     // The router's own list is this list.
-    let table: BTreeSet<(String, String)> = lapor_bridge::api::api_routes()
+    let table: BTreeSet<(String, String)> = lapor_bridge::web::api::api_routes()
         .iter()
         .flat_map(|r| {
             r.methods.iter().map(|m| {
@@ -176,7 +176,7 @@ async fn every_route_is_served_and_documented() {
                 op["description"]
             );
             assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
-            let body: lapor_bridge::api::ErrorBody = resp.json().await.unwrap();
+            let body: lapor_bridge::web::api::ErrorBody = resp.json().await.unwrap();
             assert_eq!(body.error, "missing or unknown token");
             for code in ["401", "403"] {
                 assert_eq!(
@@ -212,8 +212,8 @@ fn refs(value: &Value, out: &mut BTreeSet<String>) {
 
 #[test]
 fn every_reference_resolves_and_bodies_are_typed() {
-    let doc = serde_json::to_value(lapor_bridge::api::openapi::document(
-        &lapor_bridge::api::api_routes(),
+    let doc = serde_json::to_value(lapor_bridge::web::api::openapi::document(
+        &lapor_bridge::web::api::api_routes(),
     ))
     .unwrap();
     let mut found = BTreeSet::new();
@@ -320,8 +320,8 @@ type ValueOfLength = Box<dyn Fn(usize) -> Value>;
 #[tokio::test]
 async fn the_documented_submit_limits_are_those_the_database_enforces() {
     let app = spawn_app().await;
-    let doc = serde_json::to_value(lapor_bridge::api::openapi::document(
-        &lapor_bridge::api::api_routes(),
+    let doc = serde_json::to_value(lapor_bridge::web::api::openapi::document(
+        &lapor_bridge::web::api::api_routes(),
     ))
     .unwrap();
     let submit = &doc["components"]["schemas"]["SubmitDocument"];
@@ -480,7 +480,7 @@ async fn a_422_answers_in_the_documented_error_shape() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let body: lapor_bridge::api::ErrorBody = serde_json::from_value(body).unwrap();
+    let body: lapor_bridge::web::api::ErrorBody = serde_json::from_value(body).unwrap();
     assert_eq!(body.error, "invalid input");
     let fields = body.fields.unwrap();
     for f in ["title", "content", "category_id", "date_of_incident"] {

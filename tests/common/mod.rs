@@ -93,7 +93,7 @@ pub fn role_tokens(intake: &str, operator: &str, auditor: &str) -> Vec<ApiToken>
     .map(|(name, role, token)| ApiToken {
         name: name.into(),
         role,
-        sha256: hex::encode(lapor_bridge::api::auth::digest(token)),
+        sha256: hex::encode(lapor_bridge::web::api::auth::digest(token)),
     })
     .collect()
 }
@@ -342,7 +342,7 @@ pub fn location(resp: &reqwest::Response) -> String {
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{k}={}", lapor_bridge::dashboard::html::url_encode(v)))
+        .map(|(k, v)| format!("{k}={}", lapor_bridge::web::dashboard::html::url_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -367,9 +367,9 @@ pub struct Served {
 pub async fn serve(app: &TestApp, intake: &str, operator: &str, auditor: &str) -> Served {
     let mut settings = (*app.bridge.settings).clone();
     settings.tokens = role_tokens(intake, operator, auditor);
-    let state = lapor_bridge::api::AppState {
+    let state = lapor_bridge::web::AppState {
         bridge: app.bridge.clone(),
-        tokens: Arc::new(lapor_bridge::api::auth::TokenStore::from_settings(
+        tokens: Arc::new(lapor_bridge::web::api::auth::TokenStore::from_settings(
             &settings,
         )),
         jobs: Arc::new(lapor_bridge::inbound::Jobs::new(app.bridge.clone())),
@@ -377,7 +377,7 @@ pub async fn serve(app: &TestApp, intake: &str, operator: &str, auditor: &str) -
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(lapor_bridge::api::serve(listener, state, shutdown.clone()));
+    tokio::spawn(lapor_bridge::web::serve(listener, state, shutdown.clone()));
     Served {
         base,
         http: reqwest::Client::builder()

@@ -38,7 +38,7 @@ use tower_http::sensitive_headers::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use super::ApiError;
+use super::api::ApiError;
 use crate::config::BridgeSettings;
 
 /// The request id header, read and answered.

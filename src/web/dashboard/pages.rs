@@ -18,13 +18,13 @@ use super::html::{
 use super::i18n::{self, K, Lang, label, t};
 use super::{Ctx, Fail, OrFail, queries, session, session_cookie};
 use crate::actions::{self, ActionError, StepAction};
-use crate::api::AppState;
 use crate::config::Role;
 use crate::pii::{ReporterState, ReporterView};
 use crate::sla::DeadlineKind;
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
 use crate::store::{complaints, outbox, webhooks};
+use crate::web::AppState;
 
 type PageResult = Result<Response, Fail>;
 type Params = Query<HashMap<String, String>>;

@@ -25,8 +25,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
 
-use crate::api::AppState;
 use crate::config::Role;
+use crate::web::AppState;
 use html::{Frame, Nav};
 use i18n::{K, Lang, t};
 use session::Session;

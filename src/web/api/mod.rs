@@ -1,14 +1,12 @@
-//! The admin HTTP API, health and metrics.
+//! The admin HTTP API, health and metrics: its routes (each with its roles),
+//! handlers, bearer tokens and OpenAPI document. A leaf of `web`: it never
+//! reaches into the dashboard.
 
 pub mod auth;
-pub mod edge;
 mod handlers;
 pub mod openapi;
 
-pub use crate::params::parse_instant;
-
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
@@ -17,22 +15,14 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
-use tokio_util::sync::CancellationToken;
 use utoipa::openapi::HttpMethod;
 use utoipa::openapi::path::Operation;
 
+use super::AppState;
 use crate::actions::ActionError;
-use crate::bridge::Bridge;
 use crate::config::Role;
 use crate::params::ParamErrors;
-use auth::{Caller, TokenStore};
-
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub bridge: Bridge,
-    pub tokens: Arc<TokenStore>,
-    pub jobs: Arc<crate::inbound::Jobs>,
-}
+use auth::Caller;
 
 /// An error answer: `{"error": ..., "fields": {...}}`.
 #[derive(Debug)]
@@ -278,8 +268,9 @@ pub fn api_routes() -> Vec<ApiRoute> {
     ]
 }
 
-pub fn router(state: AppState) -> Router {
-    let edge = state.bridge.settings.bridge.clone();
+/// The API's routes with their role checks: those under the request
+/// timeout, and those outside it (see [`UNTIMED`]).
+pub(super) fn routers(state: &AppState) -> (Router<AppState>, Router<AppState>) {
     let mut timed = Router::new();
     let mut untimed = Router::new();
     for api_route in api_routes() {
@@ -302,42 +293,7 @@ pub fn router(state: AppState) -> Router {
             timed = timed.route(&api_route.path, handler);
         }
     }
-    let timed = timed.merge(crate::dashboard::router());
-    let app = edge::timed(timed, &edge)
-        .merge(untimed)
-        .fallback(not_found)
-        .with_state(state);
-    edge::wrap(app, &edge)
-}
-
-/// Unknown paths: a JSON error under `/api/`, plain text elsewhere.
-async fn not_found(uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/api/") {
-        ApiError::NotFound.into_response()
-    } else {
-        (StatusCode::NOT_FOUND, "not found\n").into_response()
-    }
-}
-
-/// Serves until `shutdown` (see [`edge::serve`]).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let settings = state.bridge.settings.bridge.clone();
-    let header_read_timeout = std::time::Duration::from_secs(settings.header_read_timeout_secs);
-    // Requests in flight at shutdown end within their timeout; on-demand
-    // runs are stopped by the same shutdown.
-    let drain = std::time::Duration::from_secs(settings.request_timeout_secs + 5);
-    edge::serve(
-        listener,
-        router(state),
-        header_read_timeout,
-        drain,
-        shutdown,
-    )
-    .await
+    (timed, untimed)
 }
 
 pub(crate) fn caller_name(caller: &Caller) -> String {
