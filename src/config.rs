@@ -115,21 +115,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Intake,
-    Operator,
-    Auditor,
-    Admin,
-}
-
-impl Role {
-    /// Admins may do everything; every other role only its own routes.
-    pub fn allows(self, needed: Role) -> bool {
-        self == Role::Admin || self == needed
-    }
-}
+pub use crate::domain::Role;
 
 /// An API token of the admin HTTP interface: the token itself is stored only as
 /// its SHA-256, in hex.

@@ -65,20 +65,11 @@ pub const BEARER: &str = "bearer";
 
 /// The roles that may call a route: its own and admin.
 pub fn roles_of(roles: &[Role]) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = roles.iter().map(|r| role_name(*r)).collect();
+    let mut names: Vec<&'static str> = roles.iter().map(|r| r.as_str()).collect();
     if !roles.is_empty() && !roles.contains(&Role::Admin) {
-        names.push(role_name(Role::Admin));
+        names.push(Role::Admin.as_str());
     }
     names
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Intake => "intake",
-        Role::Operator => "operator",
-        Role::Auditor => "auditor",
-        Role::Admin => "admin",
-    }
 }
 
 fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
