@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::bridge::Bridge;
+use crate::domain::StepKind;
 use crate::config::Role;
 use crate::pii::{self, ReporterView, Showing};
 use crate::status_document::StatusDocument;
@@ -287,7 +288,7 @@ pub async fn add_followup(
     outbox::enqueue(
         &mut tx,
         complaint_id,
-        "followup",
+        StepKind::Followup,
         Some(followup_id),
         &json!({}),
         now,
@@ -333,7 +334,7 @@ pub async fn forward(
         .await?
         .ok_or(ActionError::NotFound)?;
     let payload = json!({"institution_id": institution_id, "reason": reason});
-    outbox::enqueue(&mut tx, complaint_id, "forward", None, &payload, now).await?;
+    outbox::enqueue(&mut tx, complaint_id, StepKind::Forward, None, &payload, now).await?;
     audit::append(
         &mut tx,
         &NewEntry {
@@ -403,7 +404,7 @@ pub async fn act_on_step(
     // A complaint whose create is discarded must not read as synced once its
     // steps are gone. When an attempt may have reached LAPOR!, it says so;
     // reconciliation links it (and clears this) if LAPOR! shows it.
-    if action == StepAction::Discard && before.step == "create" {
+    if action == StepAction::Discard && before.step == StepKind::Create {
         let reason = if may_be_on_lapor {
             format!(
                 "{}: its create step {id} was discarded by {actor} after an attempt whose \

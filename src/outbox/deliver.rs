@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::retry::RetryPolicy;
 use super::waiting::WaitingReason;
 use crate::bridge::Bridge;
+use crate::domain::StepKind;
 use crate::inbound::apply;
 use crate::lapor::types::{self, Created};
 use crate::lapor::{FailureKind, FileToUpload, LaporError};
@@ -77,17 +78,16 @@ impl StepRunner<'_> {
     pub async fn run(&self, step: &ClaimedStep) -> Completion {
         let started_at = self.bridge.clock.now();
         let timer = Instant::now();
-        let result = match step.step.as_str() {
-            "upload" => self.upload(step).await,
-            "create" => self.create(step).await,
-            "followup" => self.followup(step).await,
-            "forward" => self.forward(step).await,
-            other => Err(Failure::Impossible(format!("unknown step kind {other:?}"))),
+        let result = match step.step {
+            StepKind::Upload => self.upload(step).await,
+            StepKind::Create => self.create(step).await,
+            StepKind::Followup => self.followup(step).await,
+            StepKind::Forward => self.forward(step).await,
         };
         let elapsed = timer.elapsed();
         self.bridge.metrics.observe(
             "delivery_duration_seconds",
-            &[("step", &step.step)],
+            &[("step", step.step.as_str())],
             elapsed,
         );
         self.outcome(step, result, started_at, elapsed.as_millis() as i32)
@@ -106,7 +106,7 @@ impl StepRunner<'_> {
         let mut attempt = Attempt {
             outbox_id: step.id,
             complaint_id: step.complaint_id,
-            step: step.step.clone(),
+            step: step.step,
             attempt: attempt_no,
             started_at,
             duration_ms,
@@ -173,7 +173,7 @@ impl StepRunner<'_> {
                 attempt.outcome = "retry".into();
                 attempt.message = Some(message.clone());
                 // A write may have been sent before the database failed.
-                let write = step.step != "upload";
+                let write = step.step.is_write();
                 if write {
                     lookup_not_before = Some(now + lookup_delay);
                 }
@@ -274,7 +274,7 @@ impl StepRunner<'_> {
             fence: step.fence,
             complaint_id: step.complaint_id,
             local_ref: step.local_ref.clone(),
-            step: step.step.clone(),
+            step: step.step,
             attempt,
             record_attempt,
             wait_over,
@@ -704,7 +704,7 @@ pub struct Completion {
     pub(super) fence: i64,
     pub(super) complaint_id: i64,
     pub(super) local_ref: String,
-    pub step: String,
+    pub step: StepKind,
     pub(super) attempt: Attempt,
     /// False while a wait goes on: its start was recorded already.
     pub(super) record_attempt: bool,

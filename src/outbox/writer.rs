@@ -59,7 +59,7 @@ async fn run(
                     metrics.inc(
                         "deliveries_total",
                         &[
-                            ("step", &completion.step),
+                            ("step", completion.step.as_str()),
                             ("outcome", completion.outcome()),
                         ],
                     );

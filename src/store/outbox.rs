@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::StepKind;
 use crate::outbox::waiting::WaitingReason;
 
 /// A step claimed by one worker, with what delivery needs of its complaint.
@@ -14,7 +15,7 @@ pub struct ClaimedStep {
     pub id: i64,
     pub complaint_id: i64,
     pub seq: i32,
-    pub step: String,
+    pub step: StepKind,
     pub followup_id: Option<i64>,
     pub payload: Value,
     pub attempts: i32,
@@ -336,7 +337,7 @@ pub async fn complete_many(
 pub struct Attempt {
     pub outbox_id: i64,
     pub complaint_id: i64,
-    pub step: String,
+    pub step: StepKind,
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
     pub duration_ms: i32,
@@ -365,7 +366,7 @@ pub async fn record_attempts(
     )
     .bind(attempts.iter().map(|a| a.outbox_id).collect::<Vec<_>>())
     .bind(attempts.iter().map(|a| a.complaint_id).collect::<Vec<_>>())
-    .bind(col(|a| Some(a.step.clone())))
+    .bind(col(|a| Some(a.step.as_str().to_string())))
     .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
     .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
     .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
@@ -458,7 +459,7 @@ pub struct StepView {
     pub id: i64,
     pub local_ref: String,
     pub seq: i32,
-    pub step: String,
+    pub step: StepKind,
     pub state: String,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
@@ -592,7 +593,7 @@ pub async fn discard(
 pub async fn enqueue(
     conn: &mut PgConnection,
     complaint_id: i64,
-    step: &str,
+    step: StepKind,
     followup_id: Option<i64>,
     payload: &Value,
     now: DateTime<Utc>,

@@ -969,7 +969,7 @@ pub async fn complaint(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
                  <td class=\"mono\">{}</td><td>{}</td></tr>",
                 s.id,
-                Esc(label(lang, i18n::step_key(&s.step), &s.step)),
+                Esc(label(lang, i18n::step_key(s.step.as_str()), s.step.as_str())),
                 badge(
                     state_class(&s.state),
                     &label(lang, i18n::step_state_key(&s.state), &s.state)
@@ -1129,7 +1129,7 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
                 s.id,
                 url_encode(&s.local_ref),
                 Esc(&s.local_ref),
-                Esc(label(lang, i18n::step_key(&s.step), &s.step)),
+                Esc(label(lang, i18n::step_key(s.step.as_str()), s.step.as_str())),
                 s.attempts,
                 opt_text(&s.last_error),
                 Esc(when_opt(s.finished_at)),
