@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::bridge::Bridge;
-use crate::domain::StepKind;
+use crate::domain::{StepKind, StepState};
 use crate::config::Role;
 use crate::pii::{self, ReporterView, Showing};
 use crate::status_document::StatusDocument;
@@ -394,7 +394,7 @@ pub async fn act_on_step(
         return Err(not_now(
             &format!("step {id}"),
             "steps",
-            &before.state,
+            before.state,
             action,
         ));
     }
@@ -465,7 +465,7 @@ pub async fn act_on_webhook_delivery(
         return Err(not_now(
             &format!("webhook delivery {id}"),
             "deliveries",
-            &before.state,
+            before.state,
             action,
         ));
     }
@@ -524,10 +524,13 @@ pub async fn enable_webhook(bridge: &Bridge, id: i64, actor: &str) -> Result<Str
 
 /// A retry or discard of something in a state that does not allow it: what
 /// it is, and which states would.
-fn not_now(what: &str, plural: &str, state: &str, action: StepAction) -> ActionError {
+fn not_now(what: &str, plural: &str, state: StepState, action: StepAction) -> ActionError {
     let (allowed, done) = match action {
-        StepAction::Retry => ("dead", "retried"),
-        StepAction::Discard => ("dead or pending", "discarded"),
+        StepAction::Retry => (StepState::Dead.to_string(), "retried"),
+        StepAction::Discard => (
+            format!("{} or {}", StepState::Dead, StepState::Pending),
+            "discarded",
+        ),
     };
     ActionError::Conflict(format!(
         "{what} is {state}: only {allowed} {plural} can be {done}"

@@ -14,6 +14,7 @@ use crate::bridge::Bridge;
 use crate::clock::DatabaseClock;
 use crate::config::{ProcessEnv, Settings};
 use crate::db::Target;
+use crate::domain::StepState;
 use crate::inbound::Jobs;
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
@@ -126,28 +127,6 @@ enum OutboxCommand {
     Retry { id: i64 },
     /// Give up a dead or pending step.
     Discard { id: i64 },
-}
-
-/// The states `outbox list --state` accepts (anything else is a usage
-/// error, exit 2).
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum StepState {
-    /// Not finished yet (pending and running).
-    Pending,
-    Dead,
-    Done,
-    Discarded,
-}
-
-impl StepState {
-    fn as_str(self) -> &'static str {
-        match self {
-            StepState::Pending => "pending",
-            StepState::Dead => "dead",
-            StepState::Done => "done",
-            StepState::Discarded => "discarded",
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -419,7 +398,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     let crate::params::Paging { size, offset, .. } =
                         crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
                     let (items, total) =
-                        outbox::list(&bridge.pool, state.map(StepState::as_str), offset, size)
+                        outbox::list(&bridge.pool, state, offset, size)
                             .await?;
                     if json {
                         print_json(
@@ -517,7 +496,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     let crate::params::Paging { size, offset, .. } =
                         crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
                     let (mut items, total) =
-                        webhooks::list(&bridge.pool, Some(state.as_str()), offset, size).await?;
+                        webhooks::list(&bridge.pool, Some(state), offset, size).await?;
                     // Credentials and query tokens in a URL are never shown.
                     for d in &mut items {
                         d.url = crate::feed::webhook::shown(&d.url);

@@ -41,6 +41,13 @@ macro_rules! codes {
             }
         }
 
+        /// Against a code read elsewhere (a JSON document, a test).
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, code: &&str) -> bool {
+                self.as_str() == *code
+            }
+        }
+
         impl FromStr for $ty {
             type Err = UnknownCode;
 

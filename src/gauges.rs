@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::Bridge;
+use crate::domain::StepState;
 use crate::store::{self, gauges as sql};
 
 /// How old the stored snapshot may grow before a replica takes a new one.
@@ -57,12 +58,12 @@ impl Snapshot {
         let now = bridge.clock.now();
         let (sla_overdue_follow_up, sla_overdue_completion) = sla_overdue(bridge, now).await?;
         let (states, webhook_endpoints_disabled) = store::webhooks::depth(pool).await?;
-        let webhook_deliveries = ["pending", "running", "dead"]
+        let webhook_deliveries = StepState::filter(None)
             .into_iter()
             .map(|state| {
                 let n = states
                     .iter()
-                    .find(|(s, _)| s == state)
+                    .find(|(s, _)| *s == state)
                     .map_or(0, |(_, n)| *n);
                 (state.to_string(), n)
             })

@@ -248,10 +248,42 @@ pub fn parse_instant(field: &str, raw: Option<&str>) -> Result<Option<DateTime<U
     ))
 }
 
+/// A code parameter (`?state=`, `?sync_state=`) as its domain type. Empty or
+/// absent: `None`; a code the type does not know: `problem` under `name`.
+pub fn parse_code<T: std::str::FromStr>(
+    name: &str,
+    raw: Option<&str>,
+    problem: impl FnOnce() -> String,
+) -> Result<Option<T>, ParamErrors> {
+    match raw.filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse()
+            .map(Some)
+            .map_err(|_| ParamErrors::one(name, problem())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn codes_parse_into_their_type() {
+        use crate::domain::StepState;
+        let problem = || "must be a step state".to_string();
+        assert_eq!(parse_code::<StepState>("state", None, problem), Ok(None));
+        assert_eq!(parse_code::<StepState>("state", Some(""), problem), Ok(None));
+        assert_eq!(
+            parse_code("state", Some("dead"), problem),
+            Ok(Some(StepState::Dead))
+        );
+        assert_eq!(
+            parse_code::<StepState>("state", Some("Dead"), problem),
+            Err(ParamErrors::one("state", "must be a step state"))
+        );
+    }
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]

@@ -23,7 +23,7 @@ async fn step(app: &TestApp, local_ref: &str, kind: &str) -> lapor_bridge::store
         .await
         .unwrap()
         .into_iter()
-        .find(|s| s.step.as_str() == kind)
+        .find(|s| s.step == kind)
         .unwrap()
 }
 

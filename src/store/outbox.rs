@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::StepKind;
+use crate::domain::{StepKind, StepState};
 use crate::outbox::waiting::WaitingReason;
 
 /// A step claimed by one worker, with what delivery needs of its complaint.
@@ -273,15 +273,17 @@ pub async fn complete_many(
     let mut nows = Vec::with_capacity(steps.len());
     for c in steps {
         let (state, at, lookup, count, wait) = match c.next {
-            NextState::Done => ("done", c.now, false, true, None),
-            NextState::Dead { needs_lookup } => ("dead", c.now, *needs_lookup, true, None),
+            NextState::Done => (StepState::Done, c.now, false, true, None),
+            NextState::Dead { needs_lookup } => {
+                (StepState::Dead, c.now, *needs_lookup, true, None)
+            }
             NextState::Pending {
                 at,
                 needs_lookup,
                 count_attempt,
                 waiting_reason,
             } => (
-                "pending",
+                StepState::Pending,
                 *at,
                 *needs_lookup,
                 *count_attempt,
@@ -290,7 +292,7 @@ pub async fn complete_many(
         };
         ids.push(c.id);
         fences.push(c.fence);
-        states.push(state);
+        states.push(state.as_str());
         ats.push(at);
         lookups.push(lookup);
         not_before.push(c.lookup_not_before);
@@ -460,7 +462,7 @@ pub struct StepView {
     pub local_ref: String,
     pub seq: i32,
     pub step: StepKind,
-    pub state: String,
+    pub state: StepState,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     /// Why it waits, in words (from `waiting_code`; filled after reading).
@@ -501,15 +503,11 @@ const STEP_VIEW: &str = "SELECT o.id, c.local_ref, o.seq, o.step, o.state, o.att
 /// Steps in one state (`pending` also lists running ones), oldest first.
 pub async fn list(
     pool: &PgPool,
-    state: Option<&str>,
+    state: Option<StepState>,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<StepView>, i64), sqlx::Error> {
-    let states: Vec<String> = match state {
-        Some("pending") => vec!["pending".into(), "running".into()],
-        Some(s) => vec![s.to_string()],
-        None => vec!["pending".into(), "running".into(), "dead".into()],
-    };
+    let states = StepState::filter_codes(state);
     let sql = format!("{STEP_VIEW} WHERE o.state = ANY($1) ORDER BY o.id LIMIT $2 OFFSET $3");
     let items: Vec<StepView> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&states)

@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::StepState;
+
 /// Records a configured endpoint (by URL) and its event filter; a new one
 /// starts at the feed's present: events settled before are not sent.
 /// Returns its id.
@@ -154,9 +156,9 @@ pub async fn complete(
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let (state, at, count) = match next {
-        DeliveryNext::Done => ("done", now, true),
-        DeliveryNext::Dead => ("dead", now, true),
-        DeliveryNext::Pending { at, count_attempt } => ("pending", *at, *count_attempt),
+        DeliveryNext::Done => (StepState::Done, now, true),
+        DeliveryNext::Dead => (StepState::Dead, now, true),
+        DeliveryNext::Pending { at, count_attempt } => (StepState::Pending, *at, *count_attempt),
     };
     let done = sqlx::query(
         "UPDATE lapor_bridge.webhook_deliveries
@@ -168,7 +170,7 @@ pub async fn complete(
     )
     .bind(id)
     .bind(fence)
-    .bind(state)
+    .bind(state.as_str())
     .bind(at)
     .bind(count)
     .bind(last_error)
@@ -338,7 +340,7 @@ pub struct DeliveryView {
     pub event_id: String,
     pub event_type: String,
     pub local_ref: Option<String>,
-    pub state: String,
+    pub state: StepState,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
@@ -357,15 +359,11 @@ const DELIVERY_VIEW: &str = "SELECT d.id, d.endpoint_id, w.url, 'evt_' || d.even
 /// Deliveries in one state (`pending` also lists running ones), oldest first.
 pub async fn list(
     pool: &PgPool,
-    state: Option<&str>,
+    state: Option<StepState>,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<DeliveryView>, i64), sqlx::Error> {
-    let states: Vec<String> = match state {
-        Some("pending") => vec!["pending".into(), "running".into()],
-        Some(s) => vec![s.to_string()],
-        None => vec!["pending".into(), "running".into(), "dead".into()],
-    };
+    let states = StepState::filter_codes(state);
     let sql = format!("{DELIVERY_VIEW} WHERE d.state = ANY($1) ORDER BY d.id LIMIT $2 OFFSET $3");
     let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&states)
@@ -474,7 +472,7 @@ pub async fn local_ref_of(
 }
 
 /// Deliveries per state, and endpoints disabled (for the metrics).
-pub async fn depth(pool: &PgPool) -> Result<(Vec<(String, i64)>, i64), sqlx::Error> {
+pub async fn depth(pool: &PgPool) -> Result<(Vec<(StepState, i64)>, i64), sqlx::Error> {
     let states = sqlx::query_as(
         "SELECT state, count(*) FROM lapor_bridge.webhook_deliveries
           WHERE state IN ('pending', 'running', 'dead') GROUP BY state ORDER BY state",

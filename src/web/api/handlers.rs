@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::{ApiError, AppState, ErrorBody, caller_name};
 use crate::actions::{self, StepAction};
+use crate::domain::StepState;
 use crate::feed;
 use crate::params::{self, ParamErrors};
 use crate::status_document::{Page, StatusDocument};
@@ -505,6 +506,15 @@ pub struct OutboxQuery {
     page_size: Option<i64>,
 }
 
+/// `?state=` of the outbox and the webhook deliveries.
+fn parse_step_state(raw: Option<&str>) -> Result<Option<StepState>, params::ParamErrors> {
+    params::parse_code("state", raw, || {
+        let codes: Vec<&str> = StepState::ALL.iter().map(|s| s.as_str()).collect();
+        let (last, first) = codes.split_last().unwrap_or((&"", &[]));
+        format!("must be {} or {last}", first.join(", "))
+    })
+}
+
 /// Outbox steps: backlog and dead letters
 #[utoipa::path(
     get,
@@ -520,19 +530,11 @@ pub async fn list_outbox(
     State(state): State<AppState>,
     Q(query): Q<OutboxQuery>,
 ) -> Result<Json<Page<outbox::StepView>>, ApiError> {
-    let wanted = query.state.filter(|s| !s.is_empty());
-    if let Some(s) = &wanted
-        && !["pending", "running", "dead", "done", "discarded"].contains(&s.as_str())
-    {
-        return Err(ApiError::BadParams(params::ParamErrors::one(
-            "state",
-            "must be pending, running, dead, done or discarded",
-        )));
-    }
+    let wanted = parse_step_state(query.state.as_deref())?;
     let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
     let (items, total) = outbox::list(
         &state.bridge.pool,
-        wanted.as_deref(),
+        wanted,
         paging.offset,
         paging.size,
     )
@@ -744,19 +746,11 @@ pub async fn list_webhook_deliveries(
     State(state): State<AppState>,
     Q(query): Q<OutboxQuery>,
 ) -> Result<Json<Page<webhooks::DeliveryView>>, ApiError> {
-    let wanted = query.state.filter(|s| !s.is_empty());
-    if let Some(s) = &wanted
-        && !["pending", "running", "dead", "done", "discarded"].contains(&s.as_str())
-    {
-        return Err(ApiError::BadParams(params::ParamErrors::one(
-            "state",
-            "must be pending, running, dead, done or discarded",
-        )));
-    }
+    let wanted = parse_step_state(query.state.as_deref())?;
     let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
     let (mut items, total) = webhooks::list(
         &state.bridge.pool,
-        wanted.as_deref(),
+        wanted,
         paging.offset,
         paging.size,
     )

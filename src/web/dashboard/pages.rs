@@ -683,7 +683,7 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Stri
             // A retry that failed again is a failure, shown as one.
             let failed_again = current.as_ref().is_some_and(|s| s.state == "dead");
             let now_state = current
-                .map(|s| label(lang, i18n::step_state_key(&s.state), &s.state))
+                .map(|s| label(lang, i18n::step_state_key(s.state.as_str()), s.state.as_str()))
                 .unwrap_or_else(|| "—".into());
             let key = if done == "retry" {
                 K::FlashRetried
@@ -971,8 +971,8 @@ pub async fn complaint(
                 s.id,
                 Esc(label(lang, i18n::step_key(s.step.as_str()), s.step.as_str())),
                 badge(
-                    state_class(&s.state),
-                    &label(lang, i18n::step_state_key(&s.state), &s.state)
+                    state_class(s.state.as_str()),
+                    &label(lang, i18n::step_state_key(s.state.as_str()), s.state.as_str())
                 ),
                 s.attempts,
                 if s.state == "pending" {
@@ -1097,7 +1097,7 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
     let crate::params::Paging {
         page, size, offset, ..
     } = paging(&ctx, &p)?;
-    let (steps, total) = outbox::list(&state.bridge.pool, Some("dead"), offset, size)
+    let (steps, total) = outbox::list(&state.bridge.pool, Some(crate::domain::StepState::Dead), offset, size)
         .await
         .or_fail(&ctx)?;
     let mut body = flash(&state, &ctx, &p).await;
@@ -1146,7 +1146,7 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
 /// Dead webhook deliveries, with Retry and Discard (the first 50: they are
 /// few, and `lapor-bridge webhooks list --state dead` lists all).
 async fn webhook_dead_letters(state: &AppState, ctx: &Ctx) -> Result<String, Fail> {
-    let (dead, total) = webhooks::list(&state.bridge.pool, Some("dead"), 0, PAGE_SIZE)
+    let (dead, total) = webhooks::list(&state.bridge.pool, Some(crate::domain::StepState::Dead), 0, PAGE_SIZE)
         .await
         .or_fail(ctx)?;
     let mut out = String::new();
