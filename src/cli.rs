@@ -377,7 +377,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                     if json {
                         let map: serde_json::Map<String, Value> = counts
                             .into_iter()
-                            .map(|(k, v)| (k, Value::from(v)))
+                            .map(|(k, v)| (k.to_string(), Value::from(v)))
                             .collect();
                         print_json(&map, Some(&target))?;
                     } else {

@@ -75,6 +75,7 @@ impl Snapshot {
             complaints: store::complaints::count_by_sync_state(pool)
                 .await?
                 .into_iter()
+                .map(|(state, n)| (state.to_string(), n))
                 .collect(),
             conflicts: sql::conflicts(pool).await?,
             upstream_duplicates: store::duplicates::count_copies(pool).await?,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::outbox::waiting::WaitingReason;
 use crate::pii::ReporterView;
 use crate::sla::{self, SlaFacts, SlaView, WorkingCalendar};
+use crate::domain::SyncState;
 use crate::store::complaints::ComplaintRow;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -19,8 +20,7 @@ pub struct StatusDocument {
     pub lapor_status_name: Option<String>,
     /// The bridge's name of the status; `null` while unknown.
     pub status: Option<String>,
-    /// `pending`, `synced`, `retrying`, `dead` or `conflict`.
-    pub sync_state: String,
+    pub sync_state: SyncState,
     /// Outbox steps not finished yet (pending, running or dead).
     pub pending_ops: i64,
     pub last_error: Option<String>,
@@ -61,7 +61,7 @@ impl StatusDocument {
             tracking_id: row.tracking_id.clone(),
             lapor_status_name: row.lapor_status_name.clone(),
             status: row.status.clone(),
-            sync_state: row.sync_state.clone(),
+            sync_state: row.sync_state,
             pending_ops: row.pending_ops,
             last_error: row.step_error.clone().or_else(|| row.last_error.clone()),
             waiting_reason: row.waiting_reason.as_deref().map(|code| {

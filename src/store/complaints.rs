@@ -7,6 +7,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::SyncState;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error("invalid complaint")]
@@ -85,7 +87,7 @@ pub struct ComplaintRow {
     pub last_synced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub sync_state: String,
+    pub sync_state: SyncState,
     pub pending_ops: i64,
     pub step_error: Option<String>,
     /// Why the first waiting step waits (a code of
@@ -119,13 +121,14 @@ pub async fn by_ref(pool: &PgPool, local_ref: &str) -> Result<Option<ComplaintRo
 }
 
 /// One complaint without its derived sync state (cheap: no outbox scan), for
-/// delivery. `sync_state`, `pending_ops` and `step_error` are not filled.
+/// delivery. `sync_state` (read as `pending`), `pending_ops` and
+/// `step_error` are not filled.
 pub async fn for_delivery(
     conn: &mut PgConnection,
     id: i64,
 ) -> Result<Option<ComplaintRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS}, '' AS sync_state, 0::bigint AS pending_ops, NULL::text AS step_error,
+        "SELECT {COLUMNS}, 'pending' AS sync_state, 0::bigint AS pending_ops, NULL::text AS step_error,
                 NULL::text AS waiting_reason, NULL::timestamptz AS waiting_until
            FROM lapor_bridge.complaints WHERE id = $1"
     );
@@ -146,7 +149,7 @@ pub async fn by_id(conn: &mut PgConnection, id: i64) -> Result<Option<ComplaintR
 /// Filters of the complaint list.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub sync_state: Option<String>,
+    pub sync_state: Option<SyncState>,
     pub status: Option<String>,
     pub search: Option<String>,
 }
@@ -166,7 +169,7 @@ pub async fn list(
         select_sync()
     );
     let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&filter.sync_state)
+        .bind(filter.sync_state.map(SyncState::as_str))
         .bind(&filter.status)
         .bind(&filter.search)
         .bind(limit)
@@ -175,7 +178,7 @@ pub async fn list(
         .await?;
     let sql = format!("SELECT count(*) FROM lapor_bridge.complaint_sync {cond}");
     let total = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(&filter.sync_state)
+        .bind(filter.sync_state.map(SyncState::as_str))
         .bind(&filter.status)
         .bind(&filter.search)
         .fetch_one(pool)
@@ -183,7 +186,9 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn count_by_sync_state(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn count_by_sync_state(
+    pool: &PgPool,
+) -> Result<Vec<(SyncState, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT sync_state, count(*) FROM lapor_bridge.complaint_sync GROUP BY sync_state ORDER BY 1",
     )

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::{ApiError, AppState, ErrorBody, caller_name};
 use crate::actions::{self, StepAction};
-use crate::domain::StepState;
+use crate::domain::{StepState, SyncState};
 use crate::feed;
 use crate::params::{self, ParamErrors};
 use crate::status_document::{Page, StatusDocument};
@@ -122,8 +122,6 @@ pub struct ListQuery {
     page_size: Option<i64>,
 }
 
-const SYNC_STATES: [&str; 5] = ["pending", "synced", "retrying", "dead", "conflict"];
-
 /// List complaints with their sync state
 ///
 /// Reporters are masked.
@@ -141,18 +139,13 @@ pub async fn list_complaints(
     State(state): State<AppState>,
     Q(query): Q<ListQuery>,
 ) -> Result<Json<Page<StatusDocument>>, ApiError> {
-    if let Some(s) = &query.sync_state
-        && !s.is_empty()
-        && !SYNC_STATES.contains(&s.as_str())
-    {
-        return Err(ApiError::BadParams(params::ParamErrors::one(
-            "sync_state",
-            format!("must be one of {}", SYNC_STATES.join(", ")),
-        )));
-    }
+    let sync_state = params::parse_code("sync_state", query.sync_state.as_deref(), || {
+        let codes: Vec<&str> = SyncState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("must be one of {}", codes.join(", "))
+    })?;
     let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
     let filter = complaints::ListFilter {
-        sync_state: query.sync_state.filter(|s| !s.is_empty()),
+        sync_state,
         status: query.status.filter(|s| !s.is_empty()),
         search: query.q.filter(|s| !s.is_empty()),
     };

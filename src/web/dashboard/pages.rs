@@ -198,6 +198,7 @@ pub async fn overview(State(state): State<AppState>, ctx: Ctx) -> PageResult {
         .await
         .or_fail(&ctx)?
         .into_iter()
+        .map(|(s, n)| (s.to_string(), n))
         .collect();
     let (depth, oldest) = queries::backlog(pool).await.or_fail(&ctx)?;
     let dead = queries::dead_count(pool).await.or_fail(&ctx)?;
@@ -380,7 +381,7 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
         page, size, offset, ..
     } = paging(&ctx, &p)?;
     let filter = complaints::ListFilter {
-        sync_state: sync_state.map(str::to_string),
+        sync_state: sync_state.and_then(|s| s.parse().ok()),
         status: status.map(str::to_string),
         search: q.map(str::to_string),
     };
@@ -525,8 +526,8 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
 /// A complaint's sync state, with a short note of why it waits.
 fn sync_cell(lang: Lang, d: &StatusDocument) -> String {
     let mut cell = badge(
-        state_class(&d.sync_state),
-        &label(lang, i18n::sync_state_key(&d.sync_state), &d.sync_state),
+        state_class(d.sync_state.as_str()),
+        &label(lang, i18n::sync_state_key(d.sync_state.as_str()), d.sync_state.as_str()),
     );
     if let Some(code) = &d.waiting_code {
         let _ = write!(
@@ -796,8 +797,8 @@ pub async fn complaint(
         &mut body,
         ctx.t(K::SyncState),
         &badge(
-            state_class(&doc.sync_state),
-            &label(lang, i18n::sync_state_key(&doc.sync_state), &doc.sync_state),
+            state_class(doc.sync_state.as_str()),
+            &label(lang, i18n::sync_state_key(doc.sync_state.as_str()), doc.sync_state.as_str()),
         ),
     );
     kv(
