@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ChangeItem;
 use crate::bridge::Bridge;
+use crate::domain::AttemptOutcome;
 use crate::outbox::retry::RetryPolicy;
 use crate::store::audit::{self, NewEntry};
 use crate::store::webhooks::{self, ClaimedDelivery, DeliveryNext, WebhookAttempt};
@@ -470,19 +471,20 @@ impl Dispatcher {
             duration_ms: elapsed.as_millis().min(i32::MAX as u128) as i32,
             http_status: None,
             message: None,
-            outcome: String::new(),
+            // Set below, from the answer.
+            outcome: AttemptOutcome::Delivered,
         };
         let mut gone = false;
         let (next, error) = match answer {
             Answer::Delivered(status) => {
                 attempt.http_status = Some(i32::from(status));
-                attempt.outcome = "delivered".into();
+                attempt.outcome = AttemptOutcome::Delivered;
                 (DeliveryNext::Done, None)
             }
             Answer::Gone => {
                 gone = true;
                 attempt.http_status = Some(410);
-                attempt.outcome = "gone".into();
+                attempt.outcome = AttemptOutcome::Gone;
                 let message = "410 Gone: the endpoint is disabled".to_string();
                 attempt.message = Some(message.clone());
                 // Not the event's fault: it waits, uncounted, for the
@@ -501,10 +503,10 @@ impl Dispatcher {
                 attempt.http_status = status.map(i32::from);
                 attempt.message = Some(message.clone());
                 if self.policy.exhausted(attempt_no) {
-                    attempt.outcome = "dead".into();
+                    attempt.outcome = AttemptOutcome::Dead;
                     (DeliveryNext::Dead, Some(message))
                 } else {
-                    attempt.outcome = "retry".into();
+                    attempt.outcome = AttemptOutcome::Retry;
                     let mut wait = self.policy.delay_random(attempt_no, None);
                     if let Some(floor) = retry_after {
                         wait = wait.max(floor.min(self.policy.max));
@@ -522,7 +524,7 @@ impl Dispatcher {
         let mut tx = self.bridge.pool.begin().await?;
         let held = webhooks::complete(&mut tx, d.id, d.fence, &next, error.as_deref(), now).await?;
         if !held {
-            attempt.outcome = "lease_lost".into();
+            attempt.outcome = AttemptOutcome::LeaseLost;
         }
         webhooks::record_attempt(&mut tx, &attempt).await?;
         if gone

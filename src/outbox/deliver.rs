@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::retry::RetryPolicy;
 use super::waiting::WaitingReason;
 use crate::bridge::Bridge;
-use crate::domain::StepKind;
+use crate::domain::{AttemptOutcome, StepKind};
 use crate::inbound::apply;
 use crate::lapor::types::{self, Created};
 use crate::lapor::{FailureKind, FileToUpload, LaporError};
@@ -113,7 +113,8 @@ impl StepRunner<'_> {
             http_status: None,
             failure_kind: None,
             message: None,
-            outcome: String::new(),
+            // Set below, from the result.
+            outcome: AttemptOutcome::Delivered,
         };
         // After a write whose outcome is unknown, LAPOR!'s backend may still
         // commit it: neither a lookup nor a resend before the delay.
@@ -123,18 +124,17 @@ impl StepRunner<'_> {
         let (next, last_error, audit_after) = match &result {
             Ok(delivered) => {
                 attempt.outcome = if delivered.adopted {
-                    "adopted"
+                    AttemptOutcome::Adopted
                 } else {
-                    "delivered"
-                }
-                .into();
+                    AttemptOutcome::Delivered
+                };
                 let mut after = effect_json(&delivered.effect);
                 after["outcome"] = json!(attempt.outcome);
                 after["attempt"] = json!(attempt_no);
                 (NextState::Done, None, Some(after))
             }
             Err(Failure::Waiting(reason)) => {
-                attempt.outcome = "waiting".into();
+                attempt.outcome = AttemptOutcome::Waiting;
                 attempt.message = Some(reason.describe(None));
                 let at = now
                     + ChronoDuration::seconds(
@@ -149,9 +149,10 @@ impl StepRunner<'_> {
                 (next, None, None)
             }
             Err(Failure::Impossible(reason)) => {
-                attempt.outcome = "dead".into();
+                attempt.outcome = AttemptOutcome::Dead;
                 attempt.message = Some(reason.clone());
-                let after = json!({"outcome": "dead", "attempt": attempt_no, "message": reason});
+                let after =
+                    json!({"outcome": AttemptOutcome::Dead, "attempt": attempt_no, "message": reason});
                 let next = NextState::Dead {
                     needs_lookup: step.needs_lookup,
                 };
@@ -159,7 +160,7 @@ impl StepRunner<'_> {
             }
             Err(Failure::LeaseLost) => {
                 // Not written: the fence no longer matches.
-                attempt.outcome = "lease_lost".into();
+                attempt.outcome = AttemptOutcome::LeaseLost;
                 let next = NextState::Pending {
                     at: now,
                     needs_lookup: true,
@@ -170,7 +171,7 @@ impl StepRunner<'_> {
             }
             Err(Failure::Database(e)) => {
                 let message = format!("database error during delivery: {e}");
-                attempt.outcome = "retry".into();
+                attempt.outcome = AttemptOutcome::Retry;
                 attempt.message = Some(message.clone());
                 // A write may have been sent before the database failed.
                 let write = step.step.is_write();
@@ -210,12 +211,14 @@ impl StepRunner<'_> {
                             count_attempt: false,
                             waiting_reason: Some(WaitingReason::TokensRejected),
                         };
-                        (next, "paused")
+                        (next, AttemptOutcome::Paused)
                     }
-                    LaporError::Permanent { .. } => (NextState::Dead { needs_lookup }, "dead"),
+                    LaporError::Permanent { .. } => {
+                        (NextState::Dead { needs_lookup }, AttemptOutcome::Dead)
+                    }
                     LaporError::Retryable { .. } | LaporError::UnknownOutcome { .. } => {
                         if self.policy.exhausted(attempt_no) {
-                            (NextState::Dead { needs_lookup }, "dead")
+                            (NextState::Dead { needs_lookup }, AttemptOutcome::Dead)
                         } else {
                             let at =
                                 now + to_chrono(self.policy.delay_random(attempt_no, Some(error)));
@@ -235,13 +238,18 @@ impl StepRunner<'_> {
                                 count_attempt: true,
                                 waiting_reason,
                             };
-                            (next, if needs_lookup { "unknown" } else { "retry" })
+                            let outcome = if needs_lookup {
+                                AttemptOutcome::Unknown
+                            } else {
+                                AttemptOutcome::Retry
+                            };
+                            (next, outcome)
                         }
                     }
                 };
-                attempt.outcome = outcome.into();
+                attempt.outcome = outcome;
                 let text = format!("{}: {message}", error.kind().as_str());
-                let after = (outcome != "paused").then(|| {
+                let after = (outcome != AttemptOutcome::Paused).then(|| {
                     json!({
                         "outcome": outcome,
                         "attempt": attempt_no,
@@ -262,7 +270,7 @@ impl StepRunner<'_> {
         // The wait is over only when the step went ahead: a failed status
         // check (a 503, a lost connection) proves no verification.
         let wait_over = (waited_before && result.is_ok()).then(|| Attempt {
-            outcome: "wait_over".into(),
+            outcome: AttemptOutcome::WaitOver,
             message: Some("LAPOR! verified the complaint: no longer waiting".into()),
             http_status: None,
             failure_kind: None,
@@ -720,20 +728,20 @@ pub struct Completion {
 }
 
 impl Completion {
-    pub fn outcome(&self) -> &str {
-        &self.attempt.outcome
+    pub fn outcome(&self) -> AttemptOutcome {
+        self.attempt.outcome
     }
 
     /// The same attempt, dead-lettered with `reason` and without its effect.
     /// What it found or sent is on LAPOR!: a Retry looks it up first.
     pub(super) fn into_dead(mut self, reason: String) -> Self {
-        self.attempt.outcome = "dead".into();
+        self.attempt.outcome = AttemptOutcome::Dead;
         self.attempt.message = Some(reason.clone());
         self.record_attempt = true;
         self.next = NextState::Dead { needs_lookup: true };
         self.effect = None;
         self.audit_after = Some(json!({
-            "outcome": "dead",
+            "outcome": AttemptOutcome::Dead,
             "attempt": self.attempt.attempt,
             "message": reason,
         }));

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use serde_json::Value;
 
 use super::deliver::{Completion, Effect};
+use crate::domain::AttemptOutcome;
 use crate::metrics::Metrics;
 use crate::store::complaints;
 use crate::store::outbox::{self, Attempt};
@@ -60,7 +61,7 @@ async fn run(
                         "deliveries_total",
                         &[
                             ("step", completion.step.as_str()),
-                            ("outcome", completion.outcome()),
+                            ("outcome", completion.outcome().as_str()),
                         ],
                     );
                     let _ = reply.send(Ok(owned));
@@ -147,7 +148,7 @@ async fn write_batch<R>(
         let mut a = c.attempt.clone();
         if !owned {
             tracing::warn!(step = c.outbox_id, local_ref = %c.local_ref, "lease lost during delivery; outcome left to the new holder");
-            a.outcome = "lease_lost".into();
+            a.outcome = AttemptOutcome::LeaseLost;
         }
         attempts.push(a);
     }

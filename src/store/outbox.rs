@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::{StepKind, StepState};
+use crate::domain::{AttemptOutcome, StepKind, StepState};
 use crate::outbox::waiting::WaitingReason;
 
 /// A step claimed by one worker, with what delivery needs of its complaint.
@@ -346,7 +346,7 @@ pub struct Attempt {
     pub http_status: Option<i32>,
     pub failure_kind: Option<String>,
     pub message: Option<String>,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
 }
 
 /// Several attempts in one statement.
@@ -375,7 +375,7 @@ pub async fn record_attempts(
     .bind(attempts.iter().map(|a| a.http_status).collect::<Vec<_>>())
     .bind(col(|a| a.failure_kind.clone()))
     .bind(col(|a| a.message.clone()))
-    .bind(col(|a| Some(a.outcome.clone())))
+    .bind(col(|a| Some(a.outcome.as_str().to_string())))
     .execute(conn)
     .await?;
     Ok(())

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::StepState;
+use crate::domain::{AttemptOutcome, StepState};
 
 /// Records a configured endpoint (by URL) and its event filter; a new one
 /// starts at the feed's present: events settled before are not sent.
@@ -189,7 +189,7 @@ pub struct WebhookAttempt {
     pub duration_ms: i32,
     pub http_status: Option<i32>,
     pub message: Option<String>,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
 }
 
 pub async fn record_attempt(
@@ -207,7 +207,7 @@ pub async fn record_attempt(
     .bind(a.duration_ms)
     .bind(a.http_status)
     .bind(&a.message)
-    .bind(&a.outcome)
+    .bind(a.outcome.as_str())
     .execute(conn)
     .await?;
     Ok(())
