@@ -12,12 +12,13 @@ use sqlx::PgConnection;
 use crate::lapor::types::{ComplaintDetail, Followup};
 use crate::lapor::{Status, StatusName};
 use crate::store::audit::{self, NewEntry};
+use crate::domain::ConflictKind;
 use crate::store::complaints::{self, UpstreamFields};
 use crate::store::duplicates;
 use crate::store::outbox;
 
 /// Prefix of the conflict reason set for an unknown status name.
-pub const UNKNOWN_STATUS: &str = "unknown LAPOR! status name";
+pub const UNKNOWN_STATUS: &str = ConflictKind::UnknownStatus.prefix();
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Applied {
@@ -66,7 +67,8 @@ pub async fn apply_detail(
             if before
                 .conflict_reason
                 .as_deref()
-                .is_some_and(|r| r.starts_with(UNKNOWN_STATUS))
+                .and_then(ConflictKind::of)
+                == Some(ConflictKind::UnknownStatus)
             {
                 after.conflict_reason = None;
             }
@@ -319,7 +321,7 @@ pub async fn note_copies(
 }
 
 /// Prefix of the conflict reason for copies on LAPOR!.
-pub const DUPLICATE_UPSTREAM: &str = "LAPOR! holds";
+pub const DUPLICATE_UPSTREAM: &str = ConflictKind::DuplicateUpstream.prefix();
 
 /// Follow-ups: each upstream one imported once; ours linked, not imported;
 /// a second copy of one of ours named, not imported.

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::apply::{self, Applied};
 use crate::bridge::Bridge;
+use crate::domain::ConflictKind;
 use crate::lapor::LaporError;
 use crate::lapor::types::{self, ComplaintSummary, Scope};
 use crate::store::audit::{self, NewEntry};
@@ -241,10 +242,11 @@ fn unchanged(
     let status_matches = match &detail.status {
         StatusName::Known(s) => {
             t.status.as_deref() == Some(s.canonical())
-                && !t
+                && t
                     .conflict_reason
                     .as_deref()
-                    .is_some_and(|r| r.starts_with(apply::UNKNOWN_STATUS))
+                    .and_then(ConflictKind::of)
+                    != Some(ConflictKind::UnknownStatus)
         }
         StatusName::Unknown(raw) => {
             t.status.is_none()
@@ -374,7 +376,8 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
         Ok(d) => d,
         Err(LaporError::Permanent { status: 404, .. }) if reconcile => {
             let reason = format!(
-                "LAPOR! no longer knows complaint {} (404)",
+                "{} {} (404)",
+                ConflictKind::MissingUpstream.prefix(),
                 t.lapor_complaint_id
             );
             let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
@@ -383,7 +386,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
                 .map_err(CheckFailure::db)?;
             tx.commit().await.map_err(CheckFailure::db)?;
             return Ok(Checked {
-                drift: vec!["missing_upstream"],
+                drift: vec![ConflictKind::MissingUpstream.as_str()],
                 conflict: Some(reason),
                 ..Default::default()
             });
@@ -447,10 +450,9 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
         .await
         .map_err(CheckFailure::db)?;
         if missing > 0 {
-            checked.drift.push("followups_missing_upstream");
-            checked.conflict = Some(format!(
-                "{missing} follow-up(s) delivered earlier are no longer listed on LAPOR!"
-            ));
+            let kind = ConflictKind::FollowupsMissingUpstream;
+            checked.drift.push(kind.as_str());
+            checked.conflict = Some(format!("{missing} {}", kind.prefix()));
         }
     }
     if let Some(reason) = &checked.conflict {

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::SyncState;
+use crate::domain::{ConflictKind, SyncState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -580,10 +580,10 @@ pub async fn clear_unfiled(
 
 /// Prefix of the conflict reason of a complaint whose create was discarded
 /// before it could have reached LAPOR!.
-pub const NOT_ON_LAPOR: &str = "not on LAPOR!";
+pub const NOT_ON_LAPOR: &str = ConflictKind::NotOnLapor.prefix();
 /// Prefix of the conflict reason of a complaint whose create was discarded
 /// after an attempt whose outcome is unknown.
-pub const MAY_BE_ON_LAPOR: &str = "may be on LAPOR!";
+pub const MAY_BE_ON_LAPOR: &str = ConflictKind::MayBeOnLapor.prefix();
 
 /// Where listing what LAPOR! holds as created by us must start: the oldest
 /// local complaint that is not linked, or not closed before `horizon`.
