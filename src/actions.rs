@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::bridge::Bridge;
-use crate::domain::{StepKind, StepState};
 use crate::config::Role;
+use crate::domain::{StepKind, StepState};
 use crate::pii::{self, ReporterView, Showing};
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, NewEntry};
@@ -334,7 +334,15 @@ pub async fn forward(
         .await?
         .ok_or(ActionError::NotFound)?;
     let payload = json!({"institution_id": institution_id, "reason": reason});
-    outbox::enqueue(&mut tx, complaint_id, StepKind::Forward, None, &payload, now).await?;
+    outbox::enqueue(
+        &mut tx,
+        complaint_id,
+        StepKind::Forward,
+        None,
+        &payload,
+        now,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &NewEntry {

@@ -397,9 +397,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 OutboxCommand::List { state } => {
                     let crate::params::Paging { size, offset, .. } =
                         crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
-                    let (items, total) =
-                        outbox::list(&bridge.pool, state, offset, size)
-                            .await?;
+                    let (items, total) = outbox::list(&bridge.pool, state, offset, size).await?;
                     if json {
                         print_json(
                             &serde_json::json!({"items": items, "total": total}),

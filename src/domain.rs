@@ -407,7 +407,10 @@ mod tests {
             assert_eq!(v.to_string(), code);
             assert_eq!(code.parse::<T>(), Ok(v));
             assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(code));
-            assert_eq!(serde_json::from_value::<T>(serde_json::json!(code)).unwrap(), v);
+            assert_eq!(
+                serde_json::from_value::<T>(serde_json::json!(code)).unwrap(),
+                v
+            );
         }
         let bogus = "bogus".parse::<T>().unwrap_err();
         assert_eq!(bogus.code, "bogus");
@@ -451,7 +454,10 @@ mod tests {
             StepState::filter_codes(Some(StepState::Pending)),
             ["pending", "running"]
         );
-        assert_eq!(StepState::filter_codes(None), ["pending", "running", "dead"]);
+        assert_eq!(
+            StepState::filter_codes(None),
+            ["pending", "running", "dead"]
+        );
         assert_eq!(StepState::filter_codes(Some(StepState::Done)), ["done"]);
     }
 
@@ -462,7 +468,11 @@ mod tests {
         let offered: Vec<&str> = StepState::value_variants()
             .iter()
             .filter_map(|s| s.to_possible_value())
-            .map(|v| <StepState as FromStr>::from_str(v.get_name()).unwrap().as_str())
+            .map(|v| {
+                <StepState as FromStr>::from_str(v.get_name())
+                    .unwrap()
+                    .as_str()
+            })
             .collect();
         assert_eq!(offered, ["pending", "dead", "done", "discarded"]);
     }
@@ -502,11 +512,26 @@ mod tests {
     fn conflict_kinds_read_back_from_their_reasons() {
         round_trips(ConflictKind::ALL, ConflictKind::as_str);
         let reasons = [
-            ("unknown LAPOR! status name \"x\"", ConflictKind::UnknownStatus),
-            ("LAPOR! holds 2 copies of this complaint", ConflictKind::DuplicateUpstream),
-            ("not on LAPOR!: its create step 1 was discarded", ConflictKind::NotOnLapor),
-            ("may be on LAPOR!: its create step 1 ...", ConflictKind::MayBeOnLapor),
-            ("LAPOR! no longer knows complaint 7 (404)", ConflictKind::MissingUpstream),
+            (
+                "unknown LAPOR! status name \"x\"",
+                ConflictKind::UnknownStatus,
+            ),
+            (
+                "LAPOR! holds 2 copies of this complaint",
+                ConflictKind::DuplicateUpstream,
+            ),
+            (
+                "not on LAPOR!: its create step 1 was discarded",
+                ConflictKind::NotOnLapor,
+            ),
+            (
+                "may be on LAPOR!: its create step 1 ...",
+                ConflictKind::MayBeOnLapor,
+            ),
+            (
+                "LAPOR! no longer knows complaint 7 (404)",
+                ConflictKind::MissingUpstream,
+            ),
             (
                 "2 follow-up(s) delivered earlier are no longer listed on LAPOR!",
                 ConflictKind::FollowupsMissingUpstream,

@@ -70,7 +70,11 @@ impl Snapshot {
             .collect();
         Ok(Self {
             taken_at: now,
-            outbox_depth: sql::outbox_depth(pool).await?.into_iter().collect(),
+            outbox_depth: sql::outbox_depth(pool)
+                .await?
+                .into_iter()
+                .map(|(state, n)| (state.to_string(), n))
+                .collect(),
             outbox_oldest_waiting_at: sql::oldest_waiting(pool).await?,
             complaints: store::complaints::count_by_sync_state(pool)
                 .await?

@@ -274,7 +274,10 @@ mod tests {
         use crate::domain::StepState;
         let problem = || "must be a step state".to_string();
         assert_eq!(parse_code::<StepState>("state", None, problem), Ok(None));
-        assert_eq!(parse_code::<StepState>("state", Some(""), problem), Ok(None));
+        assert_eq!(
+            parse_code::<StepState>("state", Some(""), problem),
+            Ok(None)
+        );
         assert_eq!(
             parse_code("state", Some("dead"), problem),
             Ok(Some(StepState::Dead))

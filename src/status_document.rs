@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::SyncState;
 use crate::outbox::waiting::WaitingReason;
 use crate::pii::ReporterView;
 use crate::sla::{self, SlaFacts, SlaView, WorkingCalendar};
-use crate::domain::SyncState;
 use crate::store::complaints::ComplaintRow;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -9,10 +9,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::PgConnection;
 
+use crate::domain::ConflictKind;
 use crate::lapor::types::{ComplaintDetail, Followup};
 use crate::lapor::{Status, StatusName};
 use crate::store::audit::{self, NewEntry};
-use crate::domain::ConflictKind;
 use crate::store::complaints::{self, UpstreamFields};
 use crate::store::duplicates;
 use crate::store::outbox;
@@ -64,10 +64,7 @@ pub async fn apply_detail(
     match &detail.status {
         StatusName::Known(status) => {
             after.status = Some(status.canonical().to_string());
-            if before
-                .conflict_reason
-                .as_deref()
-                .and_then(ConflictKind::of)
+            if before.conflict_reason.as_deref().and_then(ConflictKind::of)
                 == Some(ConflictKind::UnknownStatus)
             {
                 after.conflict_reason = None;

@@ -242,10 +242,7 @@ fn unchanged(
     let status_matches = match &detail.status {
         StatusName::Known(s) => {
             t.status.as_deref() == Some(s.canonical())
-                && t
-                    .conflict_reason
-                    .as_deref()
-                    .and_then(ConflictKind::of)
+                && t.conflict_reason.as_deref().and_then(ConflictKind::of)
                     != Some(ConflictKind::UnknownStatus)
         }
         StatusName::Unknown(raw) => {

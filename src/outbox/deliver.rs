@@ -151,8 +151,7 @@ impl StepRunner<'_> {
             Err(Failure::Impossible(reason)) => {
                 attempt.outcome = AttemptOutcome::Dead;
                 attempt.message = Some(reason.clone());
-                let after =
-                    json!({"outcome": AttemptOutcome::Dead, "attempt": attempt_no, "message": reason});
+                let after = json!({"outcome": AttemptOutcome::Dead, "attempt": attempt_no, "message": reason});
                 let next = NextState::Dead {
                     needs_lookup: step.needs_lookup,
                 };

@@ -186,9 +186,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn count_by_sync_state(
-    pool: &PgPool,
-) -> Result<Vec<(SyncState, i64)>, sqlx::Error> {
+pub async fn count_by_sync_state(pool: &PgPool) -> Result<Vec<(SyncState, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT sync_state, count(*) FROM lapor_bridge.complaint_sync GROUP BY sync_state ORDER BY 1",
     )

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::StepState;
+
 /// The advisory lock of taking a snapshot (jobs use 7_305_872_201 and 202).
 const SNAPSHOT_LOCK: i64 = 7_305_872_210;
 
@@ -48,7 +50,7 @@ pub async fn load(pool: &PgPool) -> Result<Option<Value>, sqlx::Error> {
 }
 
 /// Outbox steps per state.
-pub async fn outbox_depth(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn outbox_depth(pool: &PgPool) -> Result<Vec<(StepState, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT state, count(*) FROM lapor_bridge.outbox GROUP BY state ORDER BY 1")
         .fetch_all(pool)
         .await

@@ -274,9 +274,7 @@ pub async fn complete_many(
     for c in steps {
         let (state, at, lookup, count, wait) = match c.next {
             NextState::Done => (StepState::Done, c.now, false, true, None),
-            NextState::Dead { needs_lookup } => {
-                (StepState::Dead, c.now, *needs_lookup, true, None)
-            }
+            NextState::Dead { needs_lookup } => (StepState::Dead, c.now, *needs_lookup, true, None),
             NextState::Pending {
                 at,
                 needs_lookup,

@@ -525,13 +525,8 @@ pub async fn list_outbox(
 ) -> Result<Json<Page<outbox::StepView>>, ApiError> {
     let wanted = parse_step_state(query.state.as_deref())?;
     let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
-    let (items, total) = outbox::list(
-        &state.bridge.pool,
-        wanted,
-        paging.offset,
-        paging.size,
-    )
-    .await?;
+    let (items, total) =
+        outbox::list(&state.bridge.pool, wanted, paging.offset, paging.size).await?;
     Ok(Json(Page {
         items,
         total,
@@ -741,13 +736,8 @@ pub async fn list_webhook_deliveries(
 ) -> Result<Json<Page<webhooks::DeliveryView>>, ApiError> {
     let wanted = parse_step_state(query.state.as_deref())?;
     let paging = params::paging(query.page, query.page_size, params::DEFAULT_PAGE_SIZE)?;
-    let (mut items, total) = webhooks::list(
-        &state.bridge.pool,
-        wanted,
-        paging.offset,
-        paging.size,
-    )
-    .await?;
+    let (mut items, total) =
+        webhooks::list(&state.bridge.pool, wanted, paging.offset, paging.size).await?;
     for d in &mut items {
         d.url = feed::webhook::shown(&d.url);
     }

@@ -527,7 +527,11 @@ pub async fn complaints(State(state): State<AppState>, ctx: Ctx, Query(p): Param
 fn sync_cell(lang: Lang, d: &StatusDocument) -> String {
     let mut cell = badge(
         state_class(d.sync_state.as_str()),
-        &label(lang, i18n::sync_state_key(d.sync_state.as_str()), d.sync_state.as_str()),
+        &label(
+            lang,
+            i18n::sync_state_key(d.sync_state.as_str()),
+            d.sync_state.as_str(),
+        ),
     );
     if let Some(code) = &d.waiting_code {
         let _ = write!(
@@ -684,7 +688,13 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Stri
             // A retry that failed again is a failure, shown as one.
             let failed_again = current.as_ref().is_some_and(|s| s.state == "dead");
             let now_state = current
-                .map(|s| label(lang, i18n::step_state_key(s.state.as_str()), s.state.as_str()))
+                .map(|s| {
+                    label(
+                        lang,
+                        i18n::step_state_key(s.state.as_str()),
+                        s.state.as_str(),
+                    )
+                })
                 .unwrap_or_else(|| "—".into());
             let key = if done == "retry" {
                 K::FlashRetried
@@ -798,7 +808,11 @@ pub async fn complaint(
         ctx.t(K::SyncState),
         &badge(
             state_class(doc.sync_state.as_str()),
-            &label(lang, i18n::sync_state_key(doc.sync_state.as_str()), doc.sync_state.as_str()),
+            &label(
+                lang,
+                i18n::sync_state_key(doc.sync_state.as_str()),
+                doc.sync_state.as_str(),
+            ),
         ),
     );
     kv(
@@ -970,10 +984,18 @@ pub async fn complaint(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
                  <td class=\"mono\">{}</td><td>{}</td></tr>",
                 s.id,
-                Esc(label(lang, i18n::step_key(s.step.as_str()), s.step.as_str())),
+                Esc(label(
+                    lang,
+                    i18n::step_key(s.step.as_str()),
+                    s.step.as_str()
+                )),
                 badge(
                     state_class(s.state.as_str()),
-                    &label(lang, i18n::step_state_key(s.state.as_str()), s.state.as_str())
+                    &label(
+                        lang,
+                        i18n::step_state_key(s.state.as_str()),
+                        s.state.as_str()
+                    )
                 ),
                 s.attempts,
                 if s.state == "pending" {
@@ -1098,9 +1120,14 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
     let crate::params::Paging {
         page, size, offset, ..
     } = paging(&ctx, &p)?;
-    let (steps, total) = outbox::list(&state.bridge.pool, Some(crate::domain::StepState::Dead), offset, size)
-        .await
-        .or_fail(&ctx)?;
+    let (steps, total) = outbox::list(
+        &state.bridge.pool,
+        Some(crate::domain::StepState::Dead),
+        offset,
+        size,
+    )
+    .await
+    .or_fail(&ctx)?;
     let mut body = flash(&state, &ctx, &p).await;
     let _ = write!(body, "<p class=\"muted\">{}</p>", ctx.t(K::DeadHelp));
     if steps.is_empty() {
@@ -1130,7 +1157,11 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
                 s.id,
                 url_encode(&s.local_ref),
                 Esc(&s.local_ref),
-                Esc(label(lang, i18n::step_key(s.step.as_str()), s.step.as_str())),
+                Esc(label(
+                    lang,
+                    i18n::step_key(s.step.as_str()),
+                    s.step.as_str()
+                )),
                 s.attempts,
                 opt_text(&s.last_error),
                 Esc(when_opt(s.finished_at)),
@@ -1147,9 +1178,14 @@ pub async fn dead_letters(State(state): State<AppState>, ctx: Ctx, Query(p): Par
 /// Dead webhook deliveries, with Retry and Discard (the first 50: they are
 /// few, and `lapor-bridge webhooks list --state dead` lists all).
 async fn webhook_dead_letters(state: &AppState, ctx: &Ctx) -> Result<String, Fail> {
-    let (dead, total) = webhooks::list(&state.bridge.pool, Some(crate::domain::StepState::Dead), 0, PAGE_SIZE)
-        .await
-        .or_fail(ctx)?;
+    let (dead, total) = webhooks::list(
+        &state.bridge.pool,
+        Some(crate::domain::StepState::Dead),
+        0,
+        PAGE_SIZE,
+    )
+    .await
+    .or_fail(ctx)?;
     let mut out = String::new();
     if dead.is_empty() {
         return Ok(out);
