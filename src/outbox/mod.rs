@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::Duration as ChronoDuration;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +31,10 @@ pub const CHANNEL: &str = "lapor_bridge_outbox";
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
 /// How often one replica vacuums the outbox table.
 const VACUUM_EVERY: Duration = Duration::from_secs(60);
+/// Steps a worker pool holds at once (claimed and not yet recorded), per
+/// worker: a worker takes its next step when LAPOR! has answered, while the
+/// outcome waits for the writer's next batch.
+const HELD_PER_WORKER: usize = 4;
 /// How long in-flight calls may finish after SIGTERM.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -108,12 +112,25 @@ impl Engine {
     /// Delivers one claimed step and writes its outcome (fenced by the
     /// claim): what every worker does with a step it claimed.
     pub async fn deliver(&self, step: ClaimedStep) {
+        self.deliver_releasing(step, None).await
+    }
+
+    /// [`Engine::deliver`], giving `call` back as soon as LAPOR! has
+    /// answered: the concurrency bounds calls to LAPOR!, and outcomes
+    /// waiting for the writer's next batch need no worker.
+    async fn deliver_releasing(&self, step: ClaimedStep, call: Option<OwnedSemaphorePermit>) {
         let runner = StepRunner {
             bridge: &self.bridge,
             policy: self.policy,
             created: &self.created,
         };
         let completion = runner.run(&step).await;
+        if call.is_some() {
+            drop(call);
+            // The claim loop may take the next steps while this outcome
+            // waits for the writer.
+            self.finished.notify_waiters();
+        }
         if let Err(e) = self.writer.write(completion).await {
             // The lease runs out and another worker (or this one) retries.
             tracing::error!(step = step.id, local_ref = %step.local_ref, error = %e, "cannot record a delivery outcome");
@@ -201,7 +218,10 @@ impl Engine {
     /// The worker loop of `lapor-bridge run`, until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.bridge.settings.bridge.concurrency;
+        // Calls to LAPOR! in flight, and steps held until their outcome is
+        // recorded.
         let permits = Arc::new(Semaphore::new(concurrency));
+        let held = Arc::new(Semaphore::new(concurrency * HELD_PER_WORKER));
         let mut tasks = JoinSet::new();
         let mut listener = self.listen().await;
         let background = self.spawn_background();
@@ -211,7 +231,7 @@ impl Engine {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let free = permits.available_permits();
+            let free = permits.available_permits().min(held.available_permits());
             let mut claimed = 0;
             // Claim in batches: while most workers are busy, wait for more
             // to finish rather than paying a claim transaction per step.
@@ -221,13 +241,17 @@ impl Engine {
                     Ok(steps) => {
                         claimed = steps.len();
                         for step in steps {
-                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                            // As many steps as both have free were claimed.
+                            let (Ok(call), Ok(hold)) = (
+                                permits.clone().try_acquire_owned(),
+                                held.clone().try_acquire_owned(),
+                            ) else {
                                 break;
                             };
                             let engine = self.clone();
                             tasks.spawn(async move {
-                                engine.deliver(step).await;
-                                drop(permit);
+                                engine.deliver_releasing(step, Some(call)).await;
+                                drop(hold);
                             });
                         }
                     }
