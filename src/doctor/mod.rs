@@ -14,7 +14,8 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::config::{AuthHeader, Settings};
+use crate::config::Settings;
+use crate::lapor::AuthHeader;
 use crate::lapor::client::{ClientBuildError, Probe, Seen};
 use crate::lapor::types::{ComplaintSummary, Scope, SummaryPage};
 use crate::lapor::{FailureKind, LaporClient, LaporError, Status, StatusName};

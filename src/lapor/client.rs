@@ -11,10 +11,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::{FailureKind, LaporError, clean_message};
+use super::settings::{AuthHeader, LaporSettings};
 use super::status::StatusTable;
 use super::types::{self, FieldError};
 use super::wib;
-use crate::config::{AuthHeader, LaporSettings};
 use crate::metrics::Metrics;
 
 /// Largest answer body read from LAPOR!; a larger one is malformed.

@@ -21,7 +21,7 @@ use super::state::{
     is_image,
 };
 use super::{Shared, SimulatorConfig, error_response, lock};
-use crate::config::AuthHeader;
+use crate::lapor::AuthHeader;
 use crate::lapor::wib;
 
 pub(super) fn routes() -> Router<Shared> {
