@@ -356,7 +356,7 @@ async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<Job
         let jobs = jobs.clone();
         scheduler
             .add(
-                CronJob::new_async_tz(cron.as_str(), crate::lapor::wib::wib(), move |_, _| {
+                CronJob::new_async_tz(cron.as_str(), crate::time::wib(), move |_, _| {
                     let jobs = jobs.clone();
                     Box::pin(async move { scheduled(jobs, job).await })
                 })

@@ -39,4 +39,5 @@ pub mod store;
 pub mod submit_document;
 pub mod supervisor;
 pub mod telemetry;
+pub mod time;
 pub mod web;

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::error::{FailureKind, LaporError, clean_message};
 use super::settings::{AuthHeader, LaporSettings};
 use super::status::StatusTable;
+use super::timestamp;
 use super::types::{self, FieldError};
-use super::wib;
 use crate::metrics::Metrics;
 
 /// Largest answer body read from LAPOR!; a larger one is malformed.
@@ -429,7 +429,7 @@ impl LaporClient {
         let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
         let req = self.http.get(self.url("/complaints")).query(&[
             ("scope", scope.as_str().to_string()),
-            ("updated_from", wib::format_datetime(updated_from)),
+            ("updated_from", timestamp::format_datetime(updated_from)),
             ("page", page.to_string()),
             ("page_size", page_size.to_string()),
         ]);
@@ -521,7 +521,7 @@ impl LaporClient {
         let from = DateTime::<Utc>::UNIX_EPOCH;
         let req = self.http.get(self.url("/complaints")).query(&[
             ("scope", scope.as_str().to_string()),
-            ("updated_from", wib::format_datetime(from)),
+            ("updated_from", timestamp::format_datetime(from)),
             ("page", "1".to_string()),
             ("page_size", page_size.clamp(1, MAX_PAGE_SIZE).to_string()),
         ]);
