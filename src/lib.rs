@@ -37,5 +37,7 @@ pub mod sla;
 pub mod status_document;
 pub mod store;
 pub mod submit_document;
+pub mod supervisor;
 pub mod telemetry;
+pub mod time;
 pub mod web;

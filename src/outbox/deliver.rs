@@ -398,7 +398,7 @@ impl StepRunner<'_> {
             location_id: step.location_id,
             date_of_incident: step.date_of_incident.unwrap_or_else(|| {
                 step.complaint_created_at
-                    .with_timezone(&crate::lapor::wib::wib())
+                    .with_timezone(&crate::time::wib())
                     .date_naive()
             }),
             is_anonymous: step.is_anonymous,

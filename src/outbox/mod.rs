@@ -215,8 +215,22 @@ impl Engine {
         }
     }
 
-    /// The worker loop of `lapor-bridge run`, until `shutdown`.
+    /// The worker loop with its heartbeat and maintenance, until `shutdown`
+    /// (the daemon runs the three as tasks of its supervisor instead: see
+    /// [`Engine::work`]).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let background = CancellationToken::new();
+        tokio::spawn(self.clone().heartbeat(background.clone()));
+        tokio::spawn(self.clone().maintenance(background.clone()));
+        self.work(shutdown).await;
+        background.cancel();
+    }
+
+    /// The worker loop: claims and delivers until `shutdown`, then drains.
+    /// The lease heartbeat ([`Engine::heartbeat`]) and maintenance
+    /// ([`Engine::maintenance`]) must run meanwhile and stop only after this
+    /// returns: the steps in flight keep their leases until then.
+    pub async fn work(self: &Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.bridge.settings.bridge.concurrency;
         // Calls to LAPOR! in flight, and steps held until their outcome is
         // recorded.
@@ -224,7 +238,6 @@ impl Engine {
         let held = Arc::new(Semaphore::new(concurrency * HELD_PER_WORKER));
         let mut tasks = JoinSet::new();
         let mut listener = self.listen().await;
-        let background = self.spawn_background();
         tracing::info!(owner = %self.owner, concurrency, "outbox workers started");
         loop {
             if shutdown.is_cancelled() {
@@ -288,7 +301,6 @@ impl Engine {
             while tasks.join_next().await.is_some() {}
             self.release_held().await;
         }
-        background.cancel();
         tracing::info!("outbox workers stopped");
     }
 
@@ -336,36 +348,28 @@ impl Engine {
         }
     }
 
-    /// The lease heartbeat (a task of its own), and lease rescue, pruning
-    /// and the token probe. They stop when the returned token is cancelled,
-    /// after the drain: the steps in flight keep their leases until then.
-    fn spawn_background(self: &Arc<Self>) -> CancellationToken {
-        let stop = CancellationToken::new();
-        tokio::spawn(self.clone().heartbeat(stop.clone()));
-        let engine = self.clone();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let mut maintenance = tokio::time::interval(Duration::from_secs(10));
-            let mut probe = tokio::time::interval(Duration::from_secs(15));
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = maintenance.tick() => {
-                        if let Err(e) = engine.maintain().await {
-                            tracing::warn!(error = %e, "outbox maintenance failed");
-                        }
+    /// Lease rescue, pruning and vacuum every 10 s, and the token probe
+    /// every 15 s while delivery is paused, until `stop` (after the drain).
+    pub async fn maintenance(self: Arc<Self>, stop: CancellationToken) {
+        let mut maintenance = tokio::time::interval(Duration::from_secs(10));
+        let mut probe = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = maintenance.tick() => {
+                    if let Err(e) = self.maintain().await {
+                        tracing::warn!(error = %e, "outbox maintenance failed");
                     }
-                    _ = probe.tick(), if engine.bridge.gate.is_paused() => {
-                        match engine.bridge.client.institutions().await {
-                            Ok(_) => engine.bridge.gate.resume(),
-                            Err(crate::lapor::LaporError::Unauthorized { message, .. }) => engine.bridge.gate.pause(&message),
-                            Err(_) => {}
-                        }
+                }
+                _ = probe.tick(), if self.bridge.gate.is_paused() => {
+                    match self.bridge.client.institutions().await {
+                        Ok(_) => self.bridge.gate.resume(),
+                        Err(crate::lapor::LaporError::Unauthorized { message, .. }) => self.bridge.gate.pause(&message),
+                        Err(_) => {}
                     }
                 }
             }
-        });
-        stop
+        }
     }
 }
 
@@ -373,8 +377,8 @@ impl Engine {
     /// Renews the leases of the steps in flight every `lease_secs / 3`, on a
     /// connection of its own (a busy pool, a slow vacuum or a hanging token
     /// probe cannot delay it), and re-measures the database clock's offset
-    /// each time.
-    async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
+    /// each time. Until `stop` (after the drain).
+    pub async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
         let beat = Duration::from_secs((self.lease_secs() as u64 / 3).max(1));
         let mut tick = tokio::time::interval(beat);
         let mut conn: Option<PgConnection> = None;

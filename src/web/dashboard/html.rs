@@ -50,7 +50,7 @@ pub fn url_encode(s: &str) -> String {
 
 /// A time as operators read it: Western Indonesian Time.
 pub fn when(at: DateTime<Utc>) -> String {
-    at.with_timezone(&crate::lapor::wib::wib())
+    at.with_timezone(&crate::time::wib())
         .format("%Y-%m-%d %H:%M:%S WIB")
         .to_string()
 }

@@ -1785,13 +1785,13 @@ fn parse_wib(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, St
     }
     for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(raw, format) {
-            return Ok(Some(crate::lapor::wib::from_wib_naive(naive)));
+            return Ok(Some(crate::time::from_wib_naive(naive)));
         }
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         && let Some(midnight) = d.and_hms_opt(0, 0, 0)
     {
-        return Ok(Some(crate::lapor::wib::from_wib_naive(midnight)));
+        return Ok(Some(crate::time::from_wib_naive(midnight)));
     }
     Err(format!(
         "{field}: expected a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM (WIB), got {raw:?}"
