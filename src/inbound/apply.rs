@@ -87,13 +87,7 @@ pub async fn apply_detail(
         // earlier disposition. The delivery of our forward may already have
         // recorded the new disposition, so this holds whether or not
         // anything else changed; the audit log keeps the history.
-        sqlx::query(
-            "UPDATE lapor_bridge.complaints SET dispositioned_at = NULL
-              WHERE id = $1 AND dispositioned_at IS NOT NULL",
-        )
-        .bind(complaint_id)
-        .execute(&mut *conn)
-        .await?;
+        complaints::clear_dispositioned(conn, complaint_id).await?;
     }
     if after == before {
         complaints::touch_synced(conn, complaint_id, now).await?;
@@ -390,23 +384,16 @@ pub async fn apply_followups(
             continue;
         }
         let ours = f.institution_id == Some(institution_id);
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO lapor_bridge.followups
-                 (complaint_id, origin, content, is_secret, institution_id, lapor_followup_id,
-                  lapor_created_at, created_at)
-             VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (complaint_id, lapor_followup_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(complaint_id)
-        .bind(&f.content)
-        .bind(f.is_secret)
-        .bind(f.institution_id)
-        .bind(f.id)
-        .bind(f.created_at)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let upstream_followup = complaints::UpstreamFollowup {
+            lapor_followup_id: f.id,
+            content: &f.content,
+            is_secret: f.is_secret,
+            institution_id: f.institution_id,
+            lapor_created_at: f.created_at,
+        };
+        let inserted =
+            complaints::insert_upstream_followup(conn, complaint_id, &upstream_followup, now)
+                .await?;
         if inserted.is_none() {
             continue;
         }
@@ -414,14 +401,7 @@ pub async fn apply_followups(
         if ours {
             complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
         } else {
-            sqlx::query(
-                "UPDATE lapor_bridge.complaints SET last_followup_at = greatest(last_followup_at, $2)
-                  WHERE id = $1",
-            )
-            .bind(complaint_id)
-            .bind(f.created_at)
-            .execute(&mut *conn)
-            .await?;
+            complaints::note_their_followup(conn, complaint_id, f.created_at).await?;
         }
         audit::append(
             conn,

@@ -13,6 +13,7 @@ use crate::lapor::LaporError;
 use crate::lapor::types::{self, ComplaintSummary, Scope};
 use crate::store::audit::{self, NewEntry};
 use crate::store::complaints;
+use crate::store::sync::{self as cursors, Tracked};
 
 /// Re-read this far before the cursor: LAPOR!'s times have one-second
 /// resolution and no zone, so the window overlaps; applying is idempotent.
@@ -196,38 +197,6 @@ impl CheckFailure {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Tracked {
-    id: i64,
-    local_ref: String,
-    lapor_complaint_id: i64,
-    lapor_status_name: Option<String>,
-    status: Option<String>,
-    lapor_disposition_id: Option<i64>,
-    conflict_reason: Option<String>,
-    dispositioned: bool,
-    /// LAPOR!'s `updated_at` when we last read it.
-    lapor_updated_at: Option<DateTime<Utc>>,
-    /// Filed on lapor.go.id and imported from our inbox (not created by us).
-    imported: bool,
-    /// LAPOR! ids of the follow-ups we hold for it.
-    linked: Vec<i64>,
-}
-
-/// Tracked complaints with what the steady-state comparison needs, in one
-/// query; callers append their own conditions.
-const TRACKED: &str =
-    "SELECT c.id, c.local_ref, c.lapor_complaint_id, c.lapor_status_name, c.status,
-        c.lapor_disposition_id, c.conflict_reason, c.dispositioned_at IS NOT NULL AS dispositioned,
-        c.lapor_updated_at, c.origin = 'lapor' AS imported,
-        coalesce((SELECT array_agg(f.lapor_followup_id) FROM lapor_bridge.followups f
-                   WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}')
-        || coalesce((SELECT array_agg(x) FROM lapor_bridge.upstream_duplicates d,
-                            unnest(d.lapor_ids[2:]) AS x
-                      WHERE d.complaint_id = c.id AND d.followup_id IS NOT NULL), '{}') AS linked
-   FROM lapor_bridge.complaints c
-  WHERE c.lapor_complaint_id IS NOT NULL";
-
 /// Whether LAPOR!'s answer matches what we hold, so that nothing would be
 /// written (the steady state of pull and reconcile: no transaction at all).
 fn unchanged(
@@ -273,24 +242,9 @@ fn epoch() -> DateTime<Utc> {
 }
 
 async fn cursor(bridge: &Bridge, name: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let value: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT value FROM lapor_bridge.sync_cursors WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&bridge.pool)
-            .await?;
-    Ok(value.unwrap_or_else(epoch))
-}
-
-async fn save_cursor(bridge: &Bridge, name: &str, value: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO lapor_bridge.sync_cursors (name, value, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (name) DO UPDATE SET value = greatest(sync_cursors.value, $2), updated_at = now()",
-    )
-    .bind(name)
-    .bind(value)
-    .execute(&bridge.pool)
-    .await?;
-    Ok(())
+    Ok(cursors::cursor(&bridge.pool, name)
+        .await?
+        .unwrap_or_else(epoch))
 }
 
 /// Imports a complaint from our inbox as `LAPOR-<id>`.
@@ -303,26 +257,20 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Che
     let local_ref = format!("LAPOR-{}", detail.id);
     let now = bridge.clock.now();
     let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO lapor_bridge.complaints
-             (local_ref, origin, title, content, category_id, disposition_id, is_anonymous,
-              is_secret, lapor_complaint_id, tracking_id, created_at, updated_at)
-         VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(&local_ref)
-    .bind(&detail.title)
-    .bind(&detail.content)
-    .bind(detail.category_id)
-    .bind(detail.disposition_id)
-    .bind(detail.is_anonymous)
-    .bind(detail.is_secret)
-    .bind(detail.id)
-    .bind(&detail.tracking_id)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(CheckFailure::db)?;
+    let imported = complaints::Imported {
+        local_ref: &local_ref,
+        title: &detail.title,
+        content: &detail.content,
+        category_id: detail.category_id,
+        disposition_id: detail.disposition_id,
+        is_anonymous: detail.is_anonymous,
+        is_secret: detail.is_secret,
+        lapor_complaint_id: detail.id,
+        tracking_id: &detail.tracking_id,
+    };
+    let inserted = complaints::insert_imported(&mut tx, &imported, now)
+        .await
+        .map_err(CheckFailure::db)?;
     let Some(id) = inserted else {
         return Ok(false);
     };
@@ -436,16 +384,10 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     if reconcile {
         // Ours, linked to an upstream id that LAPOR! no longer lists.
         let upstream: HashSet<i64> = followups.iter().map(|f| f.id).collect();
-        let missing: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM lapor_bridge.followups
-              WHERE complaint_id = $1 AND lapor_followup_id IS NOT NULL
-                AND NOT (lapor_followup_id = ANY($2))",
-        )
-        .bind(t.id)
-        .bind(upstream.iter().copied().collect::<Vec<i64>>())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(CheckFailure::db)?;
+        let listed: Vec<i64> = upstream.iter().copied().collect();
+        let missing = complaints::count_followups_unlisted(&mut tx, t.id, &listed)
+            .await
+            .map_err(CheckFailure::db)?;
         if missing > 0 {
             checked.drift.push("followups_missing_upstream");
             checked.conflict = Some(format!(
@@ -666,13 +608,8 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
             }
         };
         summary.listed += listed.len() as u32;
-        let known: Vec<i64> = sqlx::query_scalar(
-            "SELECT lapor_complaint_id FROM lapor_bridge.complaints
-              WHERE lapor_complaint_id = ANY($1)",
-        )
-        .bind(listed.iter().map(|s| s.id).collect::<Vec<i64>>())
-        .fetch_all(&bridge.pool)
-        .await?;
+        let listed_ids: Vec<i64> = listed.iter().map(|s| s.id).collect();
+        let known = complaints::known_lapor_ids(&bridge.pool, &listed_ids).await?;
         let known: HashSet<i64> = known.into_iter().collect();
         // An inbox complaint that carries the ref: of one of our own filed
         // complaints is that complaint, seen before it was linked (the
@@ -684,15 +621,10 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                 .filter(|s| !known.contains(&s.id))
                 .filter_map(|s| types::ref_in_tags(&s.tags_raw))
                 .collect();
-            sqlx::query_scalar(
-                "SELECT local_ref FROM lapor_bridge.complaints
-                  WHERE origin = 'local' AND local_ref = ANY($1)",
-            )
-            .bind(refs)
-            .fetch_all(&bridge.pool)
-            .await?
-            .into_iter()
-            .collect()
+            complaints::local_refs_among(&bridge.pool, &refs)
+                .await?
+                .into_iter()
+                .collect()
         } else {
             HashSet::new()
         };
@@ -747,16 +679,11 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
         if summary.errors == 0
             && let Some(max) = listed.iter().map(|s| s.updated_at).max()
         {
-            save_cursor(bridge, name, max).await?;
+            cursors::save_cursor(&bridge.pool, name, max).await?;
         }
     }
-    let sql = format!(
-        "{TRACKED} AND (c.closed_at IS NULL OR c.lapor_complaint_id = ANY($1)) ORDER BY c.id"
-    );
-    let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(moved.iter().copied().collect::<Vec<i64>>())
-        .fetch_all(&bridge.pool)
-        .await?;
+    let moved: Vec<i64> = moved.into_iter().collect();
+    let tracked = cursors::tracked_open_or_moved(&bridge.pool, &moved).await?;
     check_all(bridge, tracked, false, &mut summary).await;
     summary.conclude();
     Ok(summary)
@@ -778,11 +705,7 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
     };
     let now = bridge.clock.now();
     let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
-    let sql = format!("{TRACKED} AND (c.closed_at IS NULL OR c.closed_at >= $1) ORDER BY c.id");
-    let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(horizon)
-        .fetch_all(&bridge.pool)
-        .await?;
+    let tracked = cursors::tracked_within(&bridge.pool, horizon).await?;
     // Every tracked complaint as we last read it is listed from its
     // `updated_at` on (a minute of margin for LAPOR!'s one-second times).
     let listed_from = tracked

@@ -8,4 +8,5 @@ pub mod gauges;
 pub mod jobs;
 pub mod outbox;
 pub mod pii;
+pub mod sync;
 pub mod webhooks;
