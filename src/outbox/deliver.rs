@@ -759,20 +759,7 @@ impl Completion {
                 complaints::note_our_followup(conn, self.complaint_id, now).await
             }
             Effect::Forwarded { target } => {
-                sqlx::query(
-                    "UPDATE lapor_bridge.complaints
-                        SET lapor_disposition_id = $2, status = 'verified',
-                            lapor_status_name = 'Terverifikasi', updated_at = $3,
-                            -- no longer ours: our follow-up deadline ends
-                            dispositioned_at = NULL
-                      WHERE id = $1",
-                )
-                .bind(self.complaint_id)
-                .bind(target)
-                .bind(now)
-                .execute(conn)
-                .await?;
-                Ok(())
+                complaints::record_forwarded(conn, self.complaint_id, *target, now).await
             }
         }
     }
