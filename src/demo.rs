@@ -52,10 +52,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     crate::db::ensure_database(&options).await?;
     let target = crate::db::Target::of(&options);
     let mut demo_lock = sqlx::PgConnection::connect_with(&options).await?;
-    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(DEMO_LOCK)
-        .fetch_one(&mut demo_lock)
-        .await?;
+    let mine = crate::store::jobs::lock(&mut demo_lock, DEMO_LOCK, false).await?;
     if !mine {
         anyhow::bail!(
             "another `lapor-bridge demo` is running on {target}: stop it first (its database \
@@ -63,9 +60,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         );
     }
     let pool = crate::db::pool(options.clone(), 2).await?;
-    sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
-        .execute(&pool)
-        .await?;
+    crate::db::drop_schema(&pool).await?;
     pool.close().await;
     settings.database.url = SecretString::from(options.to_url_lossy().to_string());
 
