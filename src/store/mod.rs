@@ -1,6 +1,7 @@
 //! SQL, one module per table family. Every statement binds its parameters.
 
 pub mod audit;
+pub mod bench;
 pub mod complaints;
 pub mod duplicates;
 pub mod events;
