@@ -31,6 +31,7 @@ use super::ChangeItem;
 use crate::bridge::Bridge;
 use crate::outbox::retry::RetryPolicy;
 use crate::store::audit::{self, NewEntry};
+use crate::store::notify::{self, ListenError};
 use crate::store::webhooks::{self, ClaimedDelivery, DeliveryNext, WebhookAttempt};
 
 /// The prefix of a Standard Webhooks secret.
@@ -293,15 +294,13 @@ impl Dispatcher {
 
     /// The loop of `lapor-bridge run`, until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.bridge.pool).await {
-            Ok(mut l) => match l.listen(super::CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN failed; webhooks poll only");
-                    None
-                }
-            },
-            Err(e) => {
+        let mut listener = match notify::listen(&self.bridge.pool, super::CHANNEL).await {
+            Ok(l) => Some(l),
+            Err(ListenError::Listen(e)) => {
+                tracing::warn!(error = %e, "LISTEN failed; webhooks poll only");
+                None
+            }
+            Err(ListenError::Connect(e)) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; webhooks poll only");
                 None
             }
@@ -584,14 +583,7 @@ impl Dispatcher {
 }
 
 async fn recv(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                tokio::time::sleep(FALLBACK_POLL).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
+    notify::notified(listener, FALLBACK_POLL).await
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod duplicates;
 pub mod events;
 pub mod gauges;
 pub mod jobs;
+pub mod notify;
 pub mod outbox;
 pub mod pii;
 pub mod sync;
