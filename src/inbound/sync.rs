@@ -123,6 +123,23 @@ impl RunSummary {
         self.problem(text);
     }
 
+    /// An inbox complaint that could not be imported (as `LAPOR-<id>`).
+    fn import_failed(&mut self, lapor_id: i64, failure: CheckFailure) {
+        self.failed += 1;
+        let local_ref = format!("LAPOR-{lapor_id}");
+        if self.failed_complaints.len() < MAX_NAMED {
+            self.failed_complaints.push(FailedComplaint {
+                local_ref: local_ref.clone(),
+                lapor_complaint_id: Some(lapor_id),
+                what: failure.what.clone(),
+            });
+        }
+        self.lapor_failed(
+            format!("{local_ref}: {}", failure.what),
+            failure.error.as_ref(),
+        );
+    }
+
     fn complaint_failed(&mut self, t: &Tracked, failure: CheckFailure) {
         self.failed += 1;
         if self.failed_complaints.len() < MAX_NAMED {
@@ -315,26 +332,45 @@ struct Checked {
     conflict: Option<String>,
 }
 
+/// Reconciliation found a tracked complaint gone from LAPOR! (404): flagged
+/// for an operator.
+async fn missing_upstream(bridge: &Bridge, t: &Tracked) -> Result<Checked, CheckFailure> {
+    let reason = format!(
+        "LAPOR! no longer knows complaint {} (404)",
+        t.lapor_complaint_id
+    );
+    let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
+    apply::flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
+        .await
+        .map_err(CheckFailure::db)?;
+    tx.commit().await.map_err(CheckFailure::db)?;
+    Ok(Checked {
+        drift: vec!["missing_upstream"],
+        conflict: Some(reason),
+        ..Default::default()
+    })
+}
+
+/// How many of ours, linked to an upstream id, LAPOR! no longer lists.
+async fn missing_upstream_followups(
+    conn: &mut sqlx::PgConnection,
+    t: &Tracked,
+    followups: &[types::Followup],
+) -> Result<i64, CheckFailure> {
+    let upstream: HashSet<i64> = followups.iter().map(|f| f.id).collect();
+    let listed: Vec<i64> = upstream.iter().copied().collect();
+    complaints::count_followups_unlisted(conn, t.id, &listed)
+        .await
+        .map_err(CheckFailure::db)
+}
+
 /// Reads one tracked complaint's detail and follow-ups and applies them.
 /// With `reconcile`, also compares follow-ups both ways and flags conflicts.
 async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked, CheckFailure> {
     let detail = match bridge.client.complaint(t.lapor_complaint_id).await {
         Ok(d) => d,
         Err(LaporError::Permanent { status: 404, .. }) if reconcile => {
-            let reason = format!(
-                "LAPOR! no longer knows complaint {} (404)",
-                t.lapor_complaint_id
-            );
-            let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
-            apply::flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
-                .await
-                .map_err(CheckFailure::db)?;
-            tx.commit().await.map_err(CheckFailure::db)?;
-            return Ok(Checked {
-                drift: vec!["missing_upstream"],
-                conflict: Some(reason),
-                ..Default::default()
-            });
+            return missing_upstream(bridge, t).await;
         }
         Err(e) => return Err(CheckFailure::lapor("reading the complaint", e)),
     };
@@ -382,12 +418,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     }
     applied.add(f);
     if reconcile {
-        // Ours, linked to an upstream id that LAPOR! no longer lists.
-        let upstream: HashSet<i64> = followups.iter().map(|f| f.id).collect();
-        let listed: Vec<i64> = upstream.iter().copied().collect();
-        let missing = complaints::count_followups_unlisted(&mut tx, t.id, &listed)
-            .await
-            .map_err(CheckFailure::db)?;
+        let missing = missing_upstream_followups(&mut tx, t, &followups).await?;
         if missing > 0 {
             checked.drift.push("followups_missing_upstream");
             checked.conflict = Some(format!(
@@ -542,36 +573,7 @@ async fn match_created(
                     tx.commit().await?;
                     continue;
                 }
-                summary.drift("unlinked_upstream");
-                let entry = |action, before, after| NewEntry {
-                    at: now,
-                    actor: "bridge",
-                    local_ref: Some(local_ref),
-                    action,
-                    before: Some(before),
-                    after: Some(after),
-                };
-                audit::append(
-                    &mut tx,
-                    &entry(
-                        "reconcile.linked",
-                        json!({"lapor_complaint_id": null}),
-                        json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id}),
-                    ),
-                )
-                .await?;
-                if let Some(cleared) = complaints::clear_unfiled(&mut tx, id, now).await? {
-                    audit::append(
-                        &mut tx,
-                        &entry(
-                            "reconcile.conflict_cleared",
-                            json!({"conflict_reason": cleared}),
-                            json!({"conflict_reason": null}),
-                        ),
-                    )
-                    .await?;
-                }
-                summary.repaired += 1;
+                record_linked(&mut tx, id, local_ref, first, now, summary).await?;
                 first.id
             }
         };
@@ -585,6 +587,69 @@ async fn match_created(
         tx.commit().await?;
     }
     Ok(())
+}
+
+/// An unlinked complaint just linked to its first copy on LAPOR!: audited,
+/// and the flag a discarded create left is cleared.
+async fn record_linked(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+    local_ref: &str,
+    first: &ComplaintSummary,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<(), sqlx::Error> {
+    summary.drift("unlinked_upstream");
+    let entry = |action, before, after| NewEntry {
+        at: now,
+        actor: "bridge",
+        local_ref: Some(local_ref),
+        action,
+        before: Some(before),
+        after: Some(after),
+    };
+    audit::append(
+        conn,
+        &entry(
+            "reconcile.linked",
+            json!({"lapor_complaint_id": null}),
+            json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id}),
+        ),
+    )
+    .await?;
+    if let Some(cleared) = complaints::clear_unfiled(conn, id, now).await? {
+        audit::append(
+            conn,
+            &entry(
+                "reconcile.conflict_cleared",
+                json!({"conflict_reason": cleared}),
+                json!({"conflict_reason": null}),
+            ),
+        )
+        .await?;
+    }
+    summary.repaired += 1;
+    Ok(())
+}
+
+/// The references among inbox complaints not held here that name one of
+/// our own filed complaints: that complaint, seen before it was linked (the
+/// create's response was lost). Linking it is the outbox's and
+/// reconciliation's job; importing it would file it twice locally.
+async fn own_refs_unlinked(
+    bridge: &Bridge,
+    listed: &[ComplaintSummary],
+    known: &HashSet<i64>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let refs: Vec<&str> = listed
+        .iter()
+        .filter(|s| !known.contains(&s.id))
+        .filter_map(|s| types::ref_in_tags(&s.tags_raw))
+        .collect();
+    Ok(complaints::local_refs_among(&bridge.pool, &refs)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// One incremental pull: new inbox complaints become local; every tracked
@@ -611,20 +676,9 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
         let listed_ids: Vec<i64> = listed.iter().map(|s| s.id).collect();
         let known = complaints::known_lapor_ids(&bridge.pool, &listed_ids).await?;
         let known: HashSet<i64> = known.into_iter().collect();
-        // An inbox complaint that carries the ref: of one of our own filed
-        // complaints is that complaint, seen before it was linked (the
-        // create's response was lost): linking it is the outbox's and
-        // reconciliation's job, importing it would file it twice locally.
-        let ours: HashSet<String> = if scope == Scope::Inbox {
-            let refs: Vec<&str> = listed
-                .iter()
-                .filter(|s| !known.contains(&s.id))
-                .filter_map(|s| types::ref_in_tags(&s.tags_raw))
-                .collect();
-            complaints::local_refs_among(&bridge.pool, &refs)
-                .await?
-                .into_iter()
-                .collect()
+        // Our own filed complaints, seen before they were linked: not imported.
+        let ours = if scope == Scope::Inbox {
+            own_refs_unlinked(bridge, &listed, &known).await?
         } else {
             HashSet::new()
         };
@@ -647,21 +701,7 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                         moved.insert(s.id);
                     }
                     Ok(false) => {}
-                    Err(failure) => {
-                        summary.failed += 1;
-                        let local_ref = format!("LAPOR-{}", s.id);
-                        if summary.failed_complaints.len() < MAX_NAMED {
-                            summary.failed_complaints.push(FailedComplaint {
-                                local_ref: local_ref.clone(),
-                                lapor_complaint_id: Some(s.id),
-                                what: failure.what.clone(),
-                            });
-                        }
-                        summary.lapor_failed(
-                            format!("{local_ref}: {}", failure.what),
-                            failure.error.as_ref(),
-                        );
-                    }
+                    Err(failure) => summary.import_failed(s.id, failure),
                 },
                 false => {} // created by us: matched below
             }
@@ -689,6 +729,59 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
     Ok(summary)
 }
 
+/// Where reconciliation lists what LAPOR! holds as created by us: shortly
+/// before the oldest local complaint that is unlinked or still within the
+/// horizon, and (listing-first) before every tracked complaint as we last
+/// read it.
+async fn created_listing_from(
+    bridge: &Bridge,
+    tracked: &[Tracked],
+    horizon: DateTime<Utc>,
+    deep: bool,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // Every tracked complaint as we last read it is listed from its
+    // `updated_at` on (a minute of margin for LAPOR!'s one-second times).
+    let listed_from = tracked
+        .iter()
+        .filter_map(|t| t.lapor_updated_at)
+        .min()
+        .map(|at| at - Duration::minutes(1));
+    // Created by us: also from shortly before the oldest local complaint
+    // that is unlinked or still within the horizon.
+    let created_from = complaints::oldest_to_match_upstream(&bridge.pool, horizon)
+        .await?
+        .map(|at| at - Duration::minutes(10));
+    Ok(match (created_from, listed_from.filter(|_| !deep)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Splits tracked complaints into those the (complete) listings show as we
+/// last read them, whose `last_synced_at` only moves, and those to read.
+fn split_by_listing(
+    tracked: Vec<Tracked>,
+    listed: &HashMap<i64, ComplaintSummary>,
+    listings_complete: bool,
+) -> (Vec<(i64, Option<DateTime<Utc>>)>, Vec<Tracked>) {
+    let mut unchanged = Vec::new();
+    let mut to_read = Vec::new();
+    for t in tracked {
+        let same = listings_complete
+            && listed
+                .get(&t.lapor_complaint_id)
+                .is_some_and(|s| listed_unchanged(&t, s));
+        if same {
+            // Only last_synced_at moves: a pull may have stored a newer
+            // updated_at meanwhile.
+            unchanged.push((t.id, None));
+        } else {
+            to_read.push(t);
+        }
+    }
+    (unchanged, to_read)
+}
+
 /// Reconciliation of every tracked complaint (closed ones within the
 /// horizon too), plus what LAPOR! lists as created by us: complaints that
 /// carry our reference but are not linked locally, and copies of one.
@@ -706,22 +799,7 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
     let now = bridge.clock.now();
     let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
     let tracked = cursors::tracked_within(&bridge.pool, horizon).await?;
-    // Every tracked complaint as we last read it is listed from its
-    // `updated_at` on (a minute of margin for LAPOR!'s one-second times).
-    let listed_from = tracked
-        .iter()
-        .filter_map(|t| t.lapor_updated_at)
-        .min()
-        .map(|at| at - Duration::minutes(1));
-    // Created by us: also from shortly before the oldest local complaint
-    // that is unlinked or still within the horizon.
-    let created_from = complaints::oldest_to_match_upstream(&bridge.pool, horizon)
-        .await?
-        .map(|at| at - Duration::minutes(10));
-    let created_from = match (created_from, listed_from.filter(|_| !deep)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let created_from = created_listing_from(bridge, &tracked, horizon, deep).await?;
     let mut listed: HashMap<i64, ComplaintSummary> = HashMap::new();
     let mut listings_complete = true;
     if let Some(since) = created_from {
@@ -765,21 +843,7 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
         }
     }
     // What the listings show unchanged costs nothing more; the rest is read.
-    let mut unchanged = Vec::new();
-    let mut to_read = Vec::new();
-    for t in tracked {
-        let same = listings_complete
-            && listed
-                .get(&t.lapor_complaint_id)
-                .is_some_and(|s| listed_unchanged(&t, s));
-        if same {
-            // Only last_synced_at moves: a pull may have stored a newer
-            // updated_at meanwhile.
-            unchanged.push((t.id, None));
-        } else {
-            to_read.push(t);
-        }
-    }
+    let (unchanged, to_read) = split_by_listing(tracked, &listed, listings_complete);
     summary.checked += unchanged.len() as u32;
     for chunk in unchanged.chunks(1_000) {
         touch_synced(bridge, &mut chunk.to_vec(), &mut summary).await;
