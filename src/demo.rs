@@ -362,7 +362,7 @@ async fn act_on(http: &reqwest::Client, root: &str, round: u32, n: usize, c: &Va
             .send()
             .await;
     }
-    if round == 3 && n % 5 == 0 {
+    if round == 3 && n.is_multiple_of(5) {
         let _ = http
             .post(format!("{root}/_sim/complaints/{id}/followups"))
             .json(&json!({"content": "Terima kasih, mohon segera ditangani.", "institution_id": null}))

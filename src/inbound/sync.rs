@@ -757,13 +757,17 @@ async fn created_listing_from(
     })
 }
 
+/// A complaint found unchanged, and LAPOR!'s `updated_at` as read (`None`:
+/// keep the stored one).
+type SyncedAsRead = (i64, Option<DateTime<Utc>>);
+
 /// Splits tracked complaints into those the (complete) listings show as we
 /// last read them, whose `last_synced_at` only moves, and those to read.
 fn split_by_listing(
     tracked: Vec<Tracked>,
     listed: &HashMap<i64, ComplaintSummary>,
     listings_complete: bool,
-) -> (Vec<(i64, Option<DateTime<Utc>>)>, Vec<Tracked>) {
+) -> (Vec<SyncedAsRead>, Vec<Tracked>) {
     let mut unchanged = Vec::new();
     let mut to_read = Vec::new();
     for t in tracked {
