@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::Bridge;
+use crate::store::notify::{self, ListenError};
 use crate::store::outbox::{self, ClaimedStep};
 use deliver::StepRunner;
 use retry::RetryPolicy;
@@ -333,15 +334,13 @@ impl Engine {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        match PgListener::connect_with(&self.bridge.pool).await {
-            Ok(mut l) => match l.listen(CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN failed; polling only");
-                    None
-                }
-            },
-            Err(e) => {
+        match notify::listen(&self.bridge.pool, CHANNEL).await {
+            Ok(l) => Some(l),
+            Err(ListenError::Listen(e)) => {
+                tracing::warn!(error = %e, "LISTEN failed; polling only");
+                None
+            }
+            Err(ListenError::Connect(e)) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; polling only");
                 None
             }
@@ -418,14 +417,7 @@ impl Engine {
 }
 
 async fn recv(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                tokio::time::sleep(FALLBACK_POLL).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
+    notify::notified(listener, FALLBACK_POLL).await
 }
 
 fn hostname() -> String {
