@@ -2,10 +2,12 @@
 
 pub mod audit;
 pub mod complaints;
+pub mod dashboard;
 pub mod duplicates;
 pub mod events;
 pub mod gauges;
 pub mod jobs;
 pub mod outbox;
 pub mod pii;
+pub mod sessions;
 pub mod webhooks;

@@ -13,7 +13,6 @@ pub mod html;
 pub mod i18n;
 mod institutions;
 mod pages;
-mod queries;
 pub mod session;
 
 use axum::Router;

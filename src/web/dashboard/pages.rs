@@ -16,13 +16,14 @@ use super::html::{
     self, Esc, Nav, badge, csrf_field, escape_html, pager, state_class, url_encode, when, when_opt,
 };
 use super::i18n::{self, K, Lang, label, t};
-use super::{Ctx, Fail, OrFail, queries, session, session_cookie};
+use super::{Ctx, Fail, OrFail, session, session_cookie};
 use crate::actions::{self, ActionError, StepAction};
 use crate::config::Role;
 use crate::pii::{ReporterState, ReporterView};
 use crate::sla::DeadlineKind;
 use crate::status_document::StatusDocument;
 use crate::store::audit::{self, Verification};
+use crate::store::dashboard as queries;
 use crate::store::{complaints, outbox, webhooks};
 use crate::web::AppState;
 
@@ -201,9 +202,12 @@ pub async fn overview(State(state): State<AppState>, ctx: Ctx) -> PageResult {
         .collect();
     let (depth, oldest) = queries::backlog(pool).await.or_fail(&ctx)?;
     let dead = queries::dead_count(pool).await.or_fail(&ctx)?;
-    let overdue = queries::overdue_count(pool, &b.calendar, now)
+    let overdue = queries::open_sla_facts(pool)
         .await
-        .or_fail(&ctx)?;
+        .or_fail(&ctx)?
+        .iter()
+        .filter(|facts| crate::sla::evaluate(&b.calendar, facts, now).is_overdue())
+        .count();
     let last_attempt = queries::last_attempt(pool).await.or_fail(&ctx)?;
     let pull = queries::last_run(pool, "pull").await.or_fail(&ctx)?;
     let reconcile = queries::last_run(pool, "reconcile").await.or_fail(&ctx)?;
