@@ -26,10 +26,11 @@ pub async fn dead_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// The latest delivery attempt: when, HTTP status, failure kind.
-pub async fn last_attempt(
-    pool: &PgPool,
-) -> Result<Option<(DateTime<Utc>, Option<i32>, Option<String>)>, sqlx::Error> {
+/// A delivery attempt: when, HTTP status, failure kind.
+pub type LastAttempt = (DateTime<Utc>, Option<i32>, Option<String>);
+
+/// The latest delivery attempt.
+pub async fn last_attempt(pool: &PgPool) -> Result<Option<LastAttempt>, sqlx::Error> {
     sqlx::query_as(
         "SELECT started_at, http_status, failure_kind FROM lapor_bridge.outbox_attempts
           ORDER BY id DESC LIMIT 1",
