@@ -169,7 +169,7 @@ fn nav_links(frame: &Frame<'_>, session: &Session) -> Markup {
             (Nav::Reconciliation, "/reconciliation", K::NavReconciliation),
             (Nav::Audit, "/audit", K::NavAudit),
         ] {
-            a href=(href) .active[nav == frame.active] { (t(lang, key)) }
+            a href=(href) class=[(nav == frame.active).then_some("active")] { (t(lang, key)) }
         }
         span.spacer {}
         span.who #who {
