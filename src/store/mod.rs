@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bench;
 pub mod complaints;
+pub mod dashboard;
 pub mod duplicates;
 pub mod events;
 pub mod gauges;
@@ -10,5 +11,6 @@ pub mod jobs;
 pub mod notify;
 pub mod outbox;
 pub mod pii;
+pub mod sessions;
 pub mod sync;
 pub mod webhooks;
