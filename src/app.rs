@@ -1,6 +1,6 @@
 //! The daemon (`lapor-bridge run`): outbox workers, scheduled pull and
-//! reconciliation, and the admin HTTP server, stopped by one cancellation
-//! signal.
+//! reconciliation, the admin HTTP server and the auxiliary tasks, all tasks
+//! of one [`Supervisor`], stopped by one cancellation signal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::inbound::{Job, JobError, Jobs};
 use crate::outbox::Engine;
 use crate::store::audit::{self, NewEntry};
+use crate::supervisor::Supervisor;
 use crate::web::{self, AppState, api::auth::TokenStore};
 
 /// Why `run` does not start without a key.
@@ -70,8 +71,7 @@ pub struct Daemon {
     pub bridge: Bridge,
     pub addr: std::net::SocketAddr,
     pub engine: Arc<Engine>,
-    tasks: tokio::task::JoinSet<()>,
-    scheduler: Option<JobScheduler>,
+    supervisor: Supervisor,
     jobs: Arc<Jobs>,
 }
 
@@ -92,26 +92,7 @@ impl Daemon {
         let keyring = crate::pii::Keyring::from_settings(&settings.pii)?
             .map(Arc::new)
             .ok_or_else(|| anyhow::anyhow!("{}", NO_PII_KEY))?;
-        // `run` never creates a database: a typo in DATABASE_URL must not
-        // start an empty bridge.
-        let (pool, target) = crate::db::open(&settings.database).await?;
-        tracing::info!(database = %target.name, host = %target.host, port = target.port, "opened {target}");
-        for warning in start_warnings(&settings) {
-            tracing::warn!("{warning}");
-        }
-        crate::db::migrate_or_check(&pool)
-            .await
-            .context("preparing the database")?;
-        // Leases and deadlines count on the database's clock.
-        {
-            let mut conn = pool.acquire().await?;
-            clock.observe_offset(crate::db::clock_offset(&mut conn).await?);
-        }
-        // Plain text left by a migration or a direct submit_complaint() is
-        // encrypted before anything is served.
-        crate::pii::task::prepare(&pool, &keyring)
-            .await
-            .context("encrypting reporter identities")?;
+        let pool = prepare_database(&settings, &clock, &keyring).await?;
         let listener = tokio::net::TcpListener::bind(settings.bridge.listen)
             .await
             .with_context(|| format!("binding BRIDGE_LISTEN {}", settings.bridge.listen))?;
@@ -119,32 +100,10 @@ impl Daemon {
         let bridge = Bridge::new(pool, settings, clock).context("building the LAPOR! client")?;
         record_configuration(&bridge).await?;
 
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(crate::pii::task::run(
-            bridge.clone(),
-            keyring,
-            shutdown.clone(),
-        ));
+        let mut supervisor = Supervisor::new(shutdown.clone());
         let engine = Engine::new(bridge.clone());
-        tasks.spawn(engine.clone().run(shutdown.clone()));
-        // The database gauges of /metrics, counted by one replica at a time.
-        tasks.spawn(crate::gauges::run(bridge.clone(), shutdown.clone()));
-        tasks.spawn(crate::feed::run(bridge.clone(), shutdown.clone()));
-        if let Some(dispatcher) = crate::feed::webhook::Dispatcher::start(bridge.clone())
-            .await
-            .context("registering the webhook endpoints")?
-        {
-            tasks.spawn(dispatcher.run(shutdown.clone()));
-        }
-
-        if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
-            let writer = checkpoints::Writer::open(path, bridge.clock.clone())
-                .await
-                .context("audit.checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")?;
-            let every = Duration::from_secs(bridge.settings.audit.checkpoint_secs);
-            tasks.spawn(writer.run(bridge.pool.clone(), every, shutdown.clone()));
-        }
-
+        spawn_engine(&mut supervisor, &engine, &shutdown);
+        spawn_background(&mut supervisor, &bridge, keyring, &shutdown).await?;
         let jobs = Arc::new(Jobs::with_shutdown(bridge.clone(), shutdown.clone()));
         let state = AppState {
             bridge: bridge.clone(),
@@ -152,36 +111,132 @@ impl Daemon {
             jobs: jobs.clone(),
         };
         let server_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = web::serve(listener, state, server_shutdown).await {
-                tracing::error!(error = %e, "admin HTTP server failed");
-            }
+        supervisor.spawn_fallible("http server", async move {
+            web::serve(listener, state, server_shutdown)
+                .await
+                .context("admin HTTP server failed")
         });
-        let scheduler = if schedule {
-            Some(start_schedules(&bridge, jobs.clone()).await?)
-        } else {
-            None
-        };
+        if schedule {
+            let scheduler = start_schedules(&bridge, jobs.clone()).await?;
+            supervisor.spawn("schedules", stop_schedules_at(scheduler, shutdown));
+        }
         tracing::info!(%addr, "lapor-bridge running");
         Ok(Self {
             bridge,
             addr,
             engine,
-            tasks,
-            scheduler,
+            supervisor,
             jobs,
         })
     }
 
     /// Waits for every part to stop (after the shutdown signal): no new
     /// scheduled run starts, and runs in flight are stopped and closed.
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
-        if let Some(mut s) = self.scheduler.take() {
-            let _ = s.shutdown().await;
-        }
-        self.jobs.stop().await;
+    /// Failures are logged as they happen.
+    pub async fn wait(self) {
+        let _ = self.finish().await;
     }
+
+    /// [`Daemon::wait`], and an error when a task the daemon cannot work
+    /// without ended or failed before shutdown (it then cancelled the
+    /// shutdown token itself).
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let stopped = self.supervisor.wait().await;
+        self.jobs.stop().await;
+        stopped
+    }
+}
+
+/// Opens the database (`run` never creates one: a typo in DATABASE_URL must
+/// not start an empty bridge), migrates or checks it, measures the clock's
+/// offset and encrypts any plain reporter identity left behind.
+async fn prepare_database(
+    settings: &Settings,
+    clock: &SharedClock,
+    keyring: &crate::pii::Keyring,
+) -> anyhow::Result<sqlx::PgPool> {
+    let (pool, target) = crate::db::open(&settings.database).await?;
+    tracing::info!(database = %target.name, host = %target.host, port = target.port, "opened {target}");
+    for warning in start_warnings(settings) {
+        tracing::warn!("{warning}");
+    }
+    crate::db::migrate_or_check(&pool)
+        .await
+        .context("preparing the database")?;
+    // Leases and deadlines count on the database's clock.
+    {
+        let mut conn = pool.acquire().await?;
+        clock.observe_offset(crate::db::clock_offset(&mut conn).await?);
+    }
+    // Plain text left by a migration or a direct submit_complaint() is
+    // encrypted before anything is served.
+    crate::pii::task::prepare(&pool, keyring)
+        .await
+        .context("encrypting reporter identities")?;
+    Ok(pool)
+}
+
+/// The outbox workers, their lease heartbeat and maintenance. The heartbeat
+/// and maintenance stop after the workers have drained (or died): the steps
+/// in flight keep their leases until then.
+fn spawn_engine(supervisor: &mut Supervisor, engine: &Arc<Engine>, shutdown: &CancellationToken) {
+    let drained = CancellationToken::new();
+    supervisor.spawn(
+        "outbox heartbeat",
+        engine.clone().heartbeat(drained.clone()),
+    );
+    let (maintained, until) = (engine.clone(), drained.clone());
+    supervisor.spawn_restarting("outbox maintenance", move || {
+        maintained.clone().maintenance(until.clone())
+    });
+    let (workers, shutdown) = (engine.clone(), shutdown.clone());
+    supervisor.spawn("outbox workers", async move {
+        let _drained = drained.drop_guard();
+        workers.work(shutdown).await;
+    });
+}
+
+/// The auxiliary tasks: reporter sealing and retention, the gauges of
+/// /metrics, the SLA check, webhook delivery and audit checkpoints. Each
+/// starts again if it ends before shutdown.
+async fn spawn_background(
+    supervisor: &mut Supervisor,
+    bridge: &Bridge,
+    keyring: Arc<crate::pii::Keyring>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (b, s) = (bridge.clone(), shutdown.clone());
+    supervisor.spawn_restarting("pii", move || {
+        crate::pii::task::run(b.clone(), keyring.clone(), s.clone())
+    });
+    // The database gauges of /metrics, counted by one replica at a time.
+    let (b, s) = (bridge.clone(), shutdown.clone());
+    supervisor.spawn_restarting("metrics gauges", move || {
+        crate::gauges::run(b.clone(), s.clone())
+    });
+    let (b, s) = (bridge.clone(), shutdown.clone());
+    supervisor.spawn_restarting("sla check", move || crate::feed::run(b.clone(), s.clone()));
+    if let Some(dispatcher) = crate::feed::webhook::Dispatcher::start(bridge.clone())
+        .await
+        .context("registering the webhook endpoints")?
+    {
+        let s = shutdown.clone();
+        supervisor.spawn_restarting("webhook delivery", move || {
+            dispatcher.clone().run(s.clone())
+        });
+    }
+    if let Some(path) = bridge.settings.audit.checkpoint_file.clone() {
+        let writer = checkpoints::Writer::open(path, bridge.clock.clone())
+            .await
+            .context("audit.checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")?;
+        let every = Duration::from_secs(bridge.settings.audit.checkpoint_secs);
+        // The writer holds the last head it saw: it is not started twice.
+        supervisor.spawn(
+            "audit checkpoints",
+            writer.run(bridge.pool.clone(), every, shutdown.clone()),
+        );
+    }
+    Ok(())
 }
 
 /// The configuration in force at start goes into the audit log (no secrets).
@@ -301,7 +356,7 @@ async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<Job
         let jobs = jobs.clone();
         scheduler
             .add(
-                CronJob::new_async_tz(cron.as_str(), crate::lapor::wib::wib(), move |_, _| {
+                CronJob::new_async_tz(cron.as_str(), crate::time::wib(), move |_, _| {
                     let jobs = jobs.clone();
                     Box::pin(async move { scheduled(jobs, job).await })
                 })
@@ -311,6 +366,15 @@ async fn start_schedules(bridge: &Bridge, jobs: Arc<Jobs>) -> anyhow::Result<Job
     }
     scheduler.start().await?;
     Ok(scheduler)
+}
+
+/// The scheduler runs tasks of its own; this one stops it at shutdown, so
+/// that no new scheduled run starts.
+async fn stop_schedules_at(mut scheduler: JobScheduler, shutdown: CancellationToken) {
+    shutdown.cancelled().await;
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "stopping the schedules");
+    }
 }
 
 /// `lapor-bridge run`.
@@ -325,8 +389,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     let clock = Arc::new(DatabaseClock::default());
     let daemon = Daemon::start(settings, clock, shutdown, true).await?;
-    daemon.wait().await;
-    Ok(())
+    daemon.finish().await
 }
 
 #[cfg(test)]

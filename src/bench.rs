@@ -27,6 +27,7 @@ use crate::bridge::Bridge;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::outbox::Engine;
+use crate::store::{self, complaints};
 
 pub const BENCH_DATABASE: &str = "lapor_bridge_bench";
 pub const SOAK_DATABASE: &str = "lapor_bridge_soak";
@@ -119,11 +120,7 @@ async fn soak(
     while started.elapsed() < Duration::from_secs(secs) {
         tick.tick().await;
         // The database may go away for a moment (a restart): count it and go on.
-        match sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
-            .bind(bench_doc(&format!("SOAK-{i:08}")))
-            .execute(pool)
-            .await
-        {
+        match submit(pool, &bench_doc(&format!("SOAK-{i:08}"))).await {
             Ok(_) => i += 1,
             Err(e) => {
                 submit_errors += 1;
@@ -135,14 +132,7 @@ async fn soak(
             // Prune as the daemon's maintenance would, with no retention, so
             // the table size shows the steady state of the hot queue.
             let _ = engine.maintain().await;
-            let measured: Result<(i64, i64, i64), _> = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM lapor_bridge.outbox),
-                        pg_total_relation_size('lapor_bridge.outbox'),
-                        (SELECT n_dead_tup FROM pg_stat_user_tables
-                          WHERE schemaname = 'lapor_bridge' AND relname = 'outbox')",
-            )
-            .fetch_one(pool)
-            .await;
+            let measured = store::bench::outbox_size(pool).await;
             let Ok((rows, bytes, dead)) = measured else {
                 continue;
             };
@@ -157,10 +147,7 @@ async fn soak(
     wait_until_done(pool, Duration::from_secs(600)).await?;
     shutdown.cancel();
     let _ = worker.await;
-    let dead: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.outbox WHERE state = 'dead'")
-            .fetch_one(pool)
-            .await?;
+    let dead = store::bench::dead_steps(pool).await?;
     Ok(
         json!({"seconds": secs, "rate": opts.soak_rate, "submitted": i, "dead": dead,
               "submit_errors": submit_errors,
@@ -276,9 +263,7 @@ pub async fn run(mut settings: Settings, opts: BenchOptions) -> anyhow::Result<(
     settings.database.url = SecretString::from(options.to_url_lossy().to_string());
     settings.database.max_connections = (opts.concurrency as u32 + 8).min(90);
     let pool = crate::db::connect(&settings.database).await?;
-    sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
-        .execute(&pool)
-        .await?;
+    crate::db::drop_schema(&pool).await?;
     crate::db::migrate(&pool).await?;
 
     if opts.scrape_only {
@@ -389,10 +374,7 @@ async fn latency(
     for i in 0..total {
         tick.tick().await;
         let doc = bench_doc(&format!("LAT-{i:07}"));
-        sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
-            .bind(&doc)
-            .execute(pool)
-            .await?;
+        submit(pool, &doc).await?;
     }
     wait_until_done(pool, Duration::from_secs(600)).await?;
     let latency_cpu = cpu.since(
@@ -431,17 +413,8 @@ async fn writes_during_deep_reconcile(
     for i in 0..targets {
         sim.set_status(first + i as i64, "Terverifikasi").await?;
     }
-    sqlx::query(
-        "UPDATE lapor_bridge.complaints SET status = 'verified', lapor_status_name = 'Terverifikasi'
-          WHERE local_ref = ANY($1)",
-    )
-    .bind(
-        (0..targets)
-            .map(|i| format!("DEEP-{i}"))
-            .collect::<Vec<_>>(),
-    )
-    .execute(pool)
-    .await?;
+    let verified: Vec<String> = (0..targets).map(|i| format!("DEEP-{i}")).collect();
+    store::bench::mark_verified(pool, &verified).await?;
     let daemon = DaemonProcess::start(settings, opts.deep_rate).await?;
     let reads_before = sim.reads().await?;
     let http = reqwest::Client::new();
@@ -552,17 +525,7 @@ async fn reconcile(
 
 /// p50, p99 and max of enqueue-to-delivered time of one step kind, in ms.
 async fn step_latency(pool: &PgPool, refs: &str, step: &str) -> anyhow::Result<(f64, f64, f64)> {
-    let row: (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8
-           FROM (SELECT (extract(epoch FROM (o.finished_at - o.created_at)) * 1000)::float8 AS ms
-                   FROM lapor_bridge.outbox o JOIN lapor_bridge.complaints c ON c.id = o.complaint_id
-                  WHERE c.local_ref LIKE $1 AND o.step = $2 AND o.state = 'done') t",
-    )
-    .bind(refs)
-    .bind(step)
-    .fetch_one(pool)
-    .await?;
+    let row = store::bench::step_latency(pool, refs, step).await?;
     match row {
         (Some(p50), Some(p99), Some(max)) => Ok((p50, p99, max)),
         _ => bail!("no {step} step of {refs} was delivered"),
@@ -588,9 +551,7 @@ fn endpoint_total(stats: &Value, endpoint: &str) -> u64 {
 /// the snapshot is counted once (what one replica does every 30 s), then
 /// every scrape reads it.
 async fn scrape_phase(bridge: &Bridge, scrapes: usize) -> anyhow::Result<Value> {
-    let complaints: i64 = sqlx::query_scalar("SELECT count(*) FROM lapor_bridge.complaints")
-        .fetch_one(&bridge.pool)
-        .await?;
+    let complaints = store::bench::complaint_count(&bridge.pool).await?;
     let started = Instant::now();
     crate::gauges::refresh(bridge).await?;
     let snapshot_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -664,14 +625,18 @@ fn bench_doc(local_ref: &str) -> Value {
            "date_of_incident": "2026-11-01"})
 }
 
+/// Submits one complaint as an application would.
+async fn submit(pool: &PgPool, doc: &Value) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    complaints::submit(&mut conn, doc).await?;
+    Ok(())
+}
+
 async fn enqueue(pool: &PgPool, prefix: &str, n: usize) -> anyhow::Result<()> {
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let mut tx = pool.begin().await?;
         for i in chunk {
-            sqlx::query("SELECT lapor_bridge.submit_complaint($1)")
-                .bind(bench_doc(&format!("{prefix}-{i:07}")))
-                .execute(&mut *tx)
-                .await?;
+            complaints::submit(&mut tx, &bench_doc(&format!("{prefix}-{i:07}"))).await?;
         }
         tx.commit().await?;
     }
@@ -686,13 +651,7 @@ async fn wait_until_done(pool: &PgPool, limit: Duration) -> anyhow::Result<()> {
 async fn wait_until_done_step(pool: &PgPool, step: &str, limit: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + limit;
     loop {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM lapor_bridge.outbox
-              WHERE state IN ('pending', 'running') AND step LIKE $1",
-        )
-        .bind(step)
-        .fetch_one(pool)
-        .await?;
+        let left = store::bench::unfinished_steps(pool, step).await?;
         if left == 0 {
             return Ok(());
         }
@@ -724,20 +683,8 @@ async fn seed_tracked(
     let first = answer["first_id"]
         .as_i64()
         .context("seed answered no first id")?;
-    sqlx::query(
-        "INSERT INTO lapor_bridge.complaints
-             (local_ref, origin, title, content, category_id, lapor_complaint_id, tracking_id,
-              lapor_status_name, status, lapor_disposition_id)
-         SELECT $4 || i, 'local', 'Seeded complaint ' || i, 'seeded', 1, $1 + i, '',
-                'Belum Terverifikasi', 'unverified', $3
-           FROM generate_series(0, $2 - 1) AS i",
-    )
-    .bind(first)
-    .bind(n as i64)
-    .bind(settings.lapor.institution_id)
-    .bind(prefix)
-    .execute(pool)
-    .await?;
+    store::bench::seed_tracked(pool, prefix, first, n as i64, settings.lapor.institution_id)
+        .await?;
     Ok(first)
 }
 

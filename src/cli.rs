@@ -292,6 +292,8 @@ fn print_json(value: &impl serde::Serialize, target: Option<&Target>) -> Result<
     Ok(())
 }
 
+/// Runs one command: each command, or group of subcommands, has a function
+/// of its own below.
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let json = cli.json;
     match cli.command {
@@ -300,375 +302,440 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         Command::Run => crate::app::run(settings)
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),
-        Command::Migrate => {
-            let pool = crate::db::connect(&settings.database).await?;
-            let target = crate::db::Target::of(&crate::db::connect_options(&settings.database)?);
-            crate::db::migrate(&pool).await?;
-            if json {
-                print_json(&serde_json::json!({"migrated": true}), Some(&target))?;
-            } else {
-                out!("{target}");
-                out!("migrations applied");
-            }
-            Ok(())
-        }
+        Command::Migrate => migrate(settings, json).await,
         Command::Simulator {
             listen,
             institution_id,
-        } => {
-            let mut config = crate::simulator::SimulatorConfig::from_env();
-            config.institution_id = institution_id;
-            let listener = tokio::net::TcpListener::bind(listen).await?;
-            out!(
-                "LAPOR! simulator on http://{}/api (control: /_sim)",
-                listener.local_addr()?
-            );
-            crate::simulator::serve(listener, config, crate::shutdown::on_signal()).await?;
-            Ok(())
-        }
+        } => simulator(listen, institution_id).await,
         Command::Bench(opts) => crate::bench::run(settings, opts)
             .await
             .map_err(|e| Failure::from(format!("{e:#}"))),
-        Command::Demo { listen } => {
-            let mut settings = settings;
-            if let Some(listen) = listen {
-                settings.bridge.listen = listen;
-            }
-            crate::demo::run(settings)
-                .await
-                .map_err(|e| Failure::from(format!("{e:#}")))
-        }
-        Command::Doctor => {
-            let report = crate::doctor::run(&settings).await?;
-            if json {
-                print_json(&report, None)?;
-            } else {
-                emit(&crate::doctor::render(&report))?;
-            }
-            if report.ok {
-                Ok(())
-            } else {
-                Err(Failure::from("a check failed (see above)"))
-            }
-        }
+        Command::Demo { listen } => demo(settings, listen).await,
+        Command::Doctor => doctor(settings, json).await,
         Command::Healthcheck => {
             crate::healthcheck::check(settings.bridge.listen, crate::healthcheck::TIMEOUT)
                 .await
                 .map_err(Failure::from)
         }
-        Command::Status { local_ref } => {
-            let (bridge, target) = bridge(settings).await?;
-            opened(&target, json)?;
-            match local_ref {
-                Some(r) => match actions::status(&bridge, &r).await {
-                    Ok(doc) => {
-                        if json {
-                            print_json(&doc, Some(&target))?;
-                        } else {
-                            print_status(&doc)?;
-                        }
-                        Ok(())
-                    }
-                    Err(ActionError::NotFound) => Err(Failure::from(format!("no complaint {r:?}"))),
-                    Err(e) => Err(e.into()),
-                },
-                None => {
-                    let counts = complaints::count_by_sync_state(&bridge.pool).await?;
-                    if json {
-                        let map: serde_json::Map<String, Value> = counts
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), Value::from(v)))
-                            .collect();
-                        print_json(&map, Some(&target))?;
-                    } else {
-                        out!("{:<10} {:>8}", "SYNC", "COUNT");
-                        for (state, n) in counts {
-                            out!("{state:<10} {n:>8}");
-                        }
-                    }
-                    Ok(())
-                }
-            }
-        }
-        Command::Outbox { action } => {
-            let (bridge, target) = bridge(settings).await?;
-            opened(&target, json)?;
-            let (id, act) = match action {
-                OutboxCommand::List { state } => {
-                    let crate::params::Paging { size, offset, .. } =
-                        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
-                    let (items, total) = outbox::list(&bridge.pool, state, offset, size).await?;
-                    if json {
-                        print_json(
-                            &serde_json::json!({"items": items, "total": total}),
-                            Some(&target),
-                        )?;
-                    } else {
-                        out!(
-                            "{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR / WAITING",
-                            "ID",
-                            "LOCAL_REF",
-                            "STEP",
-                            "STATE",
-                            "ATTEMPTS"
-                        );
-                        for s in &items {
-                            let note = s
-                                .last_error
-                                .as_deref()
-                                .or(s.waiting_reason.as_deref())
-                                .unwrap_or("");
-                            out!(
-                                "{:>8} {:<24} {:<9} {:<8} {:>8}  {}",
-                                s.id,
-                                s.local_ref,
-                                s.step,
-                                s.state,
-                                s.attempts,
-                                note
-                            );
-                        }
-                        out!("{total} step(s)");
-                    }
-                    return Ok(());
-                }
-                OutboxCommand::Retry { id } => (id, StepAction::Retry),
-                OutboxCommand::Discard { id } => (id, StepAction::Discard),
-            };
-            let actor = cli_actor();
-            match actions::act_on_step(&bridge, id, act, &actor).await {
-                Ok(step) => {
-                    if json {
-                        print_json(&step, Some(&target))?;
-                    } else {
-                        out!("step {} is now {}", step.id, step.state);
-                    }
-                    Ok(())
-                }
-                Err(ActionError::NotFound) => Err(Failure::from(format!("no outbox step {id}"))),
-                Err(e) => Err(Failure::from(e.to_string())),
-            }
-        }
-        Command::Webhooks { action } => {
-            let (bridge, target) = bridge(settings).await?;
-            opened(&target, json)?;
-            let actor = cli_actor();
-            let (id, act) = match action {
-                WebhooksCommand::List { state: None } => {
-                    let mut items = webhooks::endpoints(&bridge.pool).await?;
-                    for e in &mut items {
-                        e.url = crate::feed::webhook::shown(&e.url);
-                    }
-                    if json {
-                        print_json(
-                            &serde_json::json!({"items": items, "total": items.len()}),
-                            Some(&target),
-                        )?;
-                    } else {
-                        out!(
-                            "{:>4} {:<8} {:>8} {:>6}  URL",
-                            "ID",
-                            "STATE",
-                            "PENDING",
-                            "DEAD"
-                        );
-                        for e in &items {
-                            let state = if e.disabled_at.is_some() {
-                                "disabled"
-                            } else {
-                                "enabled"
-                            };
-                            out!(
-                                "{:>4} {:<8} {:>8} {:>6}  {}",
-                                e.id,
-                                state,
-                                e.pending,
-                                e.dead,
-                                e.url
-                            );
-                        }
-                    }
-                    return Ok(());
-                }
-                WebhooksCommand::List { state: Some(state) } => {
-                    let crate::params::Paging { size, offset, .. } =
-                        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
-                    let (mut items, total) =
-                        webhooks::list(&bridge.pool, Some(state), offset, size).await?;
-                    // Credentials and query tokens in a URL are never shown.
-                    for d in &mut items {
-                        d.url = crate::feed::webhook::shown(&d.url);
-                    }
-                    if json {
-                        print_json(
-                            &serde_json::json!({"items": items, "total": total}),
-                            Some(&target),
-                        )?;
-                    } else {
-                        out!(
-                            "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  LAST ERROR",
-                            "ID",
-                            "EP",
-                            "LOCAL_REF",
-                            "EVENT",
-                            "STATE",
-                            "ATTEMPTS"
-                        );
-                        for d in &items {
-                            out!(
-                                "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  {}",
-                                d.id,
-                                d.endpoint_id,
-                                d.local_ref.as_deref().unwrap_or(""),
-                                d.event_type,
-                                d.state,
-                                d.attempts,
-                                d.last_error.as_deref().unwrap_or("")
-                            );
-                        }
-                        out!("{total} deliver(ies)");
-                    }
-                    return Ok(());
-                }
-                WebhooksCommand::Enable { id } => {
-                    return match actions::enable_webhook(&bridge, id, &actor).await {
-                        Ok(url) => {
-                            if json {
-                                print_json(
-                                    &serde_json::json!({"id": id, "url": url, "enabled": true}),
-                                    Some(&target),
-                                )?;
-                            } else {
-                                out!("webhook endpoint {id} ({url}) is enabled");
-                            }
-                            Ok(())
-                        }
-                        Err(ActionError::NotFound) => {
-                            Err(Failure::from(format!("no webhook endpoint {id}")))
-                        }
-                        Err(e) => Err(Failure::from(e.to_string())),
-                    };
-                }
-                WebhooksCommand::Retry { id } => (id, StepAction::Retry),
-                WebhooksCommand::Discard { id } => (id, StepAction::Discard),
-            };
-            match actions::act_on_webhook_delivery(&bridge, id, act, &actor).await {
-                Ok(d) => {
-                    if json {
-                        print_json(&d, Some(&target))?;
-                    } else {
-                        out!("webhook delivery {} is now {}", d.id, d.state);
-                    }
-                    Ok(())
-                }
-                Err(ActionError::NotFound) => {
-                    Err(Failure::from(format!("no webhook delivery {id}")))
-                }
-                Err(e) => Err(Failure::from(e.to_string())),
-            }
-        }
-        Command::Pull | Command::Reconcile { .. } => {
-            // Always JSON: the database opened is named on standard error,
-            // or in the JSON with --json.
-            let (bridge, target) = bridge(settings).await?;
-            if !json {
-                eprintln!("lapor-bridge: {target}");
-            }
-            let jobs = Jobs::new(bridge);
-            let result = match cli.command {
-                Command::Pull => jobs.pull("cli").await?,
-                Command::Reconcile { deep: true } => jobs.deep_reconcile("cli").await?,
-                _ => jobs.reconcile("cli").await?,
-            };
-            print_json(&result, json.then_some(&target))?;
-            match result.get("outcome").and_then(Value::as_str) {
-                Some("ok") => Ok(()),
-                Some("partial") => Err(Failure::from(
-                    "the run could not read some complaints (see failed_complaints)",
-                )),
-                _ => Err(Failure::from("the run failed (see problems)")),
-            }
+        Command::Status { local_ref } => status(settings, local_ref, json).await,
+        Command::Outbox { action } => outbox_command(settings, action, json).await,
+        Command::Webhooks { action } => webhooks_command(settings, action, json).await,
+        command @ (Command::Pull | Command::Reconcile { .. }) => {
+            sync_job(settings, command, json).await
         }
         Command::Pii { action } => {
             let (bridge, target) = bridge(settings).await?;
             opened(&target, json)?;
             pii_command(&bridge, action, json, &target).await
         }
-        Command::Audit { action } => {
-            let (bridge, target) = bridge(settings).await?;
-            match action {
-                AuditCommand::Verify { checkpoints } => {
-                    // Always JSON, as the API answers it: the database opened
-                    // is named on standard error, or in the JSON with --json.
-                    if !json {
-                        eprintln!("lapor-bridge: {target}");
-                    }
+        Command::Audit { action } => audit_command(settings, action, json).await,
+    }
+}
 
-                    let file =
-                        checkpoints.or_else(|| bridge.settings.audit.checkpoint_file.clone());
-                    let v = crate::checkpoints::verify(&bridge.pool, file.as_deref()).await?;
-                    print_json(&v, json.then_some(&target))?;
-                    match v {
-                        Verification::Ok { .. } => Ok(()),
-                        Verification::Broken { .. } => {
-                            Err(Failure::from("the audit chain is broken"))
-                        }
-                        Verification::CheckpointMismatch { checkpoint_id, .. } => {
-                            Err(Failure::from(format!(
-                                "checkpoint {checkpoint_id} does not match the audit log: \
-                                 entries were removed or rewritten"
-                            )))
-                        }
-                        Verification::CheckpointsUnreadable { error, .. } => {
-                            Err(Failure::from(error))
-                        }
-                    }
+async fn migrate(settings: Settings, json: bool) -> Result<(), Failure> {
+    let pool = crate::db::connect(&settings.database).await?;
+    let target = crate::db::Target::of(&crate::db::connect_options(&settings.database)?);
+    crate::db::migrate(&pool).await?;
+    if json {
+        print_json(&serde_json::json!({"migrated": true}), Some(&target))?;
+    } else {
+        out!("{target}");
+        out!("migrations applied");
+    }
+    Ok(())
+}
+
+async fn simulator(listen: std::net::SocketAddr, institution_id: i64) -> Result<(), Failure> {
+    let mut config = crate::simulator::SimulatorConfig::from_env();
+    config.institution_id = institution_id;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    out!(
+        "LAPOR! simulator on http://{}/api (control: /_sim)",
+        listener.local_addr()?
+    );
+    crate::simulator::serve(listener, config, crate::shutdown::on_signal()).await?;
+    Ok(())
+}
+
+async fn demo(settings: Settings, listen: Option<std::net::SocketAddr>) -> Result<(), Failure> {
+    let mut settings = settings;
+    if let Some(listen) = listen {
+        settings.bridge.listen = listen;
+    }
+    crate::demo::run(settings)
+        .await
+        .map_err(|e| Failure::from(format!("{e:#}")))
+}
+
+async fn doctor(settings: Settings, json: bool) -> Result<(), Failure> {
+    let report = crate::doctor::run(&settings).await?;
+    if json {
+        print_json(&report, None)?;
+    } else {
+        emit(&crate::doctor::render(&report))?;
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(Failure::from("a check failed (see above)"))
+    }
+}
+
+async fn status(settings: Settings, local_ref: Option<String>, json: bool) -> Result<(), Failure> {
+    let (bridge, target) = bridge(settings).await?;
+    opened(&target, json)?;
+    match local_ref {
+        Some(r) => match actions::status(&bridge, &r).await {
+            Ok(doc) => {
+                if json {
+                    print_json(&doc, Some(&target))?;
+                } else {
+                    print_status(&doc)?;
                 }
-                AuditCommand::Export {
-                    format,
-                    since,
-                    until,
-                    checkpoints_out,
-                } => {
-                    // The export itself is the output: the database is named
-                    // on standard error.
-                    eprintln!("lapor-bridge: {target}");
-                    let since =
-                        crate::params::parse_instant("--since", since.as_deref()).map_err(usage)?;
-                    let until =
-                        crate::params::parse_instant("--until", until.as_deref()).map_err(usage)?;
-                    // The checkpoints before the entries: every checkpoint of
-                    // the copy is then older than the export.
-                    if let Some(out) = checkpoints_out {
-                        let source = bridge.settings.audit.checkpoint_file.clone().ok_or_else(|| {
-                            usage("--checkpoints-out needs [audit] checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")
-                        })?;
-                        let checkpoints = crate::checkpoints::read(&source).await?;
-                        std::fs::write(&out, crate::checkpoints::to_jsonl(&checkpoints)).map_err(
-                            |e| Failure::from(format!("cannot write {}: {e}", out.display())),
-                        )?;
-                    }
-                    // A page at a time: the log is never held whole in memory.
-                    let cursor =
-                        audit::ExportCursor::start(bridge.pool.clone(), since, until).await?;
-                    let format = match format {
-                        ExportFormat::Jsonl => crate::audit_export::Format::Jsonl,
-                        ExportFormat::Csv => crate::audit_export::Format::Csv,
-                    };
-                    let mut out = std::io::BufWriter::new(std::io::stdout());
-                    match crate::audit_export::write(cursor, format, &mut out).await {
-                        Ok(_) => Ok(()),
-                        Err(e)
-                            if e.downcast_ref::<std::io::Error>()
-                                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-                        {
-                            Err(closed_pipe())
-                        }
-                        Err(e) => Err(Failure::from(format!("{e:#}"))),
-                    }
+                Ok(())
+            }
+            Err(ActionError::NotFound) => Err(Failure::from(format!("no complaint {r:?}"))),
+            Err(e) => Err(e.into()),
+        },
+        None => {
+            let counts = complaints::count_by_sync_state(&bridge.pool).await?;
+            if json {
+                let map: serde_json::Map<String, Value> = counts
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Value::from(v)))
+                    .collect();
+                print_json(&map, Some(&target))?;
+            } else {
+                out!("{:<10} {:>8}", "SYNC", "COUNT");
+                for (state, n) in counts {
+                    out!("{state:<10} {n:>8}");
                 }
             }
+            Ok(())
         }
+    }
+}
+
+async fn outbox_command(
+    settings: Settings,
+    action: OutboxCommand,
+    json: bool,
+) -> Result<(), Failure> {
+    let (bridge, target) = bridge(settings).await?;
+    opened(&target, json)?;
+    let (id, act) = match action {
+        OutboxCommand::List { state } => return outbox_list(&bridge, &target, state, json).await,
+        OutboxCommand::Retry { id } => (id, StepAction::Retry),
+        OutboxCommand::Discard { id } => (id, StepAction::Discard),
+    };
+    let actor = cli_actor();
+    match actions::act_on_step(&bridge, id, act, &actor).await {
+        Ok(step) => {
+            if json {
+                print_json(&step, Some(&target))?;
+            } else {
+                out!("step {} is now {}", step.id, step.state);
+            }
+            Ok(())
+        }
+        Err(ActionError::NotFound) => Err(Failure::from(format!("no outbox step {id}"))),
+        Err(e) => Err(Failure::from(e.to_string())),
+    }
+}
+
+async fn outbox_list(
+    bridge: &Bridge,
+    target: &Target,
+    state: Option<StepState>,
+    json: bool,
+) -> Result<(), Failure> {
+    let crate::params::Paging { size, offset, .. } =
+        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
+    let (items, total) = outbox::list(&bridge.pool, state, offset, size).await?;
+    if json {
+        print_json(
+            &serde_json::json!({"items": items, "total": total}),
+            Some(target),
+        )?;
+    } else {
+        out!(
+            "{:>8} {:<24} {:<9} {:<8} {:>8}  LAST ERROR / WAITING",
+            "ID",
+            "LOCAL_REF",
+            "STEP",
+            "STATE",
+            "ATTEMPTS"
+        );
+        for s in &items {
+            let note = s
+                .last_error
+                .as_deref()
+                .or(s.waiting_reason.as_deref())
+                .unwrap_or("");
+            out!(
+                "{:>8} {:<24} {:<9} {:<8} {:>8}  {}",
+                s.id,
+                s.local_ref,
+                s.step,
+                s.state,
+                s.attempts,
+                note
+            );
+        }
+        out!("{total} step(s)");
+    }
+    Ok(())
+}
+
+async fn webhooks_command(
+    settings: Settings,
+    action: WebhooksCommand,
+    json: bool,
+) -> Result<(), Failure> {
+    let (bridge, target) = bridge(settings).await?;
+    opened(&target, json)?;
+    let actor = cli_actor();
+    let (id, act) = match action {
+        WebhooksCommand::List { state: None } => {
+            return webhook_endpoints(&bridge, &target, json).await;
+        }
+        WebhooksCommand::List { state: Some(state) } => {
+            return webhook_deliveries(&bridge, &target, state, json).await;
+        }
+        WebhooksCommand::Enable { id } => {
+            return enable_webhook(&bridge, &target, id, &actor, json).await;
+        }
+        WebhooksCommand::Retry { id } => (id, StepAction::Retry),
+        WebhooksCommand::Discard { id } => (id, StepAction::Discard),
+    };
+    match actions::act_on_webhook_delivery(&bridge, id, act, &actor).await {
+        Ok(d) => {
+            if json {
+                print_json(&d, Some(&target))?;
+            } else {
+                out!("webhook delivery {} is now {}", d.id, d.state);
+            }
+            Ok(())
+        }
+        Err(ActionError::NotFound) => Err(Failure::from(format!("no webhook delivery {id}"))),
+        Err(e) => Err(Failure::from(e.to_string())),
+    }
+}
+
+async fn webhook_endpoints(bridge: &Bridge, target: &Target, json: bool) -> Result<(), Failure> {
+    let mut items = webhooks::endpoints(&bridge.pool).await?;
+    for e in &mut items {
+        e.url = crate::feed::webhook::shown(&e.url);
+    }
+    if json {
+        print_json(
+            &serde_json::json!({"items": items, "total": items.len()}),
+            Some(target),
+        )?;
+    } else {
+        out!(
+            "{:>4} {:<8} {:>8} {:>6}  URL",
+            "ID",
+            "STATE",
+            "PENDING",
+            "DEAD"
+        );
+        for e in &items {
+            let state = if e.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "enabled"
+            };
+            out!(
+                "{:>4} {:<8} {:>8} {:>6}  {}",
+                e.id,
+                state,
+                e.pending,
+                e.dead,
+                e.url
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn webhook_deliveries(
+    bridge: &Bridge,
+    target: &Target,
+    state: StepState,
+    json: bool,
+) -> Result<(), Failure> {
+    let crate::params::Paging { size, offset, .. } =
+        crate::params::Paging::first(crate::params::MAX_PAGE_SIZE);
+    let (mut items, total) = webhooks::list(&bridge.pool, Some(state), offset, size).await?;
+    // Credentials and query tokens in a URL are never shown.
+    for d in &mut items {
+        d.url = crate::feed::webhook::shown(&d.url);
+    }
+    if json {
+        print_json(
+            &serde_json::json!({"items": items, "total": total}),
+            Some(target),
+        )?;
+    } else {
+        out!(
+            "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  LAST ERROR",
+            "ID",
+            "EP",
+            "LOCAL_REF",
+            "EVENT",
+            "STATE",
+            "ATTEMPTS"
+        );
+        for d in &items {
+            out!(
+                "{:>8} {:>4} {:<24} {:<30} {:<9} {:>8}  {}",
+                d.id,
+                d.endpoint_id,
+                d.local_ref.as_deref().unwrap_or(""),
+                d.event_type,
+                d.state,
+                d.attempts,
+                d.last_error.as_deref().unwrap_or("")
+            );
+        }
+        out!("{total} deliver(ies)");
+    }
+    Ok(())
+}
+
+async fn enable_webhook(
+    bridge: &Bridge,
+    target: &Target,
+    id: i64,
+    actor: &str,
+    json: bool,
+) -> Result<(), Failure> {
+    match actions::enable_webhook(bridge, id, actor).await {
+        Ok(url) => {
+            if json {
+                print_json(
+                    &serde_json::json!({"id": id, "url": url, "enabled": true}),
+                    Some(target),
+                )?;
+            } else {
+                out!("webhook endpoint {id} ({url}) is enabled");
+            }
+            Ok(())
+        }
+        Err(ActionError::NotFound) => Err(Failure::from(format!("no webhook endpoint {id}"))),
+        Err(e) => Err(Failure::from(e.to_string())),
+    }
+}
+
+/// `pull` and `reconcile`.
+async fn sync_job(settings: Settings, command: Command, json: bool) -> Result<(), Failure> {
+    // Always JSON: the database opened is named on standard error,
+    // or in the JSON with --json.
+    let (bridge, target) = bridge(settings).await?;
+    if !json {
+        eprintln!("lapor-bridge: {target}");
+    }
+    let jobs = Jobs::new(bridge);
+    let result = match command {
+        Command::Pull => jobs.pull("cli").await?,
+        Command::Reconcile { deep: true } => jobs.deep_reconcile("cli").await?,
+        _ => jobs.reconcile("cli").await?,
+    };
+    print_json(&result, json.then_some(&target))?;
+    match result.get("outcome").and_then(Value::as_str) {
+        Some("ok") => Ok(()),
+        Some("partial") => Err(Failure::from(
+            "the run could not read some complaints (see failed_complaints)",
+        )),
+        _ => Err(Failure::from("the run failed (see problems)")),
+    }
+}
+
+async fn audit_command(
+    settings: Settings,
+    action: AuditCommand,
+    json: bool,
+) -> Result<(), Failure> {
+    let (bridge, target) = bridge(settings).await?;
+    match action {
+        AuditCommand::Verify { checkpoints } => {
+            audit_verify(&bridge, &target, checkpoints, json).await
+        }
+        AuditCommand::Export {
+            format,
+            since,
+            until,
+            checkpoints_out,
+        } => audit_export(&bridge, &target, format, since, until, checkpoints_out).await,
+    }
+}
+
+async fn audit_verify(
+    bridge: &Bridge,
+    target: &Target,
+    checkpoints: Option<PathBuf>,
+    json: bool,
+) -> Result<(), Failure> {
+    // Always JSON, as the API answers it: the database opened
+    // is named on standard error, or in the JSON with --json.
+    if !json {
+        eprintln!("lapor-bridge: {target}");
+    }
+
+    let file = checkpoints.or_else(|| bridge.settings.audit.checkpoint_file.clone());
+    let v = crate::checkpoints::verify(&bridge.pool, file.as_deref()).await?;
+    print_json(&v, json.then_some(target))?;
+    match v {
+        Verification::Ok { .. } => Ok(()),
+        Verification::Broken { .. } => Err(Failure::from("the audit chain is broken")),
+        Verification::CheckpointMismatch { checkpoint_id, .. } => Err(Failure::from(format!(
+            "checkpoint {checkpoint_id} does not match the audit log: \
+                 entries were removed or rewritten"
+        ))),
+        Verification::CheckpointsUnreadable { error, .. } => Err(Failure::from(error)),
+    }
+}
+
+async fn audit_export(
+    bridge: &Bridge,
+    target: &Target,
+    format: ExportFormat,
+    since: Option<String>,
+    until: Option<String>,
+    checkpoints_out: Option<PathBuf>,
+) -> Result<(), Failure> {
+    // The export itself is the output: the database is named
+    // on standard error.
+    eprintln!("lapor-bridge: {target}");
+    let since = crate::params::parse_instant("--since", since.as_deref()).map_err(usage)?;
+    let until = crate::params::parse_instant("--until", until.as_deref()).map_err(usage)?;
+    // The checkpoints before the entries: every checkpoint of
+    // the copy is then older than the export.
+    if let Some(out) = checkpoints_out {
+        let source = bridge.settings.audit.checkpoint_file.clone().ok_or_else(|| {
+            usage("--checkpoints-out needs [audit] checkpoint_file (BRIDGE_AUDIT_CHECKPOINT_FILE)")
+        })?;
+        let checkpoints = crate::checkpoints::read(&source).await?;
+        std::fs::write(&out, crate::checkpoints::to_jsonl(&checkpoints))
+            .map_err(|e| Failure::from(format!("cannot write {}: {e}", out.display())))?;
+    }
+    // A page at a time: the log is never held whole in memory.
+    let cursor = audit::ExportCursor::start(bridge.pool.clone(), since, until).await?;
+    let format = match format {
+        ExportFormat::Jsonl => crate::audit_export::Format::Jsonl,
+        ExportFormat::Csv => crate::audit_export::Format::Csv,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    match crate::audit_export::write(cursor, format, &mut out).await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Err(closed_pipe())
+        }
+        Err(e) => Err(Failure::from(format!("{e:#}"))),
     }
 }
 

@@ -8,6 +8,8 @@ use chrono::NaiveDate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::lapor::{AuthHeader, LaporSettings};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -78,35 +80,6 @@ fn key_source(key: &str, file: Option<&Path>, env: &dyn Env) -> String {
     }
 }
 
-/// Which header carries the LAPOR! API token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum AuthHeader {
-    /// `Authorization: Bearer <token>` (development accounts).
-    #[serde(rename = "Authorization")]
-    AuthorizationBearer,
-    /// `auth: <token>` (production accounts).
-    #[serde(rename = "auth")]
-    Auth,
-}
-
-impl AuthHeader {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.trim() {
-            v if v.eq_ignore_ascii_case("authorization") => Some(Self::AuthorizationBearer),
-            v if v.eq_ignore_ascii_case("auth") => Some(Self::Auth),
-            _ => None,
-        }
-    }
-
-    /// The header as the configuration names it (`Authorization`, `auth`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AuthorizationBearer => "Authorization",
-            Self::Auth => "auth",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -147,38 +120,6 @@ impl Default for DatabaseSettings {
         Self {
             url: SecretString::from("postgres://localhost/lapor_bridge"),
             max_connections: 16,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LaporSettings {
-    pub base_url: String,
-    pub api_token: SecretString,
-    pub instansi_token: SecretString,
-    pub auth_header: AuthHeader,
-    pub institution_id: i64,
-    /// Path of the create call (ASSUMED in the wire contract).
-    pub create_path: String,
-    /// Extra or corrected status names: LAPOR! name to the bridge's status.
-    pub status_names: std::collections::BTreeMap<String, String>,
-    /// How far LAPOR!'s clock may run behind the database's when an upstream
-    /// follow-up is compared with the first send of a local one.
-    pub clock_tolerance_secs: u64,
-}
-
-impl Default for LaporSettings {
-    fn default() -> Self {
-        Self {
-            base_url: "http://127.0.0.1:8081/api".into(),
-            api_token: SecretString::from(""),
-            instansi_token: SecretString::from(""),
-            auth_header: AuthHeader::AuthorizationBearer,
-            institution_id: 101,
-            create_path: "/complaints/complaint".into(),
-            status_names: Default::default(),
-            clock_tolerance_secs: 120,
         }
     }
 }
@@ -431,7 +372,24 @@ impl Settings {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
+    /// Applies the environment variables over the file's values. A bad
+    /// value is named by its variable.
     pub fn apply_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
+        self.apply_lapor_env(env)?;
+        self.apply_bridge_env(env)?;
+        self.apply_pii_env(env)?;
+        parse_env(
+            env,
+            "BRIDGE_LOOKUP_DELAY_SECS",
+            &mut self.bridge.lookup_delay_secs,
+        )?;
+        self.apply_audit_env(env)?;
+        self.apply_webhook_env(env)?;
+        self.apply_log_format_env(env)
+    }
+
+    /// `DATABASE_URL` and `LAPOR_*`.
+    fn apply_lapor_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
         if let Some(url) = env.var("DATABASE_URL") {
             self.database.url = SecretString::from(url);
         }
@@ -452,45 +410,38 @@ impl Settings {
                 )
             })?;
         }
-        parse_env(env, "LAPOR_INSTITUTION_ID", &mut self.lapor.institution_id)?;
+        parse_env(env, "LAPOR_INSTITUTION_ID", &mut self.lapor.institution_id)
+    }
+
+    /// `BRIDGE_*` of `[bridge]`: listening, delivery and the HTTP edge.
+    fn apply_bridge_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
         parse_env(env, "BRIDGE_LISTEN", &mut self.bridge.listen)?;
         if let Some(token) = env.var("BRIDGE_ADMIN_TOKEN") {
             self.bridge.admin_token = Some(SecretString::from(token));
         }
-        parse_env(env, "BRIDGE_CONCURRENCY", &mut self.bridge.concurrency)?;
-        parse_env(
-            env,
-            "BRIDGE_RATE_LIMIT_PER_SEC",
-            &mut self.bridge.rate_limit_per_sec,
-        )?;
-        parse_env(env, "BRIDGE_RETRY_BASE_MS", &mut self.bridge.retry_base_ms)?;
-        parse_env(env, "BRIDGE_RETRY_MAX_MS", &mut self.bridge.retry_max_ms)?;
-        parse_env(env, "BRIDGE_MAX_ATTEMPTS", &mut self.bridge.max_attempts)?;
-        parse_env(
-            env,
-            "BRIDGE_HTTP_TIMEOUT_MS",
-            &mut self.bridge.http_timeout_ms,
-        )?;
-        parse_env(
-            env,
-            "BRIDGE_POLL_INTERVAL_SECS",
-            &mut self.bridge.poll_interval_secs,
-        )?;
+        let b = &mut self.bridge;
+        parse_env(env, "BRIDGE_CONCURRENCY", &mut b.concurrency)?;
+        parse_env(env, "BRIDGE_RATE_LIMIT_PER_SEC", &mut b.rate_limit_per_sec)?;
+        parse_env(env, "BRIDGE_RETRY_BASE_MS", &mut b.retry_base_ms)?;
+        parse_env(env, "BRIDGE_RETRY_MAX_MS", &mut b.retry_max_ms)?;
+        parse_env(env, "BRIDGE_MAX_ATTEMPTS", &mut b.max_attempts)?;
+        parse_env(env, "BRIDGE_HTTP_TIMEOUT_MS", &mut b.http_timeout_ms)?;
+        parse_env(env, "BRIDGE_POLL_INTERVAL_SECS", &mut b.poll_interval_secs)?;
         parse_env(
             env,
             "BRIDGE_REQUEST_TIMEOUT_SECS",
-            &mut self.bridge.request_timeout_secs,
+            &mut b.request_timeout_secs,
         )?;
         parse_env(
             env,
             "BRIDGE_HEADER_READ_TIMEOUT_SECS",
-            &mut self.bridge.header_read_timeout_secs,
+            &mut b.header_read_timeout_secs,
         )?;
-        parse_env(
-            env,
-            "BRIDGE_MAX_BODY_BYTES",
-            &mut self.bridge.max_body_bytes,
-        )?;
+        parse_env(env, "BRIDGE_MAX_BODY_BYTES", &mut b.max_body_bytes)
+    }
+
+    /// `BRIDGE_PII_*`.
+    fn apply_pii_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
         if let Some(key) = env.var("BRIDGE_PII_KEY").filter(|k| !k.trim().is_empty()) {
             self.pii.key = Some(SecretString::from(key));
         }
@@ -506,12 +457,11 @@ impl Settings {
             env,
             "BRIDGE_PII_RETENTION_DAYS",
             &mut self.pii.retention_days,
-        )?;
-        parse_env(
-            env,
-            "BRIDGE_LOOKUP_DELAY_SECS",
-            &mut self.bridge.lookup_delay_secs,
-        )?;
+        )
+    }
+
+    /// `BRIDGE_AUDIT_*`.
+    fn apply_audit_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
         if let Some(path) = env.var("BRIDGE_AUDIT_CHECKPOINT_FILE") {
             self.audit.checkpoint_file = (!path.trim().is_empty()).then(|| PathBuf::from(path));
         }
@@ -519,7 +469,12 @@ impl Settings {
             env,
             "BRIDGE_AUDIT_CHECKPOINT_SECS",
             &mut self.audit.checkpoint_secs,
-        )?;
+        )
+    }
+
+    /// `BRIDGE_WEBHOOK_URL` with `BRIDGE_WEBHOOK_SECRET`: one more webhook,
+    /// or the secret of the file's webhook with that URL.
+    fn apply_webhook_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
         let webhook_url = env
             .var("BRIDGE_WEBHOOK_URL")
             .filter(|v| !v.trim().is_empty());
@@ -557,6 +512,11 @@ impl Settings {
             }
             (None, None) => {}
         }
+        Ok(())
+    }
+
+    /// `BRIDGE_LOG_FORMAT`.
+    fn apply_log_format_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
         if let Some(raw) = env.var("BRIDGE_LOG_FORMAT") {
             self.bridge.log_format = match raw.trim() {
                 "json" => LogFormat::Json,
@@ -572,6 +532,8 @@ impl Settings {
         Ok(())
     }
 
+    /// Every check of the settings, the first problem as an error naming
+    /// its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database.url.expose_secret();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -580,45 +542,35 @@ impl Settings {
                 "must start with postgres:// or postgresql://",
             ));
         }
-        let base = &self.lapor.base_url;
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
+        self.lapor
+            .validate()
+            .map_err(|e| invalid(e.key, e.problem))?;
+        self.validate_pii()?;
+        self.validate_bridge()?;
+        if self.audit.checkpoint_secs == 0 {
             return Err(invalid(
-                "LAPOR_BASE_URL",
-                format!("must be an http:// or https:// URL, got {base:?}"),
+                "BRIDGE_AUDIT_CHECKPOINT_SECS",
+                "must be at least 1",
             ));
         }
-        if self.lapor.institution_id <= 0 {
-            return Err(invalid(
-                "LAPOR_INSTITUTION_ID",
-                "must be a positive integer",
-            ));
-        }
+        self.validate_webhooks()?;
+        self.validate_tokens()
+    }
+
+    fn validate_pii(&self) -> Result<(), ConfigError> {
         if self.pii.retention_days > 36_500 {
             return Err(invalid(
                 "BRIDGE_PII_RETENTION_DAYS",
                 "must be at most 36500 (a hundred years)",
             ));
         }
-        if self.lapor.clock_tolerance_secs > 86_400 {
-            return Err(invalid(
-                "lapor.clock_tolerance_secs",
-                "must be at most 86400 (a day)",
-            ));
-        }
-        if !self.lapor.create_path.starts_with('/') {
-            return Err(invalid("lapor.create_path", "must start with /"));
-        }
-        for (name, status) in &self.lapor.status_names {
-            if crate::lapor::Status::from_canonical(status).is_none() {
-                return Err(invalid(
-                    "lapor.status_names",
-                    format!("{name:?} maps to unknown status {status:?}"),
-                ));
-            }
-        }
         crate::pii::Keyring::from_settings(&self.pii).map_err(|e| match e {
             crate::pii::KeyError::Malformed { name } => invalid(name, e.to_string()),
         })?;
+        Ok(())
+    }
+
+    fn validate_bridge(&self) -> Result<(), ConfigError> {
         let b = &self.bridge;
         if b.concurrency == 0 || b.concurrency > 1024 {
             return Err(invalid("BRIDGE_CONCURRENCY", "must be between 1 and 1024"));
@@ -676,13 +628,10 @@ impl Settings {
                 "must be at least 16 characters",
             ));
         }
-        if self.audit.checkpoint_secs == 0 {
-            return Err(invalid(
-                "BRIDGE_AUDIT_CHECKPOINT_SECS",
-                "must be at least 1",
-            ));
-        }
-        self.validate_webhooks()?;
+        Ok(())
+    }
+
+    fn validate_tokens(&self) -> Result<(), ConfigError> {
         for token in &self.tokens {
             if token.name.trim().is_empty() {
                 return Err(invalid("tokens.name", "must not be empty"));

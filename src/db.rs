@@ -453,6 +453,15 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     migrated
 }
 
+/// Drops the schema and everything in it: the throw-away databases of
+/// `demo` and `bench` start empty.
+pub async fn drop_schema(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// For `run` and every command but `migrate`: the schema owner applies the
 /// migrations (as `migrate` would); any other role applies nothing and is
 /// refused with [`DbError::Pending`] while migrations are pending.

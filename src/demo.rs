@@ -9,6 +9,7 @@ use anyhow::Context;
 use rand::RngExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::app::Daemon;
@@ -38,35 +39,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
 
     // A second demo refuses before it touches the first one's database:
     // the port first, then a lock the running demo holds for its lifetime.
-    let listen = settings.bridge.listen;
-    if listen.port() != 0 {
-        drop(std::net::TcpListener::bind(listen).map_err(|e| {
-            anyhow::anyhow!(
-                "{listen} is taken ({e}): is another `lapor-bridge demo` (or `run`) running? \
-                 Stop it first, or set BRIDGE_LISTEN to another port"
-            )
-        })?);
-    }
-    // A database of its own, emptied at every start.
-    let options = crate::db::connect_options(&settings.database)?.database(DEMO_DATABASE);
-    crate::db::ensure_database(&options).await?;
-    let target = crate::db::Target::of(&options);
-    let mut demo_lock = sqlx::PgConnection::connect_with(&options).await?;
-    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(DEMO_LOCK)
-        .fetch_one(&mut demo_lock)
-        .await?;
-    if !mine {
-        anyhow::bail!(
-            "another `lapor-bridge demo` is running on {target}: stop it first (its database \
-             is left as it is)"
-        );
-    }
-    let pool = crate::db::pool(options.clone(), 2).await?;
-    sqlx::query("DROP SCHEMA IF EXISTS lapor_bridge CASCADE")
-        .execute(&pool)
-        .await?;
-    pool.close().await;
+    refuse_taken_port(&settings)?;
+    let (options, target, demo_lock) = claim_database(&settings).await?;
     settings.database.url = SecretString::from(options.to_url_lossy().to_string());
 
     let sim = simulator::spawn(SimulatorConfig::default()).await?;
@@ -79,19 +53,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .context("configuring the simulator's faults")?;
 
     let token = format!("demo-{:032x}", rand::rng().random::<u128>());
-    settings.lapor.base_url = sim.base_url();
-    settings.lapor.api_token = SecretString::from("api-token");
-    settings.lapor.instansi_token = SecretString::from("instansi-token");
-    settings.bridge.admin_token = Some(SecretString::from(token.clone()));
-    settings.bridge.poll_interval_secs = 10;
-    settings.bridge.retry_base_ms = 500;
-    settings.bridge.retry_max_ms = 5_000;
-    settings.bridge.max_attempts = 20;
-    settings.bridge.rate_limit_per_sec = 20;
-    // A throw-away key: the demo database is emptied at every start.
-    let (_, pii_key) = crate::pii::PiiKey::generate();
-    settings.pii.key = Some(SecretString::from(pii_key));
-    settings.pii.old_keys.clear();
+    configure(&mut settings, &sim, &token);
 
     let daemon = Daemon::start(
         settings,
@@ -109,8 +71,77 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let city_stop = shutdown.clone();
     tokio::spawn(async move { city_activity(city_bridge, city_stop).await });
 
-    // Standard output may be a pipe that closes (`demo | head`): written
-    // once, a closed pipe is no failure.
+    print_banner(&daemon, &sim, &root, &token, &target);
+    daemon.wait().await;
+    sim.shutdown();
+    let _ = demo_lock.close().await;
+    Ok(())
+}
+
+/// Refuses when the configured listen port is taken (another demo, or
+/// `run`).
+fn refuse_taken_port(settings: &Settings) -> anyhow::Result<()> {
+    let listen = settings.bridge.listen;
+    if listen.port() != 0 {
+        drop(std::net::TcpListener::bind(listen).map_err(|e| {
+            anyhow::anyhow!(
+                "{listen} is taken ({e}): is another `lapor-bridge demo` (or `run`) running? \
+                 Stop it first, or set BRIDGE_LISTEN to another port"
+            )
+        })?);
+    }
+    Ok(())
+}
+
+/// The demo's own database, emptied: refused when another demo holds its
+/// lock. The returned connection holds the lock for the demo's lifetime.
+async fn claim_database(
+    settings: &Settings,
+) -> anyhow::Result<(PgConnectOptions, crate::db::Target, sqlx::PgConnection)> {
+    let options = crate::db::connect_options(&settings.database)?.database(DEMO_DATABASE);
+    crate::db::ensure_database(&options).await?;
+    let target = crate::db::Target::of(&options);
+    let mut demo_lock = sqlx::PgConnection::connect_with(&options).await?;
+    let mine = crate::store::jobs::lock(&mut demo_lock, DEMO_LOCK, false).await?;
+    if !mine {
+        anyhow::bail!(
+            "another `lapor-bridge demo` is running on {target}: stop it first (its database \
+             is left as it is)"
+        );
+    }
+    let pool = crate::db::pool(options.clone(), 2).await?;
+    crate::db::drop_schema(&pool).await?;
+    pool.close().await;
+    Ok((options, target, demo_lock))
+}
+
+/// The daemon's settings for the demo: the simulator as LAPOR!, `token` as
+/// the admin token, quick retries, and a throw-away reporter key.
+fn configure(settings: &mut Settings, sim: &simulator::RunningSimulator, token: &str) {
+    settings.lapor.base_url = sim.base_url();
+    settings.lapor.api_token = SecretString::from("api-token");
+    settings.lapor.instansi_token = SecretString::from("instansi-token");
+    settings.bridge.admin_token = Some(SecretString::from(token.to_string()));
+    settings.bridge.poll_interval_secs = 10;
+    settings.bridge.retry_base_ms = 500;
+    settings.bridge.retry_max_ms = 5_000;
+    settings.bridge.max_attempts = 20;
+    settings.bridge.rate_limit_per_sec = 20;
+    // A throw-away key: the demo database is emptied at every start.
+    let (_, pii_key) = crate::pii::PiiKey::generate();
+    settings.pii.key = Some(SecretString::from(pii_key));
+    settings.pii.old_keys.clear();
+}
+
+/// What the demo serves, on standard output. It may be a pipe that closes
+/// (`demo | head`): written once, a closed pipe is no failure.
+fn print_banner(
+    daemon: &Daemon,
+    sim: &simulator::RunningSimulator,
+    root: &str,
+    token: &str,
+    target: &crate::db::Target,
+) {
     let banner = format!(
         "\nlapor-bridge demo is running.\n  dashboard:  http://{}/\n  API token:  {token}   \
          (sign in to the dashboard with it, or send Authorization: Bearer <token>)\n  \
@@ -119,17 +150,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         daemon.addr,
         sim.base_url(),
     );
-    {
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout
-            .write_all(banner.as_bytes())
-            .and_then(|()| stdout.flush());
-    }
-    daemon.wait().await;
-    sim.shutdown();
-    let _ = demo_lock.close().await;
-    Ok(())
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 const TOPICS: [(&str, &str); 6] = [
@@ -245,13 +270,9 @@ async fn actions_submit(bridge: &crate::bridge::Bridge, doc: &Value) -> anyhow::
         .map_err(|e| anyhow::anyhow!("seeding {}: {e}", doc["local_ref"]))
 }
 
-/// LAPOR!'s side: the admin verifies complaints, citizens file new ones on
-/// lapor.go.id, reporters answer, some complaints close.
-async fn upstream_activity(
-    http: reqwest::Client,
-    root: String,
-    stop: tokio_util::sync::CancellationToken,
-) {
+/// Complaints citizens filed on lapor.go.id: three new ones, and history
+/// so that deadlines show at once.
+async fn file_upstream_history(http: &reqwest::Client, root: &str) {
     for i in 0..3 {
         let _ = http
             .post(format!("{root}/_sim/complaints"))
@@ -291,6 +312,73 @@ async fn upstream_activity(
                 .await;
         }
     }
+}
+
+/// Every two minutes LAPOR! is disrupted for twenty seconds (most requests
+/// fail), starting ten seconds in: deliveries retry, then catch up.
+async fn disrupt(http: &reqwest::Client, root: &str, round: u32) {
+    let faults = match round % 24 {
+        2 => Some(json!({"error_rate": 0.6, "html_error_rate": 0.1, "latency_ms": [10, 60]})),
+        6 => Some(MILD_FAULTS.clone()),
+        _ => None,
+    };
+    if let Some(faults) = faults {
+        let _ = http
+            .post(format!("{root}/_sim/faults"))
+            .json(&faults)
+            .send()
+            .await;
+    }
+}
+
+/// What LAPOR!'s admin and reporters do to listed complaint `n` in `round`.
+async fn act_on(http: &reqwest::Client, root: &str, round: u32, n: usize, c: &Value) {
+    let Some(id) = c["id"].as_i64() else {
+        return;
+    };
+    let status = c["status_name"].as_str().unwrap_or_default();
+    // LAPOR!'s admin has not got to this one yet: its follow-up waits.
+    if crate::lapor::types::carries_ref(c["tags_raw"].as_str().unwrap_or(""), UNVERIFIED) {
+        return;
+    }
+    let next = match (status, (n as u32 + round) % 4) {
+        ("Belum Terverifikasi", 0..=2) => Some("Terverifikasi"),
+        ("Dalam Proses", 0) if round > 4 => Some("Selesai"),
+        _ => None,
+    };
+    if let Some(next) = next {
+        let _ = http
+            .post(format!("{root}/_sim/complaints/{id}/status"))
+            .json(&json!({"status_name": next}))
+            .send()
+            .await;
+    }
+    // One complaint gets a status name the bridge does not know: a
+    // conflict for an operator.
+    if round == 4 && n == 1 {
+        let _ = http
+            .post(format!("{root}/_sim/complaints/{id}/status"))
+            .json(&json!({"status_name": "Menunggu Tanggapan Pelapor", "force": true}))
+            .send()
+            .await;
+    }
+    if round == 3 && n.is_multiple_of(5) {
+        let _ = http
+            .post(format!("{root}/_sim/complaints/{id}/followups"))
+            .json(&json!({"content": "Terima kasih, mohon segera ditangani.", "institution_id": null}))
+            .send()
+            .await;
+    }
+}
+
+/// LAPOR!'s side: the admin verifies complaints, citizens file new ones on
+/// lapor.go.id, reporters answer, some complaints close.
+async fn upstream_activity(
+    http: reqwest::Client,
+    root: String,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    file_upstream_history(&http, &root).await;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut round = 0u32;
     loop {
@@ -299,21 +387,7 @@ async fn upstream_activity(
             _ = tick.tick() => {}
         }
         round += 1;
-        // Every two minutes LAPOR! is disrupted for twenty seconds (most
-        // requests fail), starting ten seconds in: deliveries retry, then
-        // catch up.
-        let faults = match round % 24 {
-            2 => Some(json!({"error_rate": 0.6, "html_error_rate": 0.1, "latency_ms": [10, 60]})),
-            6 => Some(MILD_FAULTS.clone()),
-            _ => None,
-        };
-        if let Some(faults) = faults {
-            let _ = http
-                .post(format!("{root}/_sim/faults"))
-                .json(&faults)
-                .send()
-                .await;
-        }
+        disrupt(&http, &root, round).await;
         let Ok(resp) = http.get(format!("{root}/_sim/complaints")).send().await else {
             continue;
         };
@@ -322,40 +396,7 @@ async fn upstream_activity(
         };
         let items = all["data"].as_array().cloned().unwrap_or_default();
         for (n, c) in items.iter().enumerate() {
-            let Some(id) = c["id"].as_i64() else { continue };
-            let status = c["status_name"].as_str().unwrap_or_default();
-            // LAPOR!'s admin has not got to this one yet: its follow-up waits.
-            if crate::lapor::types::carries_ref(c["tags_raw"].as_str().unwrap_or(""), UNVERIFIED) {
-                continue;
-            }
-            let next = match (status, (n as u32 + round) % 4) {
-                ("Belum Terverifikasi", 0..=2) => Some("Terverifikasi"),
-                ("Dalam Proses", 0) if round > 4 => Some("Selesai"),
-                _ => None,
-            };
-            if let Some(next) = next {
-                let _ = http
-                    .post(format!("{root}/_sim/complaints/{id}/status"))
-                    .json(&json!({"status_name": next}))
-                    .send()
-                    .await;
-            }
-            // One complaint gets a status name the bridge does not know: a
-            // conflict for an operator.
-            if round == 4 && n == 1 {
-                let _ = http
-                    .post(format!("{root}/_sim/complaints/{id}/status"))
-                    .json(&json!({"status_name": "Menunggu Tanggapan Pelapor", "force": true}))
-                    .send()
-                    .await;
-            }
-            if round == 3 && n % 5 == 0 {
-                let _ = http
-                    .post(format!("{root}/_sim/complaints/{id}/followups"))
-                    .json(&json!({"content": "Terima kasih, mohon segera ditangani.", "institution_id": null}))
-                    .send()
-                    .await;
-            }
+            act_on(&http, &root, round, n, c).await;
         }
         if round == 6 {
             let _ = http

@@ -95,91 +95,96 @@ impl Snapshot {
 
     /// The gauges in the text exposition format; ages are counted to `now`.
     pub fn render(&self, now: DateTime<Utc>, out: &mut String) {
-        let _ = writeln!(out, "# TYPE lapor_bridge_outbox_depth gauge");
-        for (state, n) in &self.outbox_depth {
-            let _ = writeln!(out, "lapor_bridge_outbox_depth{{state=\"{state}\"}} {n}");
-        }
+        labelled(
+            out,
+            "lapor_bridge_outbox_depth",
+            "state",
+            &self.outbox_depth,
+        );
         let oldest = self
             .outbox_oldest_waiting_at
             .map(|at| ((now - at).num_milliseconds() as f64 / 1000.0).max(0.0))
             .unwrap_or(0.0);
-        let _ = writeln!(out, "# TYPE lapor_bridge_outbox_oldest_age_seconds gauge");
-        let _ = writeln!(out, "lapor_bridge_outbox_oldest_age_seconds {oldest}");
-        let _ = writeln!(out, "# TYPE lapor_bridge_complaints gauge");
-        for (state, n) in &self.complaints {
-            let _ = writeln!(out, "lapor_bridge_complaints{{sync_state=\"{state}\"}} {n}");
-        }
-        let _ = writeln!(out, "# TYPE lapor_bridge_conflicts gauge");
-        let _ = writeln!(out, "lapor_bridge_conflicts {}", self.conflicts);
-        let _ = writeln!(
+        gauge(out, "lapor_bridge_outbox_oldest_age_seconds", None, oldest);
+        labelled(
             out,
-            "# HELP lapor_bridge_upstream_duplicates LAPOR! complaints or follow-ups that carry one local item a second time (for LAPOR!'s admins to archive)."
+            "lapor_bridge_complaints",
+            "sync_state",
+            &self.complaints,
         );
-        let _ = writeln!(out, "# TYPE lapor_bridge_upstream_duplicates gauge");
-        let _ = writeln!(
+        gauge(out, "lapor_bridge_conflicts", None, self.conflicts);
+        gauge(
             out,
-            "lapor_bridge_upstream_duplicates {}",
-            self.upstream_duplicates
+            "lapor_bridge_upstream_duplicates",
+            Some(
+                "LAPOR! complaints or follow-ups that carry one local item a second time (for LAPOR!'s admins to archive).",
+            ),
+            self.upstream_duplicates,
         );
-        let _ = writeln!(out, "# TYPE lapor_bridge_sla_overdue gauge");
-        let _ = writeln!(
+        labelled(
             out,
-            "lapor_bridge_sla_overdue{{kind=\"follow_up\"}} {}",
-            self.sla_overdue_follow_up
+            "lapor_bridge_sla_overdue",
+            "kind",
+            [
+                ("follow_up", self.sla_overdue_follow_up),
+                ("completion", self.sla_overdue_completion),
+            ],
         );
-        let _ = writeln!(
+        labelled(
             out,
-            "lapor_bridge_sla_overdue{{kind=\"completion\"}} {}",
-            self.sla_overdue_completion
+            "lapor_bridge_job_last_success_timestamp_seconds",
+            "task",
+            &self.job_last_success,
         );
-        let _ = writeln!(
+        gauge(out, "lapor_bridge_audit_entries", None, self.audit_entries);
+        gauge(
             out,
-            "# TYPE lapor_bridge_job_last_success_timestamp_seconds gauge"
+            "lapor_bridge_feed_unsettled_events",
+            Some(
+                "Change-feed events not readable yet: an older transaction on the server is still running.",
+            ),
+            self.feed_unsettled_events,
         );
-        for (task, at) in &self.job_last_success {
-            let _ = writeln!(
-                out,
-                "lapor_bridge_job_last_success_timestamp_seconds{{task=\"{task}\"}} {at}"
-            );
-        }
-        let _ = writeln!(out, "# TYPE lapor_bridge_audit_entries gauge");
-        let _ = writeln!(out, "lapor_bridge_audit_entries {}", self.audit_entries);
-        let _ = writeln!(
+        labelled(
             out,
-            "# HELP lapor_bridge_feed_unsettled_events Change-feed events not readable yet: an older transaction on the server is still running."
+            "lapor_bridge_webhook_deliveries",
+            "state",
+            &self.webhook_deliveries,
         );
-        let _ = writeln!(out, "# TYPE lapor_bridge_feed_unsettled_events gauge");
-        let _ = writeln!(
+        gauge(
             out,
-            "lapor_bridge_feed_unsettled_events {}",
-            self.feed_unsettled_events
+            "lapor_bridge_webhook_endpoints_disabled",
+            None,
+            self.webhook_endpoints_disabled,
         );
-        let _ = writeln!(out, "# TYPE lapor_bridge_webhook_deliveries gauge");
-        for (state, n) in &self.webhook_deliveries {
-            let _ = writeln!(
-                out,
-                "lapor_bridge_webhook_deliveries{{state=\"{state}\"}} {n}"
-            );
-        }
-        let _ = writeln!(out, "# TYPE lapor_bridge_webhook_endpoints_disabled gauge");
-        let _ = writeln!(
+        gauge(
             out,
-            "lapor_bridge_webhook_endpoints_disabled {}",
-            self.webhook_endpoints_disabled
+            "lapor_bridge_gauges_taken_timestamp_seconds",
+            Some("When the database gauges of this scrape were counted (Unix time)."),
+            self.taken_at.timestamp_millis() as f64 / 1000.0,
         );
-        let _ = writeln!(
-            out,
-            "# HELP lapor_bridge_gauges_taken_timestamp_seconds When the database gauges of this scrape were counted (Unix time)."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE lapor_bridge_gauges_taken_timestamp_seconds gauge"
-        );
-        let _ = writeln!(
-            out,
-            "lapor_bridge_gauges_taken_timestamp_seconds {}",
-            self.taken_at.timestamp_millis() as f64 / 1000.0
-        );
+    }
+}
+
+/// One gauge without labels: its help line (when given), type and value.
+fn gauge(out: &mut String, name: &str, help: Option<&str>, value: impl std::fmt::Display) {
+    if let Some(help) = help {
+        let _ = writeln!(out, "# HELP {name} {help}");
+    }
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// One gauge with a value per label value.
+fn labelled<K: std::fmt::Display, V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (K, V)>,
+) {
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (key, value) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{key}\"}} {value}");
     }
 }
 

@@ -1,14 +1,6 @@
-//! lapor-bridge: keeps a city's complaint center and SP4N-LAPOR! in step.
-//!
-//! One module per concern: `config` (typed settings), `lapor` (the LAPOR! wire
-//! format and client), `simulator` (an in-memory LAPOR!), `store` (SQL, one
-//! module per table family), `outbox` (delivery), `pii` (reporter identity,
-//! encrypted at rest), `inbound` (pull and reconciliation), `sla` (working-day
-//! deadlines), `feed` (the change feed and its webhooks), `checkpoints` (the
-//! audit log's head written outside the database), `api` (admin HTTP, its
-//! edge and its OpenAPI document), `params` (query parameters, pages and
-//! instants as every surface reads them), `doctor` (first-contact checks
-//! against LAPOR!), `cli`.
+//! lapor-bridge keeps a city's complaint center and SP4N-LAPOR! in step: `outbox` delivers, `inbound` pulls and reconciles,
+//! `feed` tells the city's app, `web` answers HTTP (`api`, `dashboard`), `app` supervises the daemon's tasks; LAPOR!'s wire
+//! format lives only in `lapor`, SQL only in `store`, states and kinds as `domain` types (docs/architecture.md: every module).
 
 pub mod actions;
 pub mod app;
@@ -38,5 +30,7 @@ pub mod sla;
 pub mod status_document;
 pub mod store;
 pub mod submit_document;
+pub mod supervisor;
 pub mod telemetry;
+pub mod time;
 pub mod web;

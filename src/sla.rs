@@ -9,7 +9,7 @@
 //! | expected auto-close | the last follow-up | 10 | working days |
 //! | completion | the creation of the complaint | 60 | calendar days |
 //!
-//! Days are Western Indonesian Time (UTC+7, [`crate::lapor::wib::wib`]) dates:
+//! Days are Western Indonesian Time (UTC+7, [`crate::time::wib`]) dates:
 //! an event at 17:00 UTC or later belongs to the next Jakarta day. Working
 //! days are Monday to Friday minus a configured list of national holidays and
 //! collective leave days (`[sla] holidays`, see [`crate::config::SlaSettings`]).
@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use serde::Serialize;
 
-use crate::lapor::wib::{from_wib_naive, wib};
+use crate::time::{from_wib_naive, wib};
 
 /// Working days of a follow-up: the dispositioned institution posts a
 /// follow-up within this many working days of the disposition.
@@ -290,7 +290,7 @@ mod tests {
 
     /// `YYYY-MM-DD HH:MM:SS` in WIB.
     fn wib_at(s: &str) -> DateTime<Utc> {
-        crate::lapor::wib::parse_datetime(s).unwrap()
+        crate::lapor::timestamp::parse_datetime(s).unwrap()
     }
 
     fn utc(s: &str) -> DateTime<Utc> {

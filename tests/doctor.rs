@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use lapor_bridge::config::{AuthHeader, Settings};
+use lapor_bridge::config::Settings;
 use lapor_bridge::doctor::{Outcome, Report};
+use lapor_bridge::lapor::AuthHeader;
 use lapor_bridge::simulator::{self, RunningSimulator, SimulatorConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -328,6 +328,86 @@ async fn notify_carries_the_cursor_of_each_event() {
     app.finish().await;
 }
 
+/// One statement that changes many complaints (the outcome writer links a
+/// whole batch at once; a city app may update several by SQL) writes an
+/// event for each, in order per complaint, and wakes listeners once with
+/// the newest event's cursor.
+#[tokio::test]
+async fn a_statement_changing_many_complaints_writes_each_event_and_notifies_once() {
+    let app = spawn_app().await;
+    let refs = ["PLG-F-M1", "PLG-F-M2", "PLG-F-M3"];
+    for r in refs {
+        linked(&app, r).await;
+    }
+    let start = head(&app).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool)
+        .await
+        .unwrap();
+    listener.listen("lapor_bridge_events").await.unwrap();
+    // Status and disposition of all three in one UPDATE; one complaint
+    // also gets a conflict.
+    let changed = sqlx::query(
+        "UPDATE lapor_bridge.complaints
+            SET lapor_status_name = 'Terverifikasi', status = 'verified',
+                lapor_disposition_id = 4242,
+                conflict_reason = CASE WHEN local_ref = 'PLG-F-M2' THEN 'checked by hand' END
+          WHERE local_ref = ANY($1)",
+    )
+    .bind(&refs[..])
+    .execute(&app.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 3);
+    let items = read_all(&app, start).await;
+    let seen: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                i.data["local_ref"].as_str().unwrap().to_string(),
+                i.kind.clone(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("PLG-F-M1", "complaint.status_changed"),
+        ("PLG-F-M1", "complaint.disposition_changed"),
+        ("PLG-F-M2", "complaint.status_changed"),
+        ("PLG-F-M2", "complaint.disposition_changed"),
+        ("PLG-F-M2", "complaint.conflict"),
+        ("PLG-F-M3", "complaint.status_changed"),
+        ("PLG-F-M3", "complaint.disposition_changed"),
+    ]
+    .iter()
+    .map(|(r, k)| (r.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(items[0].data["previous_status"], "unverified");
+    assert_eq!(items[0].data["status"], "verified");
+    assert_eq!(items[4].data["reason"], "checked by hand");
+    // A second statement, one event: had the first notified once per event,
+    // its second notification would come here instead of this one's.
+    sqlx::query("UPDATE lapor_bridge.complaints SET conflict_reason = NULL, status = 'closed' WHERE local_ref = 'PLG-F-M2'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let after_batch = read_all(&app, items.last().unwrap().cursor.parse().unwrap()).await;
+    assert_eq!(after_batch.len(), 1);
+    for expected in [items.last().unwrap(), &after_batch[0]] {
+        let note = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .expect("a notification")
+            .unwrap();
+        assert_eq!(
+            note.payload(),
+            expected.cursor,
+            "the newest cursor of each statement"
+        );
+    }
+    drop(listener);
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn the_changes_api_validates_scopes_intake_and_long_polls() {
     let app = spawn_app().await;

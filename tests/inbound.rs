@@ -186,7 +186,7 @@ async fn same_second_updates_at_a_page_boundary_are_applied_exactly_once() {
             .unwrap();
     let last = upstream.last().unwrap();
     assert_eq!(
-        lapor_bridge::lapor::wib::format_datetime(cursor),
+        lapor_bridge::lapor::timestamp::format_datetime(cursor),
         last.0,
         "the cursor is the last listed second"
     );

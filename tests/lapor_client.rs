@@ -6,9 +6,9 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use lapor_bridge::{
-    config::{AuthHeader, LaporSettings},
     lapor::{
-        FailureKind, FileToUpload, LaporClient, LaporError, Status, StatusName, client, types::*,
+        AuthHeader, FailureKind, FileToUpload, LaporClient, LaporError, LaporSettings, Status,
+        StatusName, client, types::*,
     },
     metrics::Metrics,
     simulator::{self, RunningSimulator, SimulatorConfig},

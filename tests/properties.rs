@@ -14,10 +14,11 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 use lapor_bridge::config::Settings;
-use lapor_bridge::lapor::wib;
+use lapor_bridge::lapor::timestamp;
 use lapor_bridge::lapor::{FailureKind, LaporError};
 use lapor_bridge::outbox::retry::RetryPolicy;
 use lapor_bridge::sla::{WorkingCalendar, wib_date};
+use lapor_bridge::time;
 
 /// Failures are shrunk and printed; they are kept as named tests below
 /// rather than in a `proptest-regressions` file.
@@ -138,41 +139,41 @@ proptest! {
         let expected = (naive - TimeDelta::hours(7)).and_utc();
         let plain = naive.format("%Y-%m-%d %H:%M:%S").to_string();
         let followup = naive.format("%d-%m-%Y %H:%M:%S").to_string();
-        prop_assert_eq!(wib::parse_datetime(&plain), Ok(expected));
-        prop_assert_eq!(wib::parse_followup_datetime(&followup), Ok(expected));
+        prop_assert_eq!(timestamp::parse_datetime(&plain), Ok(expected));
+        prop_assert_eq!(timestamp::parse_followup_datetime(&followup), Ok(expected));
         // Surrounding whitespace is tolerated, the other form is not.
-        prop_assert_eq!(wib::parse_datetime(&format!(" {plain}\n")), Ok(expected));
-        prop_assert!(wib::parse_datetime(&followup).is_err());
-        prop_assert!(wib::parse_followup_datetime(&plain).is_err());
+        prop_assert_eq!(timestamp::parse_datetime(&format!(" {plain}\n")), Ok(expected));
+        prop_assert!(timestamp::parse_datetime(&followup).is_err());
+        prop_assert!(timestamp::parse_followup_datetime(&plain).is_err());
         // And back.
-        prop_assert_eq!(wib::format_datetime(expected), plain);
-        prop_assert_eq!(wib::format_followup_datetime(expected), followup);
-        prop_assert_eq!(wib::parse_date(&naive.format("%Y-%m-%d").to_string()), Ok(naive.date()));
+        prop_assert_eq!(timestamp::format_datetime(expected), plain);
+        prop_assert_eq!(timestamp::format_followup_datetime(expected), followup);
+        prop_assert_eq!(timestamp::parse_date(&naive.format("%Y-%m-%d").to_string()), Ok(naive.date()));
     }
 
     #[test]
     fn garbage_never_panics(s in any::<String>()) {
-        let _ = wib::parse_datetime(&s);
-        let _ = wib::parse_followup_datetime(&s);
-        let _ = wib::parse_date(&s);
+        let _ = timestamp::parse_datetime(&s);
+        let _ = timestamp::parse_followup_datetime(&s);
+        let _ = timestamp::parse_date(&s);
     }
 
     #[test]
     fn near_misses_never_panic_and_round_trip_when_accepted(
         s in r"[ +-]?[0-9]{1,7}-[0-9]{1,3}-[0-9]{1,7}( [0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3})?"
     ) {
-        for parsed in [wib::parse_datetime(&s), wib::parse_followup_datetime(&s)]
+        for parsed in [timestamp::parse_datetime(&s), timestamp::parse_followup_datetime(&s)]
             .into_iter()
             .flatten()
         {
-            prop_assert_eq!(wib::parse_datetime(&wib::format_datetime(parsed)), Ok(parsed));
+            prop_assert_eq!(timestamp::parse_datetime(&timestamp::format_datetime(parsed)), Ok(parsed));
             prop_assert_eq!(
-                wib::parse_followup_datetime(&wib::format_followup_datetime(parsed)),
+                timestamp::parse_followup_datetime(&timestamp::format_followup_datetime(parsed)),
                 Ok(parsed)
             );
         }
-        if let Ok(d) = wib::parse_date(&s) {
-            prop_assert_eq!(wib::parse_date(&wib::format_date(d)), Ok(d));
+        if let Ok(d) = timestamp::parse_date(&s) {
+            prop_assert_eq!(timestamp::parse_date(&timestamp::format_date(d)), Ok(d));
         }
     }
 }
@@ -202,8 +203,8 @@ fn end_of_day() -> NaiveTime {
 
 /// Any millisecond of 2025-2027, Jakarta time.
 fn instant_2025_2027() -> impl Strategy<Value = DateTime<Utc>> {
-    let start = wib::parse_datetime("2025-01-01 00:00:00").map(|t| t.timestamp_millis());
-    let end = wib::parse_datetime("2028-01-01 00:00:00").map(|t| t.timestamp_millis());
+    let start = timestamp::parse_datetime("2025-01-01 00:00:00").map(|t| t.timestamp_millis());
+    let end = timestamp::parse_datetime("2028-01-01 00:00:00").map(|t| t.timestamp_millis());
     let (start, end) = (start.unwrap_or_default(), end.unwrap_or_default());
     (start..end).prop_map(|ms| DateTime::from_timestamp_millis(ms).unwrap_or_default())
 }
@@ -218,7 +219,7 @@ proptest! {
     ) {
         let cal = calendar();
         let due = cal.add_working_days(from, n);
-        let local = due.with_timezone(&wib::wib());
+        let local = due.with_timezone(&time::wib());
         prop_assert_eq!(local.time(), end_of_day(), "{} + {} -> {}", from, n, due);
         let (from_day, due_day) = (wib_date(from), wib_date(due));
         if n > 0 {
@@ -278,9 +279,9 @@ fn the_example_holidays_are_honoured() {
     assert!(cal.is_working_day(date("2025-01-02")));
     // Disposition on Tuesday 2024-12-31 at 10:00 WIB: Jan 1 is a holiday, so
     // the 5th working day is Wednesday 2025-01-08.
-    let from = wib::parse_datetime("2024-12-31 10:00:00").unwrap_or_default();
+    let from = timestamp::parse_datetime("2024-12-31 10:00:00").unwrap_or_default();
     assert_eq!(
-        wib::format_datetime(cal.add_working_days(from, 5)),
+        timestamp::format_datetime(cal.add_working_days(from, 5)),
         "2025-01-08 23:59:59"
     );
 }
@@ -295,12 +296,12 @@ fn the_example_holidays_are_honoured() {
 /// parser; it is now a field error.
 #[test]
 fn regression_the_first_hours_of_chronos_range_are_an_error_not_a_panic() {
-    assert!(wib::parse_datetime("-262143-01-01 00:00:00").is_err());
-    assert!(wib::parse_datetime("-262143-01-01 06:59:59").is_err());
-    assert!(wib::parse_followup_datetime("01-01--262143 00:00:00").is_err());
+    assert!(timestamp::parse_datetime("-262143-01-01 00:00:00").is_err());
+    assert!(timestamp::parse_datetime("-262143-01-01 06:59:59").is_err());
+    assert!(timestamp::parse_followup_datetime("01-01--262143 00:00:00").is_err());
     // From 07:00 WIB on it is the first UTC instant chrono has.
     assert_eq!(
-        wib::parse_datetime("-262143-01-01 07:00:00"),
+        timestamp::parse_datetime("-262143-01-01 07:00:00"),
         Ok(DateTime::<Utc>::MIN_UTC)
     );
     let doc = serde_json::json!({"results": {"data": [{"id": 1,
@@ -313,7 +314,7 @@ fn regression_the_first_hours_of_chronos_range_are_an_error_not_a_panic() {
     .unwrap_err();
     assert_eq!(err.field, "created_at");
     let naive = NaiveDate::MIN.and_hms_opt(0, 0, 0).unwrap_or_default();
-    assert_eq!(wib::from_wib_naive(naive), DateTime::<Utc>::MIN_UTC);
+    assert_eq!(time::from_wib_naive(naive), DateTime::<Utc>::MIN_UTC);
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use lapor_bridge::lapor::wib;
+use lapor_bridge::lapor::timestamp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,29 +12,29 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for parsed in [
-        wib::parse_datetime(text),
-        wib::parse_followup_datetime(text),
+        timestamp::parse_datetime(text),
+        timestamp::parse_followup_datetime(text),
     ]
     .into_iter()
     .flatten()
     {
-        let plain = wib::format_datetime(parsed);
+        let plain = timestamp::format_datetime(parsed);
         assert_eq!(
-            wib::parse_datetime(&plain),
+            timestamp::parse_datetime(&plain),
             Ok(parsed),
             "{text:?} -> {parsed:?} -> {plain:?}"
         );
-        let followup = wib::format_followup_datetime(parsed);
+        let followup = timestamp::format_followup_datetime(parsed);
         assert_eq!(
-            wib::parse_followup_datetime(&followup),
+            timestamp::parse_followup_datetime(&followup),
             Ok(parsed),
             "{text:?} -> {parsed:?} -> {followup:?}"
         );
     }
-    if let Ok(date) = wib::parse_date(text) {
-        let formatted = wib::format_date(date);
+    if let Ok(date) = timestamp::parse_date(text) {
+        let formatted = timestamp::format_date(date);
         assert_eq!(
-            wib::parse_date(&formatted),
+            timestamp::parse_date(&formatted),
             Ok(date),
             "{text:?} -> {formatted:?}"
         );

@@ -14,7 +14,8 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::config::{AuthHeader, Settings};
+use crate::config::Settings;
+use crate::lapor::AuthHeader;
 use crate::lapor::client::{ClientBuildError, Probe, Seen};
 use crate::lapor::types::{ComplaintSummary, Scope, SummaryPage};
 use crate::lapor::{FailureKind, LaporClient, LaporError, Status, StatusName};
@@ -137,174 +138,26 @@ pub async fn run(settings: &Settings) -> Result<Report, ClientBuildError> {
             ),
         ),
         Err(LaporError::Unauthorized { status, .. }) => {
-            // The other header form, also a read: says which to set.
-            let other = match lapor.auth_header {
-                AuthHeader::AuthorizationBearer => AuthHeader::Auth,
-                AuthHeader::Auth => AuthHeader::AuthorizationBearer,
-            };
-            let mut other_settings = lapor.clone();
-            other_settings.auth_header = other;
-            let alt = LaporClient::for_probes(&other_settings, timeout, rate, metrics.clone())?;
-            let retry = alt.probe_institutions().await;
-            answers.keep(&retry);
-            if retry.result.is_ok() {
-                client = alt;
-                check(
-                    "tokens",
-                    Outcome::Fail,
-                    format!(
-                        "LAPOR! refused the API token in {} ({status}) and accepts it in {}; \
-                         the checks below use {}",
-                        header_form(lapor.auth_header),
-                        header_form(other),
-                        header_form(other)
-                    ),
-                )
-                .set(format!(
-                    "auth_header = \"{}\" in [lapor] (LAPOR_AUTH_HEADER={})",
-                    header_name(other),
-                    header_name(other)
-                ))
-            } else {
-                reachable = false;
-                let empty = lapor.api_token.expose_secret().is_empty()
-                    || lapor.instansi_token.expose_secret().is_empty();
-                check(
-                    "tokens",
-                    Outcome::Fail,
-                    format!(
-                        "LAPOR! refused the tokens ({status}) in both header forms{}",
-                        if empty { "; a token is empty" } else { "" }
-                    ),
-                )
-                .set(
-                    "LAPOR_API_TOKEN and LAPOR_INSTANSI_TOKEN: this account's tokens from \
-                     LAPOR!'s admin panel",
-                )
+            let (found, alt) =
+                other_header_check(lapor, *status, timeout, rate, &metrics, &mut answers).await?;
+            match alt {
+                Some(alt) => client = alt,
+                None => reachable = false,
             }
+            found
         }
         Err(e) => {
             reachable = false;
-            let seen = &institutions.seen;
-            if seen.html {
-                check(
-                    "tokens",
-                    Outcome::Fail,
-                    format!(
-                        "LAPOR! answered an HTML page where JSON was expected ({})",
-                        describe(e, seen)
-                    ),
-                )
-                .set(
-                    "LAPOR_BASE_URL: the API root (e.g. https://<lapor-api-host>/api), not the \
-                     website; or LAPOR! (or a proxy in front of it) is down: try again later",
-                )
-            } else if seen.status == Some(404) {
-                check(
-                    "tokens",
-                    Outcome::Fail,
-                    format!(
-                        "no institutions endpoint under {} ({})",
-                        lapor.base_url,
-                        describe(e, seen)
-                    ),
-                )
-                .set("LAPOR_BASE_URL: the API root, under which /masters/institutions/external is")
-            } else if seen.status.is_none() {
-                check(
-                    "tokens",
-                    Outcome::Fail,
-                    format!("cannot reach LAPOR!: {}", e.message()),
-                )
-                .set("LAPOR_BASE_URL, and this machine's route to it (DNS, firewall, proxy)")
-            } else {
-                check(
-                    "tokens",
-                    Outcome::Fail,
-                    format!("the institutions list failed: {}", describe(e, seen)),
-                )
-            }
+            unreachable_check(lapor, e, &institutions.seen)
         }
     };
     let tls_from_first = tls_failure(&institutions);
     checks.push(tokens);
 
     if !reachable {
-        let why = "not checked: the tokens check failed";
-        for name in [
-            "institution",
-            "create_path",
-            "list_created",
-            "list_inbox",
-            "complaint_detail",
-            "followups",
-            "status_names",
-        ] {
-            checks.push(check(name, Outcome::Unknown, why));
-        }
+        not_checked(&mut checks);
     } else {
-        checks.push(institution_check(settings, &client, &institutions).await);
-        let create = client.probe_create_path().await;
-        answers.keep(&create);
-        checks.push(create_path_check(&client, &create));
-
-        let mut names: Vec<String> = Vec::new();
-        let mut first_id = None;
-        for (name, scope) in [
-            ("list_created", Scope::Created),
-            ("list_inbox", Scope::Inbox),
-        ] {
-            let probe = client.probe_list(scope, 5).await;
-            answers.keep(&probe);
-            if let Ok(page) = &probe.result {
-                names.extend(page.items.iter().map(|s| s.status_name.clone()));
-                first_id = first_id.or(page.items.first().map(|s| s.id));
-            }
-            checks.push(list_check(name, scope, &probe));
-        }
-        match first_id {
-            None => {
-                let why = "no complaint listed to read (neither listing shows one)";
-                checks.push(check("complaint_detail", Outcome::Unknown, why));
-                checks.push(check("followups", Outcome::Unknown, why));
-            }
-            Some(id) => {
-                let detail = client.probe_complaint(id).await;
-                answers.keep(&detail);
-                checks.push(match &detail.result {
-                    Ok(d) => {
-                        names.push(d.status_name.clone());
-                        for log in &d.logs {
-                            names.extend(log.status_old.iter().cloned());
-                            names.extend(log.status_new.iter().cloned());
-                        }
-                        check(
-                            "complaint_detail",
-                            Outcome::Pass,
-                            format!(
-                                "complaint {id} reads: status {:?}, disposition {}, {} log entr(ies)",
-                                d.status_name,
-                                d.disposition_id
-                                    .map_or_else(|| "-".to_string(), |i| i.to_string()),
-                                d.logs.len()
-                            ),
-                        )
-                    }
-                    Err(e) => shape_failure("complaint_detail", id, e, &detail.seen),
-                });
-                let followups = client.probe_followups(id).await;
-                answers.keep(&followups);
-                checks.push(match &followups.result {
-                    Ok(list) => check(
-                        "followups",
-                        Outcome::Pass,
-                        format!("complaint {id}: {} follow-up(s) read", list.len()),
-                    ),
-                    Err(e) => shape_failure("followups", id, e, &followups.seen),
-                });
-            }
-        }
-        checks.push(status_names_check(&client, &names));
+        reachable_checks(settings, &client, &institutions, &mut answers, &mut checks).await;
     }
     checks.insert(0, tls_check(&lapor.base_url, &answers, tls_from_first));
     checks.push(clock_check(settings, &answers));
@@ -313,6 +166,207 @@ pub async fn run(settings: &Settings) -> Result<Report, ClientBuildError> {
         base_url: lapor.base_url.clone(),
         checks,
     })
+}
+
+/// The API token refused in the configured header form: tries the other
+/// form (also a read), which says which to set. The other form's client
+/// when it works.
+async fn other_header_check(
+    lapor: &crate::lapor::LaporSettings,
+    status: u16,
+    timeout: Duration,
+    rate: u32,
+    metrics: &Arc<Metrics>,
+    answers: &mut Answers,
+) -> Result<(Check, Option<LaporClient>), ClientBuildError> {
+    // The other header form, also a read: says which to set.
+    let other = match lapor.auth_header {
+        AuthHeader::AuthorizationBearer => AuthHeader::Auth,
+        AuthHeader::Auth => AuthHeader::AuthorizationBearer,
+    };
+    let mut other_settings = lapor.clone();
+    other_settings.auth_header = other;
+    let alt = LaporClient::for_probes(&other_settings, timeout, rate, metrics.clone())?;
+    let retry = alt.probe_institutions().await;
+    answers.keep(&retry);
+    if retry.result.is_ok() {
+        let found = check(
+            "tokens",
+            Outcome::Fail,
+            format!(
+                "LAPOR! refused the API token in {} ({status}) and accepts it in {}; \
+                 the checks below use {}",
+                header_form(lapor.auth_header),
+                header_form(other),
+                header_form(other)
+            ),
+        )
+        .set(format!(
+            "auth_header = \"{}\" in [lapor] (LAPOR_AUTH_HEADER={})",
+            header_name(other),
+            header_name(other)
+        ));
+        return Ok((found, Some(alt)));
+    }
+    let empty = lapor.api_token.expose_secret().is_empty()
+        || lapor.instansi_token.expose_secret().is_empty();
+    Ok((
+        check(
+            "tokens",
+            Outcome::Fail,
+            format!(
+                "LAPOR! refused the tokens ({status}) in both header forms{}",
+                if empty { "; a token is empty" } else { "" }
+            ),
+        )
+        .set(
+            "LAPOR_API_TOKEN and LAPOR_INSTANSI_TOKEN: this account's tokens from \
+             LAPOR!'s admin panel",
+        ),
+        None,
+    ))
+}
+
+/// The institutions list failed for another reason than the tokens: an
+/// HTML page, no such endpoint, no route, or an error.
+fn unreachable_check(lapor: &crate::lapor::LaporSettings, e: &LaporError, seen: &Seen) -> Check {
+    if seen.html {
+        check(
+            "tokens",
+            Outcome::Fail,
+            format!(
+                "LAPOR! answered an HTML page where JSON was expected ({})",
+                describe(e, seen)
+            ),
+        )
+        .set(
+            "LAPOR_BASE_URL: the API root (e.g. https://<lapor-api-host>/api), not the \
+             website; or LAPOR! (or a proxy in front of it) is down: try again later",
+        )
+    } else if seen.status == Some(404) {
+        check(
+            "tokens",
+            Outcome::Fail,
+            format!(
+                "no institutions endpoint under {} ({})",
+                lapor.base_url,
+                describe(e, seen)
+            ),
+        )
+        .set("LAPOR_BASE_URL: the API root, under which /masters/institutions/external is")
+    } else if seen.status.is_none() {
+        check(
+            "tokens",
+            Outcome::Fail,
+            format!("cannot reach LAPOR!: {}", e.message()),
+        )
+        .set("LAPOR_BASE_URL, and this machine's route to it (DNS, firewall, proxy)")
+    } else {
+        check(
+            "tokens",
+            Outcome::Fail,
+            format!("the institutions list failed: {}", describe(e, seen)),
+        )
+    }
+}
+
+/// Every check that needs LAPOR! to accept the tokens, as not checked.
+fn not_checked(checks: &mut Vec<Check>) {
+    let why = "not checked: the tokens check failed";
+    for name in [
+        "institution",
+        "create_path",
+        "list_created",
+        "list_inbox",
+        "complaint_detail",
+        "followups",
+        "status_names",
+    ] {
+        checks.push(check(name, Outcome::Unknown, why));
+    }
+}
+
+/// The checks after the tokens were accepted: institution, create path,
+/// both listings, one complaint's detail and follow-ups, status names.
+async fn reachable_checks(
+    settings: &Settings,
+    client: &LaporClient,
+    institutions: &Probe<Vec<crate::lapor::types::Institution>>,
+    answers: &mut Answers,
+    checks: &mut Vec<Check>,
+) {
+    checks.push(institution_check(settings, client, institutions).await);
+    let create = client.probe_create_path().await;
+    answers.keep(&create);
+    checks.push(create_path_check(client, &create));
+
+    let mut names: Vec<String> = Vec::new();
+    let mut first_id = None;
+    for (name, scope) in [
+        ("list_created", Scope::Created),
+        ("list_inbox", Scope::Inbox),
+    ] {
+        let probe = client.probe_list(scope, 5).await;
+        answers.keep(&probe);
+        if let Ok(page) = &probe.result {
+            names.extend(page.items.iter().map(|s| s.status_name.clone()));
+            first_id = first_id.or(page.items.first().map(|s| s.id));
+        }
+        checks.push(list_check(name, scope, &probe));
+    }
+    match first_id {
+        None => {
+            let why = "no complaint listed to read (neither listing shows one)";
+            checks.push(check("complaint_detail", Outcome::Unknown, why));
+            checks.push(check("followups", Outcome::Unknown, why));
+        }
+        Some(id) => complaint_checks(client, id, &mut names, answers, checks).await,
+    }
+    checks.push(status_names_check(client, &names));
+}
+
+/// One listed complaint's detail and follow-ups; the status names seen go
+/// to `names`.
+async fn complaint_checks(
+    client: &LaporClient,
+    id: i64,
+    names: &mut Vec<String>,
+    answers: &mut Answers,
+    checks: &mut Vec<Check>,
+) {
+    let detail = client.probe_complaint(id).await;
+    answers.keep(&detail);
+    checks.push(match &detail.result {
+        Ok(d) => {
+            names.push(d.status_name.clone());
+            for log in &d.logs {
+                names.extend(log.status_old.iter().cloned());
+                names.extend(log.status_new.iter().cloned());
+            }
+            check(
+                "complaint_detail",
+                Outcome::Pass,
+                format!(
+                    "complaint {id} reads: status {:?}, disposition {}, {} log entr(ies)",
+                    d.status_name,
+                    d.disposition_id
+                        .map_or_else(|| "-".to_string(), |i| i.to_string()),
+                    d.logs.len()
+                ),
+            )
+        }
+        Err(e) => shape_failure("complaint_detail", id, e, &detail.seen),
+    });
+    let followups = client.probe_followups(id).await;
+    answers.keep(&followups);
+    checks.push(match &followups.result {
+        Ok(list) => check(
+            "followups",
+            Outcome::Pass,
+            format!("complaint {id}: {} follow-up(s) read", list.len()),
+        ),
+        Err(e) => shape_failure("followups", id, e, &followups.seen),
+    });
 }
 
 /// A connection that failed on the certificate.

@@ -22,6 +22,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::Sha256;
+use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 use subtle::ConstantTimeEq;
 use tokio::task::JoinSet;
@@ -32,6 +33,7 @@ use crate::bridge::Bridge;
 use crate::domain::AttemptOutcome;
 use crate::outbox::retry::RetryPolicy;
 use crate::store::audit::{self, NewEntry};
+use crate::store::notify::{self, ListenError};
 use crate::store::webhooks::{self, ClaimedDelivery, DeliveryNext, WebhookAttempt};
 
 /// The prefix of a Standard Webhooks secret.
@@ -294,15 +296,13 @@ impl Dispatcher {
 
     /// The loop of `lapor-bridge run`, until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.bridge.pool).await {
-            Ok(mut l) => match l.listen(super::CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN failed; webhooks poll only");
-                    None
-                }
-            },
-            Err(e) => {
+        let mut listener = match notify::listen(&self.bridge.pool, super::CHANNEL).await {
+            Ok(l) => Some(l),
+            Err(ListenError::Listen(e)) => {
+                tracing::warn!(error = %e, "LISTEN failed; webhooks poll only");
+                None
+            }
+            Err(ListenError::Connect(e)) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; webhooks poll only");
                 None
             }
@@ -474,15 +474,44 @@ impl Dispatcher {
             // Set below, from the answer.
             outcome: AttemptOutcome::Delivered,
         };
-        let mut gone = false;
-        let (next, error) = match answer {
+        let gone = matches!(answer, Answer::Gone);
+        let (next, error) = self.next_after(answer, &mut attempt, now);
+        let mut tx = self.bridge.pool.begin().await?;
+        let held = webhooks::complete(&mut tx, d.id, d.fence, &next, error.as_deref(), now).await?;
+        if !held {
+            attempt.outcome = AttemptOutcome::LeaseLost;
+        }
+        webhooks::record_attempt(&mut tx, &attempt).await?;
+        if gone && held {
+            disable_gone(&mut tx, endpoint, now).await?;
+        }
+        if held && matches!(next, DeliveryNext::Dead) {
+            audit_dead(&mut tx, endpoint, d, error.as_deref(), now).await?;
+        }
+        tx.commit().await?;
+        self.bridge.metrics.inc(
+            "webhook_deliveries_total",
+            &[("outcome", attempt.outcome.as_str())],
+        );
+        Ok(())
+    }
+
+    /// The delivery's next state and error after an answer; the attempt's
+    /// status, message and outcome are filled in.
+    fn next_after(
+        &self,
+        answer: Answer,
+        attempt: &mut WebhookAttempt,
+        now: DateTime<Utc>,
+    ) -> (DeliveryNext, Option<String>) {
+        let attempt_no = attempt.attempt;
+        match answer {
             Answer::Delivered(status) => {
                 attempt.http_status = Some(i32::from(status));
                 attempt.outcome = AttemptOutcome::Delivered;
                 (DeliveryNext::Done, None)
             }
             Answer::Gone => {
-                gone = true;
                 attempt.http_status = Some(410);
                 attempt.outcome = AttemptOutcome::Gone;
                 let message = "410 Gone: the endpoint is disabled".to_string();
@@ -520,80 +549,73 @@ impl Dispatcher {
                     (next, Some(message))
                 }
             }
-        };
-        let mut tx = self.bridge.pool.begin().await?;
-        let held = webhooks::complete(&mut tx, d.id, d.fence, &next, error.as_deref(), now).await?;
-        if !held {
-            attempt.outcome = AttemptOutcome::LeaseLost;
         }
-        webhooks::record_attempt(&mut tx, &attempt).await?;
-        if gone
-            && held
-            && webhooks::disable_endpoint(
-                &mut tx,
-                endpoint.id,
-                "the endpoint answered 410 Gone",
-                now,
-            )
-            .await?
-        {
-            audit::append(
-                &mut tx,
-                &NewEntry {
-                    at: now,
-                    actor: "bridge",
-                    local_ref: None,
-                    action: "webhook.endpoint_disabled",
-                    before: None,
-                    after: Some(json!({
-                        "endpoint_id": endpoint.id,
-                        "url": endpoint.shown,
-                        "reason": "410 Gone",
-                    })),
-                },
-            )
-            .await?;
-            tracing::warn!(endpoint = %endpoint.shown, "webhook endpoint answered 410 Gone: disabled until an operator enables it");
-        }
-        if held && matches!(next, DeliveryNext::Dead) {
-            let local_ref = webhooks::local_ref_of(&mut tx, d.complaint_id).await?;
-            audit::append(
-                &mut tx,
-                &NewEntry {
-                    at: now,
-                    actor: "bridge",
-                    local_ref: local_ref.as_deref(),
-                    action: "webhook.dead",
-                    before: None,
-                    after: Some(json!({
-                        "delivery_id": d.id,
-                        "endpoint_id": endpoint.id,
-                        "event_id": super::event_id(d.event_id),
-                        "attempts": attempt_no,
-                        "message": error,
-                    })),
-                },
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        self.bridge.metrics.inc(
-            "webhook_deliveries_total",
-            &[("outcome", attempt.outcome.as_str())],
-        );
-        Ok(())
     }
 }
 
-async fn recv(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                tokio::time::sleep(FALLBACK_POLL).await;
-            }
-        }
-        None => std::future::pending().await,
+/// An endpoint that answered 410 Gone is disabled until an operator enables
+/// it; audited when it was enabled.
+async fn disable_gone(
+    conn: &mut PgConnection,
+    endpoint: &Endpoint,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if !webhooks::disable_endpoint(conn, endpoint.id, "the endpoint answered 410 Gone", now).await?
+    {
+        return Ok(());
     }
+    audit::append(
+        conn,
+        &NewEntry {
+            at: now,
+            actor: "bridge",
+            local_ref: None,
+            action: "webhook.endpoint_disabled",
+            before: None,
+            after: Some(json!({
+                "endpoint_id": endpoint.id,
+                "url": endpoint.shown,
+                "reason": "410 Gone",
+            })),
+        },
+    )
+    .await?;
+    tracing::warn!(endpoint = %endpoint.shown, "webhook endpoint answered 410 Gone: disabled until an operator enables it");
+    Ok(())
+}
+
+/// Audits a delivery dead-lettered after its last attempt.
+async fn audit_dead(
+    conn: &mut PgConnection,
+    endpoint: &Endpoint,
+    d: &ClaimedDelivery,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let local_ref = webhooks::local_ref_of(conn, d.complaint_id).await?;
+    audit::append(
+        conn,
+        &NewEntry {
+            at: now,
+            actor: "bridge",
+            local_ref: local_ref.as_deref(),
+            action: "webhook.dead",
+            before: None,
+            after: Some(json!({
+                "delivery_id": d.id,
+                "endpoint_id": endpoint.id,
+                "event_id": super::event_id(d.event_id),
+                "attempts": d.attempts + 1,
+                "message": error,
+            })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn recv(listener: &mut Option<PgListener>) {
+    notify::notified(listener, FALLBACK_POLL).await
 }
 
 #[cfg(test)]

@@ -58,27 +58,7 @@ pub async fn apply_detail(
     now: DateTime<Utc>,
 ) -> Result<Applied, sqlx::Error> {
     let before = complaints::upstream_fields(conn, complaint_id).await?;
-    let mut after = before.clone();
-    let mut applied = Applied::default();
-    after.lapor_status_name = Some(detail.status_name.clone());
-    match &detail.status {
-        StatusName::Known(status) => {
-            after.status = Some(status.canonical().to_string());
-            if before.conflict_reason.as_deref().and_then(ConflictKind::of)
-                == Some(ConflictKind::UnknownStatus)
-            {
-                after.conflict_reason = None;
-            }
-        }
-        StatusName::Unknown(raw) => {
-            after.status = None;
-            after.conflict_reason = Some(format!("{UNKNOWN_STATUS} {raw:?}"));
-            if before.lapor_status_name.as_deref() != Some(raw.as_str()) {
-                applied.unknown_statuses += 1;
-            }
-        }
-    }
-    after.lapor_disposition_id = detail.disposition_id;
+    let (after, mut applied) = upstream_after(&before, detail);
     let to_us = detail.disposition_id == Some(institution_id);
     if !to_us {
         // Not (or no longer) dispositioned to us, e.g. forwarded away: the
@@ -86,13 +66,7 @@ pub async fn apply_detail(
         // earlier disposition. The delivery of our forward may already have
         // recorded the new disposition, so this holds whether or not
         // anything else changed; the audit log keeps the history.
-        sqlx::query(
-            "UPDATE lapor_bridge.complaints SET dispositioned_at = NULL
-              WHERE id = $1 AND dispositioned_at IS NOT NULL",
-        )
-        .bind(complaint_id)
-        .execute(&mut *conn)
-        .await?;
+        complaints::clear_dispositioned(conn, complaint_id).await?;
     }
     if after == before {
         complaints::touch_synced(conn, complaint_id, now).await?;
@@ -104,18 +78,8 @@ pub async fn apply_detail(
     if after.lapor_disposition_id != before.lapor_disposition_id {
         applied.disposition_changes += 1;
     }
-    // When it was dispositioned to us: the last log entry that moved it here.
-    let dispositioned_at = if to_us && before.lapor_disposition_id != Some(institution_id) {
-        detail
-            .logs
-            .iter()
-            .rev()
-            .find(|l| l.institution_to.as_ref().map(|i| i.id) == Some(institution_id))
-            .map(|l| l.created_at)
-            .or(Some(detail.updated_at))
-    } else {
-        None
-    };
+    let dispositioned_at = (to_us && before.lapor_disposition_id != Some(institution_id))
+        .then(|| dispositioned_to_us_at(detail, institution_id));
     let closed = matches!(&detail.status, StatusName::Known(s) if s.is_closed());
     let closed_at = closed.then_some(detail.updated_at);
     complaints::store_upstream(
@@ -149,6 +113,45 @@ pub async fn apply_detail(
         outbox::wake_waiting(conn, complaint_id, now).await?;
     }
     Ok(applied)
+}
+
+/// The LAPOR!-owned fields as the detail shows them, from `before`: status
+/// name, status (none, and a conflict, for an unknown name) and disposition.
+fn upstream_after(before: &UpstreamFields, detail: &ComplaintDetail) -> (UpstreamFields, Applied) {
+    let mut after = before.clone();
+    let mut applied = Applied::default();
+    after.lapor_status_name = Some(detail.status_name.clone());
+    match &detail.status {
+        StatusName::Known(status) => {
+            after.status = Some(status.canonical().to_string());
+            if before.conflict_reason.as_deref().and_then(ConflictKind::of)
+                == Some(ConflictKind::UnknownStatus)
+            {
+                after.conflict_reason = None;
+            }
+        }
+        StatusName::Unknown(raw) => {
+            after.status = None;
+            after.conflict_reason = Some(format!("{UNKNOWN_STATUS} {raw:?}"));
+            if before.lapor_status_name.as_deref() != Some(raw.as_str()) {
+                applied.unknown_statuses += 1;
+            }
+        }
+    }
+    after.lapor_disposition_id = detail.disposition_id;
+    (after, applied)
+}
+
+/// When a complaint was dispositioned to us: the last log entry that moved
+/// it here, else LAPOR!'s `updated_at`.
+fn dispositioned_to_us_at(detail: &ComplaintDetail, institution_id: i64) -> DateTime<Utc> {
+    detail
+        .logs
+        .iter()
+        .rev()
+        .find(|l| l.institution_to.as_ref().map(|i| i.id) == Some(institution_id))
+        .map(|l| l.created_at)
+        .unwrap_or(detail.updated_at)
 }
 
 fn upstream_json(f: &UpstreamFields) -> serde_json::Value {
@@ -354,28 +357,18 @@ pub async fn apply_followups(
         complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
     }
     for (local_id, upstream_id) in &found.copies {
-        let linked = local
-            .iter()
-            .find(|l| l.id == *local_id)
-            .and_then(|l| l.lapor_followup_id)
-            .or_else(|| {
-                found
-                    .links
-                    .iter()
-                    .find(|(l, _)| l == local_id)
-                    .map(|(_, u)| *u)
-            });
-        if let Some(linked) = linked {
-            note_copies(
-                conn,
-                complaint_id,
-                local_ref,
-                Some(*local_id),
-                linked,
-                &[*upstream_id],
-                now,
-            )
-            .await?;
+        if name_copy(
+            conn,
+            complaint_id,
+            local_ref,
+            &local,
+            &found,
+            *local_id,
+            *upstream_id,
+            now,
+        )
+        .await?
+        {
             copies.insert(*upstream_id);
         }
     }
@@ -389,58 +382,101 @@ pub async fn apply_followups(
             continue;
         }
         let ours = f.institution_id == Some(institution_id);
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO lapor_bridge.followups
-                 (complaint_id, origin, content, is_secret, institution_id, lapor_followup_id,
-                  lapor_created_at, created_at)
-             VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (complaint_id, lapor_followup_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(complaint_id)
-        .bind(&f.content)
-        .bind(f.is_secret)
-        .bind(f.institution_id)
-        .bind(f.id)
-        .bind(f.created_at)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if inserted.is_none() {
-            continue;
+        if import_followup(conn, complaint_id, local_ref, f, ours, actor, now).await? {
+            applied.followups_imported += 1;
         }
-        applied.followups_imported += 1;
-        if ours {
-            complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
-        } else {
-            sqlx::query(
-                "UPDATE lapor_bridge.complaints SET last_followup_at = greatest(last_followup_at, $2)
-                  WHERE id = $1",
-            )
-            .bind(complaint_id)
-            .bind(f.created_at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        audit::append(
-            conn,
-            &NewEntry {
-                at: now,
-                actor,
-                local_ref: Some(local_ref),
-                action: "inbound.followup_imported",
-                before: None,
-                after: Some(json!({
-                    "lapor_followup_id": f.id,
-                    "institution_id": f.institution_id,
-                    "is_secret": f.is_secret,
-                    "created_at": f.created_at,
-                    // The text of a secret follow-up stays out of the log.
-                    "content": if f.is_secret { None } else { Some(&f.content) },
-                })),
-            },
-        )
-        .await?;
     }
     Ok(applied)
+}
+
+/// Imports one upstream follow-up, audited, and moves the complaint's
+/// follow-up times (`ours`: our institution's, which meets our deadline).
+/// Returns whether it was new.
+async fn import_followup(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    local_ref: &str,
+    f: &Followup,
+    ours: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let upstream_followup = complaints::UpstreamFollowup {
+        lapor_followup_id: f.id,
+        content: &f.content,
+        is_secret: f.is_secret,
+        institution_id: f.institution_id,
+        lapor_created_at: f.created_at,
+    };
+    let inserted =
+        complaints::insert_upstream_followup(conn, complaint_id, &upstream_followup, now).await?;
+    if inserted.is_none() {
+        return Ok(false);
+    }
+    if ours {
+        complaints::note_our_followup(conn, complaint_id, f.created_at).await?;
+    } else {
+        complaints::note_their_followup(conn, complaint_id, f.created_at).await?;
+    }
+    audit::append(
+        conn,
+        &NewEntry {
+            at: now,
+            actor,
+            local_ref: Some(local_ref),
+            action: "inbound.followup_imported",
+            before: None,
+            after: Some(json!({
+                "lapor_followup_id": f.id,
+                "institution_id": f.institution_id,
+                "is_secret": f.is_secret,
+                "created_at": f.created_at,
+                // The text of a secret follow-up stays out of the log.
+                "content": if f.is_secret { None } else { Some(&f.content) },
+            })),
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Names an upstream follow-up as a second copy of our follow-up
+/// `local_id`, against the LAPOR! id that one is (or was just) linked to.
+/// Returns whether it was named.
+#[allow(clippy::too_many_arguments)]
+async fn name_copy(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    local_ref: &str,
+    local: &[complaints::FollowupRow],
+    found: &FollowupMatch,
+    local_id: i64,
+    upstream_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let linked = local
+        .iter()
+        .find(|l| l.id == local_id)
+        .and_then(|l| l.lapor_followup_id)
+        .or_else(|| {
+            found
+                .links
+                .iter()
+                .find(|(l, _)| *l == local_id)
+                .map(|(_, u)| *u)
+        });
+    let Some(linked) = linked else {
+        return Ok(false);
+    };
+    note_copies(
+        conn,
+        complaint_id,
+        local_ref,
+        Some(local_id),
+        linked,
+        &[upstream_id],
+        now,
+    )
+    .await?;
+    Ok(true)
 }

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod sync;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
@@ -177,33 +178,10 @@ impl Jobs {
         open: &mut OpenRun,
     ) -> Result<Value, JobError> {
         let started = self.bridge.clock.now();
-        // A deep run skipped (its tick found the lock taken) or failed is
-        // made up by the next listing-first run: never more than about a
-        // week without reading every detail.
-        let job = match job {
-            Job::Reconcile
-                if jobs::last_deep_reconcile(&self.bridge.pool)
-                    .await?
-                    .is_none_or(|at| started - at > DEEP_AT_LEAST_EVERY) =>
-            {
-                Job::DeepReconcile
-            }
-            other => other,
-        };
+        let job = self.due_kind(job, started).await?;
         let run_id = jobs::start(&self.bridge.pool, job.name(), trigger, started).await?;
         open.id = Some(run_id);
-        let (outcome, requests) = crate::lapor::client::counting(async {
-            match job {
-                Job::Pull => sync::pull(&self.bridge).await,
-                Job::Reconcile => sync::reconcile(&self.bridge, false).await,
-                Job::DeepReconcile => sync::reconcile(&self.bridge, true).await,
-            }
-        })
-        .await;
-        let outcome = outcome.map(|mut s| {
-            s.count_requests(requests);
-            s
-        });
+        let outcome = self.execute(job).await;
         let finished = self.bridge.clock.now();
         let (run_outcome, summary, error) = match &outcome {
             Ok(s) => (
@@ -228,23 +206,7 @@ impl Jobs {
         )
         .await?;
         open.id = None;
-        self.bridge.metrics.inc(
-            "job_runs_total",
-            &[
-                ("task", job.name()),
-                ("ok", if ok { "true" } else { "false" }),
-                ("outcome", run_outcome.as_str()),
-            ],
-        );
-        if let Ok(s) = &outcome {
-            for (kind, n) in &s.drift {
-                self.bridge.metrics.add(
-                    "drift_total",
-                    &[("task", job.name()), ("kind", kind)],
-                    u64::from(*n),
-                );
-            }
-        }
+        self.count_run(job, ok, run_outcome, &outcome);
         outcome?;
         Ok(json!({
             "run_id": run_id,
@@ -255,5 +217,65 @@ impl Jobs {
             "outcome": run_outcome,
             "summary": summary,
         }))
+    }
+
+    /// A reconciliation runs deep when the last deep run is a week old: a
+    /// deep run skipped (its tick found the lock taken) or failed is made up
+    /// by the next listing-first run, never more than about a week without
+    /// reading every detail.
+    async fn due_kind(&self, job: Job, now: DateTime<Utc>) -> Result<Job, JobError> {
+        Ok(match job {
+            Job::Reconcile
+                if jobs::last_deep_reconcile(&self.bridge.pool)
+                    .await?
+                    .is_none_or(|at| now - at > DEEP_AT_LEAST_EVERY) =>
+            {
+                Job::DeepReconcile
+            }
+            other => other,
+        })
+    }
+
+    /// Runs the job, counting the LAPOR! requests it made.
+    async fn execute(&self, job: Job) -> Result<sync::RunSummary, sqlx::Error> {
+        let (outcome, requests) = crate::lapor::client::counting(async {
+            match job {
+                Job::Pull => sync::pull(&self.bridge).await,
+                Job::Reconcile => sync::reconcile(&self.bridge, false).await,
+                Job::DeepReconcile => sync::reconcile(&self.bridge, true).await,
+            }
+        })
+        .await;
+        outcome.map(|mut s| {
+            s.count_requests(requests);
+            s
+        })
+    }
+
+    /// The run's metrics: one run counted, and the drift it found.
+    fn count_run(
+        &self,
+        job: Job,
+        ok: bool,
+        run_outcome: sync::RunOutcome,
+        outcome: &Result<sync::RunSummary, sqlx::Error>,
+    ) {
+        self.bridge.metrics.inc(
+            "job_runs_total",
+            &[
+                ("task", job.name()),
+                ("ok", if ok { "true" } else { "false" }),
+                ("outcome", run_outcome.as_str()),
+            ],
+        );
+        if let Ok(s) = outcome {
+            for (kind, n) in &s.drift {
+                self.bridge.metrics.add(
+                    "drift_total",
+                    &[("task", job.name()), ("kind", kind)],
+                    u64::from(*n),
+                );
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::lapor::LaporError;
 use crate::lapor::types::{self, ComplaintSummary, Scope};
 use crate::store::audit::{self, NewEntry};
 use crate::store::complaints;
+use crate::store::sync::{self as cursors, Tracked};
 
 /// Re-read this far before the cursor: LAPOR!'s times have one-second
 /// resolution and no zone, so the window overlaps; applying is idempotent.
@@ -123,6 +124,23 @@ impl RunSummary {
         self.problem(text);
     }
 
+    /// An inbox complaint that could not be imported (as `LAPOR-<id>`).
+    fn import_failed(&mut self, lapor_id: i64, failure: CheckFailure) {
+        self.failed += 1;
+        let local_ref = format!("LAPOR-{lapor_id}");
+        if self.failed_complaints.len() < MAX_NAMED {
+            self.failed_complaints.push(FailedComplaint {
+                local_ref: local_ref.clone(),
+                lapor_complaint_id: Some(lapor_id),
+                what: failure.what.clone(),
+            });
+        }
+        self.lapor_failed(
+            format!("{local_ref}: {}", failure.what),
+            failure.error.as_ref(),
+        );
+    }
+
     fn complaint_failed(&mut self, t: &Tracked, failure: CheckFailure) {
         self.failed += 1;
         if self.failed_complaints.len() < MAX_NAMED {
@@ -197,38 +215,6 @@ impl CheckFailure {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Tracked {
-    id: i64,
-    local_ref: String,
-    lapor_complaint_id: i64,
-    lapor_status_name: Option<String>,
-    status: Option<String>,
-    lapor_disposition_id: Option<i64>,
-    conflict_reason: Option<String>,
-    dispositioned: bool,
-    /// LAPOR!'s `updated_at` when we last read it.
-    lapor_updated_at: Option<DateTime<Utc>>,
-    /// Filed on lapor.go.id and imported from our inbox (not created by us).
-    imported: bool,
-    /// LAPOR! ids of the follow-ups we hold for it.
-    linked: Vec<i64>,
-}
-
-/// Tracked complaints with what the steady-state comparison needs, in one
-/// query; callers append their own conditions.
-const TRACKED: &str =
-    "SELECT c.id, c.local_ref, c.lapor_complaint_id, c.lapor_status_name, c.status,
-        c.lapor_disposition_id, c.conflict_reason, c.dispositioned_at IS NOT NULL AS dispositioned,
-        c.lapor_updated_at, c.origin = 'lapor' AS imported,
-        coalesce((SELECT array_agg(f.lapor_followup_id) FROM lapor_bridge.followups f
-                   WHERE f.complaint_id = c.id AND f.lapor_followup_id IS NOT NULL), '{}')
-        || coalesce((SELECT array_agg(x) FROM lapor_bridge.upstream_duplicates d,
-                            unnest(d.lapor_ids[2:]) AS x
-                      WHERE d.complaint_id = c.id AND d.followup_id IS NOT NULL), '{}') AS linked
-   FROM lapor_bridge.complaints c
-  WHERE c.lapor_complaint_id IS NOT NULL";
-
 /// Whether LAPOR!'s answer matches what we hold, so that nothing would be
 /// written (the steady state of pull and reconcile: no transaction at all).
 fn unchanged(
@@ -272,24 +258,9 @@ fn epoch() -> DateTime<Utc> {
 }
 
 async fn cursor(bridge: &Bridge, name: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let value: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT value FROM lapor_bridge.sync_cursors WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&bridge.pool)
-            .await?;
-    Ok(value.unwrap_or_else(epoch))
-}
-
-async fn save_cursor(bridge: &Bridge, name: &str, value: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO lapor_bridge.sync_cursors (name, value, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (name) DO UPDATE SET value = greatest(sync_cursors.value, $2), updated_at = now()",
-    )
-    .bind(name)
-    .bind(value)
-    .execute(&bridge.pool)
-    .await?;
-    Ok(())
+    Ok(cursors::cursor(&bridge.pool, name)
+        .await?
+        .unwrap_or_else(epoch))
 }
 
 /// Imports a complaint from our inbox as `LAPOR-<id>`.
@@ -302,26 +273,20 @@ async fn import(bridge: &Bridge, summary: &ComplaintSummary) -> Result<bool, Che
     let local_ref = format!("LAPOR-{}", detail.id);
     let now = bridge.clock.now();
     let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO lapor_bridge.complaints
-             (local_ref, origin, title, content, category_id, disposition_id, is_anonymous,
-              is_secret, lapor_complaint_id, tracking_id, created_at, updated_at)
-         VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(&local_ref)
-    .bind(&detail.title)
-    .bind(&detail.content)
-    .bind(detail.category_id)
-    .bind(detail.disposition_id)
-    .bind(detail.is_anonymous)
-    .bind(detail.is_secret)
-    .bind(detail.id)
-    .bind(&detail.tracking_id)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(CheckFailure::db)?;
+    let imported = complaints::Imported {
+        local_ref: &local_ref,
+        title: &detail.title,
+        content: &detail.content,
+        category_id: detail.category_id,
+        disposition_id: detail.disposition_id,
+        is_anonymous: detail.is_anonymous,
+        is_secret: detail.is_secret,
+        lapor_complaint_id: detail.id,
+        tracking_id: &detail.tracking_id,
+    };
+    let inserted = complaints::insert_imported(&mut tx, &imported, now)
+        .await
+        .map_err(CheckFailure::db)?;
     let Some(id) = inserted else {
         return Ok(false);
     };
@@ -366,27 +331,46 @@ struct Checked {
     conflict: Option<String>,
 }
 
+/// Reconciliation found a tracked complaint gone from LAPOR! (404): flagged
+/// for an operator.
+async fn missing_upstream(bridge: &Bridge, t: &Tracked) -> Result<Checked, CheckFailure> {
+    let reason = format!(
+        "{} {} (404)",
+        ConflictKind::MissingUpstream.prefix(),
+        t.lapor_complaint_id
+    );
+    let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
+    apply::flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
+        .await
+        .map_err(CheckFailure::db)?;
+    tx.commit().await.map_err(CheckFailure::db)?;
+    Ok(Checked {
+        drift: vec![ConflictKind::MissingUpstream.as_str()],
+        conflict: Some(reason),
+        ..Default::default()
+    })
+}
+
+/// How many of ours, linked to an upstream id, LAPOR! no longer lists.
+async fn missing_upstream_followups(
+    conn: &mut sqlx::PgConnection,
+    t: &Tracked,
+    followups: &[types::Followup],
+) -> Result<i64, CheckFailure> {
+    let upstream: HashSet<i64> = followups.iter().map(|f| f.id).collect();
+    let listed: Vec<i64> = upstream.iter().copied().collect();
+    complaints::count_followups_unlisted(conn, t.id, &listed)
+        .await
+        .map_err(CheckFailure::db)
+}
+
 /// Reads one tracked complaint's detail and follow-ups and applies them.
 /// With `reconcile`, also compares follow-ups both ways and flags conflicts.
 async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked, CheckFailure> {
     let detail = match bridge.client.complaint(t.lapor_complaint_id).await {
         Ok(d) => d,
         Err(LaporError::Permanent { status: 404, .. }) if reconcile => {
-            let reason = format!(
-                "{} {} (404)",
-                ConflictKind::MissingUpstream.prefix(),
-                t.lapor_complaint_id
-            );
-            let mut tx = bridge.pool.begin().await.map_err(CheckFailure::db)?;
-            apply::flag_conflict(&mut tx, t.id, &t.local_ref, &reason, bridge.clock.now())
-                .await
-                .map_err(CheckFailure::db)?;
-            tx.commit().await.map_err(CheckFailure::db)?;
-            return Ok(Checked {
-                drift: vec![ConflictKind::MissingUpstream.as_str()],
-                conflict: Some(reason),
-                ..Default::default()
-            });
+            return missing_upstream(bridge, t).await;
         }
         Err(e) => return Err(CheckFailure::lapor("reading the complaint", e)),
     };
@@ -434,18 +418,7 @@ async fn check(bridge: &Bridge, t: &Tracked, reconcile: bool) -> Result<Checked,
     }
     applied.add(f);
     if reconcile {
-        // Ours, linked to an upstream id that LAPOR! no longer lists.
-        let upstream: HashSet<i64> = followups.iter().map(|f| f.id).collect();
-        let missing: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM lapor_bridge.followups
-              WHERE complaint_id = $1 AND lapor_followup_id IS NOT NULL
-                AND NOT (lapor_followup_id = ANY($2))",
-        )
-        .bind(t.id)
-        .bind(upstream.iter().copied().collect::<Vec<i64>>())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(CheckFailure::db)?;
+        let missing = missing_upstream_followups(&mut tx, t, &followups).await?;
         if missing > 0 {
             let kind = ConflictKind::FollowupsMissingUpstream;
             checked.drift.push(kind.as_str());
@@ -599,36 +572,7 @@ async fn match_created(
                     tx.commit().await?;
                     continue;
                 }
-                summary.drift("unlinked_upstream");
-                let entry = |action, before, after| NewEntry {
-                    at: now,
-                    actor: "bridge",
-                    local_ref: Some(local_ref),
-                    action,
-                    before: Some(before),
-                    after: Some(after),
-                };
-                audit::append(
-                    &mut tx,
-                    &entry(
-                        "reconcile.linked",
-                        json!({"lapor_complaint_id": null}),
-                        json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id}),
-                    ),
-                )
-                .await?;
-                if let Some(cleared) = complaints::clear_unfiled(&mut tx, id, now).await? {
-                    audit::append(
-                        &mut tx,
-                        &entry(
-                            "reconcile.conflict_cleared",
-                            json!({"conflict_reason": cleared}),
-                            json!({"conflict_reason": null}),
-                        ),
-                    )
-                    .await?;
-                }
-                summary.repaired += 1;
+                record_linked(&mut tx, id, local_ref, first, now, summary).await?;
                 first.id
             }
         };
@@ -642,6 +586,69 @@ async fn match_created(
         tx.commit().await?;
     }
     Ok(())
+}
+
+/// An unlinked complaint just linked to its first copy on LAPOR!: audited,
+/// and the flag a discarded create left is cleared.
+async fn record_linked(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+    local_ref: &str,
+    first: &ComplaintSummary,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<(), sqlx::Error> {
+    summary.drift("unlinked_upstream");
+    let entry = |action, before, after| NewEntry {
+        at: now,
+        actor: "bridge",
+        local_ref: Some(local_ref),
+        action,
+        before: Some(before),
+        after: Some(after),
+    };
+    audit::append(
+        conn,
+        &entry(
+            "reconcile.linked",
+            json!({"lapor_complaint_id": null}),
+            json!({"lapor_complaint_id": first.id, "tracking_id": first.tracking_id}),
+        ),
+    )
+    .await?;
+    if let Some(cleared) = complaints::clear_unfiled(conn, id, now).await? {
+        audit::append(
+            conn,
+            &entry(
+                "reconcile.conflict_cleared",
+                json!({"conflict_reason": cleared}),
+                json!({"conflict_reason": null}),
+            ),
+        )
+        .await?;
+    }
+    summary.repaired += 1;
+    Ok(())
+}
+
+/// The references among inbox complaints not held here that name one of
+/// our own filed complaints: that complaint, seen before it was linked (the
+/// create's response was lost). Linking it is the outbox's and
+/// reconciliation's job; importing it would file it twice locally.
+async fn own_refs_unlinked(
+    bridge: &Bridge,
+    listed: &[ComplaintSummary],
+    known: &HashSet<i64>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let refs: Vec<&str> = listed
+        .iter()
+        .filter(|s| !known.contains(&s.id))
+        .filter_map(|s| types::ref_in_tags(&s.tags_raw))
+        .collect();
+    Ok(complaints::local_refs_among(&bridge.pool, &refs)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// One incremental pull: new inbox complaints become local; every tracked
@@ -665,33 +672,12 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
             }
         };
         summary.listed += listed.len() as u32;
-        let known: Vec<i64> = sqlx::query_scalar(
-            "SELECT lapor_complaint_id FROM lapor_bridge.complaints
-              WHERE lapor_complaint_id = ANY($1)",
-        )
-        .bind(listed.iter().map(|s| s.id).collect::<Vec<i64>>())
-        .fetch_all(&bridge.pool)
-        .await?;
+        let listed_ids: Vec<i64> = listed.iter().map(|s| s.id).collect();
+        let known = complaints::known_lapor_ids(&bridge.pool, &listed_ids).await?;
         let known: HashSet<i64> = known.into_iter().collect();
-        // An inbox complaint that carries the ref: of one of our own filed
-        // complaints is that complaint, seen before it was linked (the
-        // create's response was lost): linking it is the outbox's and
-        // reconciliation's job, importing it would file it twice locally.
-        let ours: HashSet<String> = if scope == Scope::Inbox {
-            let refs: Vec<&str> = listed
-                .iter()
-                .filter(|s| !known.contains(&s.id))
-                .filter_map(|s| types::ref_in_tags(&s.tags_raw))
-                .collect();
-            sqlx::query_scalar(
-                "SELECT local_ref FROM lapor_bridge.complaints
-                  WHERE origin = 'local' AND local_ref = ANY($1)",
-            )
-            .bind(refs)
-            .fetch_all(&bridge.pool)
-            .await?
-            .into_iter()
-            .collect()
+        // Our own filed complaints, seen before they were linked: not imported.
+        let ours = if scope == Scope::Inbox {
+            own_refs_unlinked(bridge, &listed, &known).await?
         } else {
             HashSet::new()
         };
@@ -714,21 +700,7 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
                         moved.insert(s.id);
                     }
                     Ok(false) => {}
-                    Err(failure) => {
-                        summary.failed += 1;
-                        let local_ref = format!("LAPOR-{}", s.id);
-                        if summary.failed_complaints.len() < MAX_NAMED {
-                            summary.failed_complaints.push(FailedComplaint {
-                                local_ref: local_ref.clone(),
-                                lapor_complaint_id: Some(s.id),
-                                what: failure.what.clone(),
-                            });
-                        }
-                        summary.lapor_failed(
-                            format!("{local_ref}: {}", failure.what),
-                            failure.error.as_ref(),
-                        );
-                    }
+                    Err(failure) => summary.import_failed(s.id, failure),
                 },
                 false => {} // created by us: matched below
             }
@@ -746,19 +718,71 @@ pub async fn pull(bridge: &Bridge) -> Result<RunSummary, sqlx::Error> {
         if summary.errors == 0
             && let Some(max) = listed.iter().map(|s| s.updated_at).max()
         {
-            save_cursor(bridge, name, max).await?;
+            cursors::save_cursor(&bridge.pool, name, max).await?;
         }
     }
-    let sql = format!(
-        "{TRACKED} AND (c.closed_at IS NULL OR c.lapor_complaint_id = ANY($1)) ORDER BY c.id"
-    );
-    let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(moved.iter().copied().collect::<Vec<i64>>())
-        .fetch_all(&bridge.pool)
-        .await?;
+    let moved: Vec<i64> = moved.into_iter().collect();
+    let tracked = cursors::tracked_open_or_moved(&bridge.pool, &moved).await?;
     check_all(bridge, tracked, false, &mut summary).await;
     summary.conclude();
     Ok(summary)
+}
+
+/// Where reconciliation lists what LAPOR! holds as created by us: shortly
+/// before the oldest local complaint that is unlinked or still within the
+/// horizon, and (listing-first) before every tracked complaint as we last
+/// read it.
+async fn created_listing_from(
+    bridge: &Bridge,
+    tracked: &[Tracked],
+    horizon: DateTime<Utc>,
+    deep: bool,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // Every tracked complaint as we last read it is listed from its
+    // `updated_at` on (a minute of margin for LAPOR!'s one-second times).
+    let listed_from = tracked
+        .iter()
+        .filter_map(|t| t.lapor_updated_at)
+        .min()
+        .map(|at| at - Duration::minutes(1));
+    // Created by us: also from shortly before the oldest local complaint
+    // that is unlinked or still within the horizon.
+    let created_from = complaints::oldest_to_match_upstream(&bridge.pool, horizon)
+        .await?
+        .map(|at| at - Duration::minutes(10));
+    Ok(match (created_from, listed_from.filter(|_| !deep)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// A complaint found unchanged, and LAPOR!'s `updated_at` as read (`None`:
+/// keep the stored one).
+type SyncedAsRead = (i64, Option<DateTime<Utc>>);
+
+/// Splits tracked complaints into those the (complete) listings show as we
+/// last read them, whose `last_synced_at` only moves, and those to read.
+fn split_by_listing(
+    tracked: Vec<Tracked>,
+    listed: &HashMap<i64, ComplaintSummary>,
+    listings_complete: bool,
+) -> (Vec<SyncedAsRead>, Vec<Tracked>) {
+    let mut unchanged = Vec::new();
+    let mut to_read = Vec::new();
+    for t in tracked {
+        let same = listings_complete
+            && listed
+                .get(&t.lapor_complaint_id)
+                .is_some_and(|s| listed_unchanged(&t, s));
+        if same {
+            // Only last_synced_at moves: a pull may have stored a newer
+            // updated_at meanwhile.
+            unchanged.push((t.id, None));
+        } else {
+            to_read.push(t);
+        }
+    }
+    (unchanged, to_read)
 }
 
 /// Reconciliation of every tracked complaint (closed ones within the
@@ -777,27 +801,8 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
     };
     let now = bridge.clock.now();
     let horizon = now - Duration::days(bridge.settings.bridge.reconcile_closed_horizon_days);
-    let sql = format!("{TRACKED} AND (c.closed_at IS NULL OR c.closed_at >= $1) ORDER BY c.id");
-    let tracked: Vec<Tracked> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(horizon)
-        .fetch_all(&bridge.pool)
-        .await?;
-    // Every tracked complaint as we last read it is listed from its
-    // `updated_at` on (a minute of margin for LAPOR!'s one-second times).
-    let listed_from = tracked
-        .iter()
-        .filter_map(|t| t.lapor_updated_at)
-        .min()
-        .map(|at| at - Duration::minutes(1));
-    // Created by us: also from shortly before the oldest local complaint
-    // that is unlinked or still within the horizon.
-    let created_from = complaints::oldest_to_match_upstream(&bridge.pool, horizon)
-        .await?
-        .map(|at| at - Duration::minutes(10));
-    let created_from = match (created_from, listed_from.filter(|_| !deep)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let tracked = cursors::tracked_within(&bridge.pool, horizon).await?;
+    let created_from = created_listing_from(bridge, &tracked, horizon, deep).await?;
     let mut listed: HashMap<i64, ComplaintSummary> = HashMap::new();
     let mut listings_complete = true;
     if let Some(since) = created_from {
@@ -841,21 +846,7 @@ pub async fn reconcile(bridge: &Bridge, deep: bool) -> Result<RunSummary, sqlx::
         }
     }
     // What the listings show unchanged costs nothing more; the rest is read.
-    let mut unchanged = Vec::new();
-    let mut to_read = Vec::new();
-    for t in tracked {
-        let same = listings_complete
-            && listed
-                .get(&t.lapor_complaint_id)
-                .is_some_and(|s| listed_unchanged(&t, s));
-        if same {
-            // Only last_synced_at moves: a pull may have stored a newer
-            // updated_at meanwhile.
-            unchanged.push((t.id, None));
-        } else {
-            to_read.push(t);
-        }
-    }
+    let (unchanged, to_read) = split_by_listing(tracked, &listed, listings_complete);
     summary.checked += unchanged.len() as u32;
     for chunk in unchanged.chunks(1_000) {
         touch_synced(bridge, &mut chunk.to_vec(), &mut summary).await;

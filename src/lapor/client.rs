@@ -11,10 +11,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::{FailureKind, LaporError, clean_message};
+use super::settings::{AuthHeader, LaporSettings};
 use super::status::StatusTable;
+use super::timestamp;
 use super::types::{self, FieldError};
-use super::wib;
-use crate::config::{AuthHeader, LaporSettings};
 use crate::metrics::Metrics;
 
 /// Largest answer body read from LAPOR!; a larger one is malformed.
@@ -429,7 +429,7 @@ impl LaporClient {
         let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
         let req = self.http.get(self.url("/complaints")).query(&[
             ("scope", scope.as_str().to_string()),
-            ("updated_from", wib::format_datetime(updated_from)),
+            ("updated_from", timestamp::format_datetime(updated_from)),
             ("page", page.to_string()),
             ("page_size", page_size.to_string()),
         ]);
@@ -521,7 +521,7 @@ impl LaporClient {
         let from = DateTime::<Utc>::UNIX_EPOCH;
         let req = self.http.get(self.url("/complaints")).query(&[
             ("scope", scope.as_str().to_string()),
-            ("updated_from", wib::format_datetime(from)),
+            ("updated_from", timestamp::format_datetime(from)),
             ("page", "1".to_string()),
             ("page_size", page_size.clamp(1, MAX_PAGE_SIZE).to_string()),
         ]);
@@ -645,6 +645,8 @@ impl LaporClient {
         result
     }
 
+    /// One request and its answer, classified: a JSON object on success,
+    /// otherwise the [`LaporError`] the status and body call for.
     async fn exchange(
         &self,
         mode: Mode,
@@ -653,91 +655,18 @@ impl LaporClient {
     ) -> Result<Value, LaporError> {
         let response = req.send().await.map_err(|e| self.transport(mode, &e))?;
         let status = response.status().as_u16();
-        seen.status = Some(status);
-        seen.received_at = Some(Utc::now());
-        seen.date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|d| d.to_str().ok())
-            .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
-            .map(|d| d.with_timezone(&Utc));
-        seen.peer_certificate = response
-            .extensions()
-            .get::<reqwest::tls::TlsInfo>()
-            .and_then(|info| info.peer_certificate())
-            .map(<[u8]>::to_vec);
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                // An HTTP date is read against LAPOR!'s own `Date`, so that
-                // this machine's clock does not matter.
-                let now = response
-                    .headers()
-                    .get(reqwest::header::DATE)
-                    .and_then(|d| d.to_str().ok())
-                    .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
-                    .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
-                parse_retry_after(v, now)
-            });
+        observe(&response, seen);
+        let retry_after = retry_after(response.headers());
         let is_html = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"));
-        let body = match read_limited(response).await {
-            Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                return Err(self.unparseable(
-                    mode,
-                    format!("answer body larger than {MAX_BODY_BYTES} bytes"),
-                    Some(status),
-                ));
-            }
-            Err(BodyError::Transport(e)) => {
-                if (200..300).contains(&status) {
-                    return Err(match mode {
-                        Mode::Read => LaporError::Retryable {
-                            kind: FailureKind::ConnectionLost,
-                            status: Some(status),
-                            retry_after: None,
-                            message: self.clean(&e.to_string()),
-                        },
-                        Mode::Write => LaporError::UnknownOutcome {
-                            kind: FailureKind::ConnectionLost,
-                            status: Some(status),
-                            message: self.clean(&e.to_string()),
-                        },
-                    });
-                }
-                Vec::new()
-            }
-        };
+        let body = self.read_body(mode, status, response).await?;
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         if (200..300).contains(&status) {
             seen.html = is_html || (json.is_none() && looks_like_html(&body));
-            let Some(doc) = json.filter(|d| d.is_object()) else {
-                let what = if is_html {
-                    "an HTML page"
-                } else {
-                    "a body that is not JSON"
-                };
-                return Err(self.unparseable(
-                    mode,
-                    format!("success answer with {what} ({} bytes)", body.len()),
-                    Some(status),
-                ));
-            };
-            if doc.get("success") == Some(&Value::Bool(false)) {
-                return Err(LaporError::Permanent {
-                    kind: FailureKind::OtherClientError,
-                    status,
-                    message: self.clean(&remote_message(Some(&doc), &body, is_html)),
-                    field_errors: Default::default(),
-                });
-            }
-            return Ok(doc);
+            return self.success(mode, status, json, &body, is_html);
         }
         let message = self.clean(&remote_message(json.as_ref(), &body, is_html));
         let html_page = is_html || (json.is_none() && looks_like_html(&body));
@@ -773,28 +702,15 @@ impl LaporClient {
                 retry_after,
                 message,
             },
-            400..=499 => {
-                let kind = match status {
-                    400 => FailureKind::BadRequest,
-                    // The account may not act on this complaint (forwarded
-                    // away, another institution's): the tokens are fine.
-                    403 => FailureKind::Forbidden,
-                    404 => FailureKind::NotFound,
-                    409 => FailureKind::Conflict,
-                    413 => FailureKind::TooLarge,
-                    422 => FailureKind::Validation,
-                    _ => FailureKind::OtherClientError,
-                };
-                LaporError::Permanent {
-                    kind,
-                    status,
-                    message,
-                    field_errors: json
-                        .as_ref()
-                        .map(|d| self.field_errors(d))
-                        .unwrap_or_default(),
-                }
-            }
+            400..=499 => LaporError::Permanent {
+                kind: client_error_kind(status),
+                status,
+                message,
+                field_errors: json
+                    .as_ref()
+                    .map(|d| self.field_errors(d))
+                    .unwrap_or_default(),
+            },
             _ => LaporError::Permanent {
                 kind: FailureKind::OtherClientError,
                 status,
@@ -802,6 +718,76 @@ impl LaporClient {
                 field_errors: Default::default(),
             },
         })
+    }
+
+    /// The answer's body, at most [`MAX_BODY_BYTES`]. A connection lost
+    /// while reading a success answer is an error (of unknown outcome for a
+    /// write); while reading an error answer, an empty body.
+    async fn read_body(
+        &self,
+        mode: Mode,
+        status: u16,
+        response: reqwest::Response,
+    ) -> Result<Vec<u8>, LaporError> {
+        match read_limited(response).await {
+            Ok(body) => Ok(body),
+            Err(BodyError::TooLarge) => Err(self.unparseable(
+                mode,
+                format!("answer body larger than {MAX_BODY_BYTES} bytes"),
+                Some(status),
+            )),
+            Err(BodyError::Transport(e)) => {
+                if (200..300).contains(&status) {
+                    return Err(match mode {
+                        Mode::Read => LaporError::Retryable {
+                            kind: FailureKind::ConnectionLost,
+                            status: Some(status),
+                            retry_after: None,
+                            message: self.clean(&e.to_string()),
+                        },
+                        Mode::Write => LaporError::UnknownOutcome {
+                            kind: FailureKind::ConnectionLost,
+                            status: Some(status),
+                            message: self.clean(&e.to_string()),
+                        },
+                    });
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// A success status: the document, when it is a JSON object that does
+    /// not say `"success": false`.
+    fn success(
+        &self,
+        mode: Mode,
+        status: u16,
+        json: Option<Value>,
+        body: &[u8],
+        is_html: bool,
+    ) -> Result<Value, LaporError> {
+        let Some(doc) = json.filter(|d| d.is_object()) else {
+            let what = if is_html {
+                "an HTML page"
+            } else {
+                "a body that is not JSON"
+            };
+            return Err(self.unparseable(
+                mode,
+                format!("success answer with {what} ({} bytes)", body.len()),
+                Some(status),
+            ));
+        };
+        if doc.get("success") == Some(&Value::Bool(false)) {
+            return Err(LaporError::Permanent {
+                kind: FailureKind::OtherClientError,
+                status,
+                message: self.clean(&remote_message(Some(&doc), body, is_html)),
+                field_errors: Default::default(),
+            });
+        }
+        Ok(doc)
     }
 
     fn field_errors(&self, doc: &Value) -> std::collections::BTreeMap<String, Vec<String>> {
@@ -884,6 +870,53 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What an answer shows besides its body: status, arrival, LAPOR!'s `Date`
+/// and the peer's certificate (for `doctor`).
+fn observe(response: &reqwest::Response, seen: &mut Seen) {
+    seen.status = Some(response.status().as_u16());
+    seen.received_at = Some(Utc::now());
+    seen.date = response
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
+        .map(|d| d.with_timezone(&Utc));
+    seen.peer_certificate = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .map(<[u8]>::to_vec);
+}
+
+/// `Retry-After`, in seconds or as an HTTP date. The date is read against
+/// LAPOR!'s own `Date`, so that this machine's clock does not matter.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())?;
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
+        .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
+    parse_retry_after(value, now)
+}
+
+/// The kind of a 4xx other than 401 and 429.
+fn client_error_kind(status: u16) -> FailureKind {
+    match status {
+        400 => FailureKind::BadRequest,
+        // The account may not act on this complaint (forwarded away,
+        // another institution's): the tokens are fine.
+        403 => FailureKind::Forbidden,
+        404 => FailureKind::NotFound,
+        409 => FailureKind::Conflict,
+        413 => FailureKind::TooLarge,
+        422 => FailureKind::Validation,
+        _ => FailureKind::OtherClientError,
+    }
 }
 
 fn looks_like_html(body: &[u8]) -> bool {

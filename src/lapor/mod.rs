@@ -3,10 +3,12 @@
 
 pub mod client;
 pub mod error;
+pub mod settings;
 pub mod status;
+pub mod timestamp;
 pub mod types;
-pub mod wib;
 
 pub use client::{FileToUpload, LaporClient};
 pub use error::{FailureKind, LaporError};
+pub use settings::{AuthHeader, LaporSettings};
 pub use status::{Status, StatusName, StatusTable};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::status::{StatusName, StatusTable};
-use super::wib;
+use super::timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("LAPOR! document: field `{field}` {problem}")]
@@ -80,12 +80,12 @@ fn flag(obj: &Value, field: &str) -> Result<bool, FieldError> {
 
 fn datetime(obj: &Value, field: &str) -> Result<DateTime<Utc>, FieldError> {
     let raw = string(obj, field)?;
-    wib::parse_datetime(&raw).map_err(|e| field_error(field, e.to_string()))
+    timestamp::parse_datetime(&raw).map_err(|e| field_error(field, e.to_string()))
 }
 
 fn followup_datetime(obj: &Value, field: &str) -> Result<DateTime<Utc>, FieldError> {
     let raw = string(obj, field)?;
-    wib::parse_followup_datetime(&raw).map_err(|e| field_error(field, e.to_string()))
+    timestamp::parse_followup_datetime(&raw).map_err(|e| field_error(field, e.to_string()))
 }
 
 /// The `results` member of a successful answer.
@@ -152,7 +152,7 @@ impl NewComplaint {
             "content": self.content,
             "category_id": self.category_id,
             "disposition_id": self.disposition_id,
-            "date_of_incident": wib::format_date(self.date_of_incident),
+            "date_of_incident": timestamp::format_date(self.date_of_incident),
             "is_anonymous": u8::from(self.is_anonymous),
             "is_secret": u8::from(self.is_secret),
             "tags_raw": self.tags_raw,

@@ -116,181 +116,175 @@ impl StepRunner<'_> {
             // Set below, from the result.
             outcome: AttemptOutcome::Delivered,
         };
-        // After a write whose outcome is unknown, LAPOR!'s backend may still
-        // commit it: neither a lookup nor a resend before the delay.
-        let lookup_delay =
-            ChronoDuration::seconds(self.bridge.settings.bridge.lookup_delay_secs as i64);
-        let mut lookup_not_before = None;
-        let (next, last_error, audit_after) = match &result {
-            Ok(delivered) => {
-                attempt.outcome = if delivered.adopted {
-                    AttemptOutcome::Adopted
-                } else {
-                    AttemptOutcome::Delivered
-                };
-                let mut after = effect_json(&delivered.effect);
-                after["outcome"] = json!(attempt.outcome);
-                after["attempt"] = json!(attempt_no);
-                (NextState::Done, None, Some(after))
-            }
-            Err(Failure::Waiting(reason)) => {
-                attempt.outcome = AttemptOutcome::Waiting;
-                attempt.message = Some(reason.describe(None));
-                let at = now
-                    + ChronoDuration::seconds(
-                        self.bridge.settings.bridge.poll_interval_secs as i64,
-                    );
-                let next = NextState::Pending {
-                    at,
-                    needs_lookup: step.needs_lookup,
-                    count_attempt: false,
-                    waiting_reason: Some(*reason),
-                };
-                (next, None, None)
-            }
-            Err(Failure::Impossible(reason)) => {
-                attempt.outcome = AttemptOutcome::Dead;
-                attempt.message = Some(reason.clone());
-                let after = json!({"outcome": AttemptOutcome::Dead, "attempt": attempt_no, "message": reason});
-                let next = NextState::Dead {
-                    needs_lookup: step.needs_lookup,
-                };
-                (next, Some(reason.clone()), Some(after))
-            }
-            Err(Failure::LeaseLost) => {
-                // Not written: the fence no longer matches.
-                attempt.outcome = AttemptOutcome::LeaseLost;
-                let next = NextState::Pending {
-                    at: now,
-                    needs_lookup: true,
-                    count_attempt: false,
-                    waiting_reason: None,
-                };
-                (next, None, None)
-            }
-            Err(Failure::Database(e)) => {
-                let message = format!("database error during delivery: {e}");
-                attempt.outcome = AttemptOutcome::Retry;
-                attempt.message = Some(message.clone());
-                // A write may have been sent before the database failed.
-                let write = step.step.is_write();
-                if write {
-                    lookup_not_before = Some(now + lookup_delay);
-                }
-                let at = now + to_chrono(self.policy.delay_random(attempt_no, None));
-                let next = NextState::Pending {
-                    at: lookup_not_before.map_or(at, |floor| at.max(floor)),
-                    needs_lookup: step.needs_lookup || write,
-                    count_attempt: false,
-                    waiting_reason: lookup_not_before.map(|_| WaitingReason::LookupDelay),
-                };
-                (next, Some(message), None)
-            }
+        let plan = match &result {
+            Ok(delivered) => after_delivery(&mut attempt, delivered),
+            Err(Failure::Waiting(reason)) => self.after_waiting(step, &mut attempt, *reason, now),
+            Err(Failure::Impossible(reason)) => after_impossible(step, &mut attempt, reason),
+            Err(Failure::LeaseLost) => after_lease_lost(&mut attempt, now),
+            Err(Failure::Database(e)) => self.after_database_error(step, &mut attempt, e, now),
             Err(Failure::Lapor {
                 error,
                 needs_lookup,
-            }) => {
-                attempt.http_status = error.status().map(i32::from);
-                attempt.failure_kind = Some(error.kind().as_str().into());
-                let message = error.message();
-                attempt.message = Some(message.clone());
-                if matches!(error, LaporError::UnknownOutcome { .. }) {
-                    lookup_not_before = Some(now + lookup_delay);
-                }
-                // A clear failure proves only that this attempt did not
-                // commit, not an earlier one: "may be on LAPOR!" stays until
-                // the step is done.
-                let needs_lookup = *needs_lookup || step.needs_lookup;
-                let (next, outcome) = match error {
-                    LaporError::Unauthorized { .. } => {
-                        self.bridge.gate.pause(&message);
-                        let next = NextState::Pending {
-                            at: now,
-                            needs_lookup,
-                            count_attempt: false,
-                            waiting_reason: Some(WaitingReason::TokensRejected),
-                        };
-                        (next, AttemptOutcome::Paused)
-                    }
-                    LaporError::Permanent { .. } => {
-                        (NextState::Dead { needs_lookup }, AttemptOutcome::Dead)
-                    }
-                    LaporError::Retryable { .. } | LaporError::UnknownOutcome { .. } => {
-                        if self.policy.exhausted(attempt_no) {
-                            (NextState::Dead { needs_lookup }, AttemptOutcome::Dead)
-                        } else {
-                            let at =
-                                now + to_chrono(self.policy.delay_random(attempt_no, Some(error)));
-                            // LAPOR! asked us to wait (a 429's Retry-After),
-                            // or may still apply the write: a wait, not a
-                            // failure to retry.
-                            let asked_to_wait = error.kind() == FailureKind::RateLimited
-                                && error.retry_after().is_some();
-                            let waiting_reason = match lookup_not_before {
-                                Some(_) => Some(WaitingReason::LookupDelay),
-                                None if asked_to_wait => Some(WaitingReason::RetryAfter),
-                                None => None,
-                            };
-                            let next = NextState::Pending {
-                                at: lookup_not_before.map_or(at, |floor| at.max(floor)),
-                                needs_lookup,
-                                count_attempt: true,
-                                waiting_reason,
-                            };
-                            let outcome = if needs_lookup {
-                                AttemptOutcome::Unknown
-                            } else {
-                                AttemptOutcome::Retry
-                            };
-                            (next, outcome)
-                        }
-                    }
-                };
-                attempt.outcome = outcome;
-                let text = format!("{}: {message}", error.kind().as_str());
-                let after = (outcome != AttemptOutcome::Paused).then(|| {
-                    json!({
-                        "outcome": outcome,
-                        "attempt": attempt_no,
-                        "http_status": error.status(),
-                        "failure_kind": error.kind().as_str(),
-                        "message": message,
-                    })
-                });
-                (next, Some(text), after)
-            }
+            }) => self.after_lapor_error(step, &mut attempt, error, *needs_lookup, now),
         };
-        // Waiting writes one row when it starts and one when it ends, not one
-        // per poll.
-        let waited_before =
-            step.waiting_reason.as_deref() == Some(WaitingReason::Verification.code());
-        let waiting_now = matches!(result, Err(Failure::Waiting(_)));
-        let record_attempt = !(waiting_now && waited_before);
-        // The wait is over only when the step went ahead: a failed status
-        // check (a 503, a lost connection) proves no verification.
-        let wait_over = (waited_before && result.is_ok()).then(|| Attempt {
-            outcome: AttemptOutcome::WaitOver,
-            message: Some("LAPOR! verified the complaint: no longer waiting".into()),
-            http_status: None,
-            failure_kind: None,
-            duration_ms: 0,
-            ..attempt.clone()
-        });
-        Completion {
-            outbox_id: step.id,
-            fence: step.fence,
-            complaint_id: step.complaint_id,
-            local_ref: step.local_ref.clone(),
-            step: step.step,
-            attempt,
-            record_attempt,
-            wait_over,
-            next,
-            last_error,
+        completion(step, result, attempt, plan, now)
+    }
+
+    /// After a write whose outcome is unknown, LAPOR!'s backend may still
+    /// commit it: neither a lookup nor a resend before this delay.
+    fn lookup_delay(&self) -> ChronoDuration {
+        ChronoDuration::seconds(self.bridge.settings.bridge.lookup_delay_secs as i64)
+    }
+
+    /// LAPOR! has not verified the complaint: look again after a poll
+    /// interval, without counting an attempt.
+    fn after_waiting(
+        &self,
+        step: &ClaimedStep,
+        attempt: &mut Attempt,
+        reason: WaitingReason,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        attempt.outcome = AttemptOutcome::Waiting;
+        attempt.message = Some(reason.describe(None));
+        let at =
+            now + ChronoDuration::seconds(self.bridge.settings.bridge.poll_interval_secs as i64);
+        Plan {
+            next: NextState::Pending {
+                at,
+                needs_lookup: step.needs_lookup,
+                count_attempt: false,
+                waiting_reason: Some(reason),
+            },
+            ..Plan::default()
+        }
+    }
+
+    /// The database failed mid-delivery: retried, after a lookup when a
+    /// write may have been sent.
+    fn after_database_error(
+        &self,
+        step: &ClaimedStep,
+        attempt: &mut Attempt,
+        e: &sqlx::Error,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        let message = format!("database error during delivery: {e}");
+        attempt.outcome = AttemptOutcome::Retry;
+        attempt.message = Some(message.clone());
+        // A write may have been sent before the database failed.
+        let write = step.step.is_write();
+        let lookup_not_before = write.then(|| now + self.lookup_delay());
+        let at = now + to_chrono(self.policy.delay_random(attempt.attempt, None));
+        Plan {
+            next: NextState::Pending {
+                at: lookup_not_before.map_or(at, |floor| at.max(floor)),
+                needs_lookup: step.needs_lookup || write,
+                count_attempt: false,
+                waiting_reason: lookup_not_before.map(|_| WaitingReason::LookupDelay),
+            },
+            last_error: Some(message),
+            audit_after: None,
             lookup_not_before,
-            effect: result.ok().map(|d| d.effect),
-            audit_after,
+        }
+    }
+
+    /// LAPOR! refused or failed: paused, dead, or retried as the error says.
+    fn after_lapor_error(
+        &self,
+        step: &ClaimedStep,
+        attempt: &mut Attempt,
+        error: &LaporError,
+        needs_lookup: bool,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        attempt.http_status = error.status().map(i32::from);
+        attempt.failure_kind = Some(error.kind().as_str().into());
+        let message = error.message();
+        attempt.message = Some(message.clone());
+        let lookup_not_before =
+            matches!(error, LaporError::UnknownOutcome { .. }).then(|| now + self.lookup_delay());
+        // A clear failure proves only that this attempt did not commit, not
+        // an earlier one: "may be on LAPOR!" stays until the step is done.
+        let needs_lookup = needs_lookup || step.needs_lookup;
+        let (next, outcome) = self.next_after_lapor_error(
+            error,
+            &message,
+            needs_lookup,
+            attempt.attempt,
             now,
+            lookup_not_before,
+        );
+        attempt.outcome = outcome;
+        let text = format!("{}: {message}", error.kind().as_str());
+        let audit_after = (outcome != AttemptOutcome::Paused).then(|| {
+            json!({
+                "outcome": outcome,
+                "attempt": attempt.attempt,
+                "http_status": error.status(),
+                "failure_kind": error.kind().as_str(),
+                "message": message,
+            })
+        });
+        Plan {
+            next,
+            last_error: Some(text),
+            audit_after,
+            lookup_not_before,
+        }
+    }
+
+    /// The step's next state after a LAPOR! error, and the attempt's outcome.
+    fn next_after_lapor_error(
+        &self,
+        error: &LaporError,
+        message: &str,
+        needs_lookup: bool,
+        attempt_no: i32,
+        now: DateTime<Utc>,
+        lookup_not_before: Option<DateTime<Utc>>,
+    ) -> (NextState, AttemptOutcome) {
+        match error {
+            LaporError::Unauthorized { .. } => {
+                self.bridge.gate.pause(message);
+                let next = NextState::Pending {
+                    at: now,
+                    needs_lookup,
+                    count_attempt: false,
+                    waiting_reason: Some(WaitingReason::TokensRejected),
+                };
+                (next, AttemptOutcome::Paused)
+            }
+            LaporError::Permanent { .. } => {
+                (NextState::Dead { needs_lookup }, AttemptOutcome::Dead)
+            }
+            LaporError::Retryable { .. } | LaporError::UnknownOutcome { .. } => {
+                if self.policy.exhausted(attempt_no) {
+                    return (NextState::Dead { needs_lookup }, AttemptOutcome::Dead);
+                }
+                let at = now + to_chrono(self.policy.delay_random(attempt_no, Some(error)));
+                // LAPOR! asked us to wait (a 429's Retry-After), or may still
+                // apply the write: a wait, not a failure to retry.
+                let asked_to_wait =
+                    error.kind() == FailureKind::RateLimited && error.retry_after().is_some();
+                let waiting_reason = match lookup_not_before {
+                    Some(_) => Some(WaitingReason::LookupDelay),
+                    None if asked_to_wait => Some(WaitingReason::RetryAfter),
+                    None => None,
+                };
+                let next = NextState::Pending {
+                    at: lookup_not_before.map_or(at, |floor| at.max(floor)),
+                    needs_lookup,
+                    count_attempt: true,
+                    waiting_reason,
+                };
+                let outcome = if needs_lookup {
+                    AttemptOutcome::Unknown
+                } else {
+                    AttemptOutcome::Retry
+                };
+                (next, outcome)
+            }
         }
     }
 
@@ -340,79 +334,16 @@ impl StepRunner<'_> {
     }
 
     async fn create(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
-        let linked = |id: i64, tracking: Option<String>| Delivered {
-            effect: Effect::Created {
-                created: Created {
-                    complaint_id: id,
-                    tracking_id: tracking.unwrap_or_default(),
-                },
-                copies: Vec::new(),
-            },
-            adopted: true,
-        };
         if let Some(id) = step.lapor_complaint_id {
             // Linked already (by reconciliation, or an earlier holder).
-            return Ok(linked(id, step.tracking_id.clone()));
+            return Ok(linked_complaint(id, step.tracking_id.clone()));
         }
-        if step.needs_lookup {
-            let since = step.first_attempt_at.unwrap_or(step.complaint_created_at)
-                - ChronoDuration::minutes(LOOKUP_MARGIN_MINUTES);
-            match self
-                .created
-                .find(&self.bridge.client, &step.local_ref, since)
-                .await
-            {
-                Ok(Some(found)) => {
-                    return Ok(Delivered {
-                        effect: Effect::Created {
-                            created: found.created,
-                            copies: found.copies,
-                        },
-                        adopted: true,
-                    });
-                }
-                Ok(None) => {
-                    // It never arrived: send it, if the step is still ours
-                    // and nothing linked the complaint meanwhile.
-                    let holding = self.recheck(step).await?;
-                    if let Some(id) = holding.lapor_complaint_id {
-                        return Ok(linked(id, holding.tracking_id));
-                    }
-                }
-                Err(error) => {
-                    return Err(Failure::Lapor {
-                        error,
-                        needs_lookup: true,
-                    });
-                }
-            }
+        if step.needs_lookup
+            && let Some(found) = self.look_up_created(step).await?
+        {
+            return Ok(found);
         }
-        let Some(attachment_ids) = step
-            .attachment_ids
-            .iter()
-            .copied()
-            .collect::<Option<Vec<i64>>>()
-        else {
-            return Err(Failure::Impossible(
-                "an attachment was never uploaded to LAPOR!".into(),
-            ));
-        };
-        let new = types::NewComplaint {
-            title: step.title.clone(),
-            content: step.content.clone(),
-            category_id: step.category_id.unwrap_or_default(),
-            disposition_id: step.disposition_id.unwrap_or(self.bridge.institution_id()),
-            location_id: step.location_id,
-            date_of_incident: step.date_of_incident.unwrap_or_else(|| {
-                step.complaint_created_at
-                    .with_timezone(&crate::lapor::wib::wib())
-                    .date_naive()
-            }),
-            is_anonymous: step.is_anonymous,
-            is_secret: step.is_secret,
-            tags_raw: format!("ref:{}", step.local_ref),
-            attachment_ids,
-        };
+        let new = self.new_complaint(step)?;
         match self.bridge.client.create(&new).await {
             Ok(created) => Ok(Delivered {
                 effect: Effect::Created {
@@ -429,6 +360,69 @@ impl StepRunner<'_> {
                 })
             }
         }
+    }
+
+    /// After an attempt whose outcome is unknown: the complaint as LAPOR!
+    /// holds it under our reference, or linked meanwhile; `None` when it
+    /// never arrived and the step is still ours to send.
+    async fn look_up_created(&self, step: &ClaimedStep) -> Result<Option<Delivered>, Failure> {
+        let since = step.first_attempt_at.unwrap_or(step.complaint_created_at)
+            - ChronoDuration::minutes(LOOKUP_MARGIN_MINUTES);
+        match self
+            .created
+            .find(&self.bridge.client, &step.local_ref, since)
+            .await
+        {
+            Ok(Some(found)) => Ok(Some(Delivered {
+                effect: Effect::Created {
+                    created: found.created,
+                    copies: found.copies,
+                },
+                adopted: true,
+            })),
+            Ok(None) => {
+                // It never arrived: send it, if the step is still ours and
+                // nothing linked the complaint meanwhile.
+                let holding = self.recheck(step).await?;
+                Ok(holding
+                    .lapor_complaint_id
+                    .map(|id| linked_complaint(id, holding.tracking_id)))
+            }
+            Err(error) => Err(Failure::Lapor {
+                error,
+                needs_lookup: true,
+            }),
+        }
+    }
+
+    /// The complaint as LAPOR!'s create takes it, tagged with our reference.
+    fn new_complaint(&self, step: &ClaimedStep) -> Result<types::NewComplaint, Failure> {
+        let Some(attachment_ids) = step
+            .attachment_ids
+            .iter()
+            .copied()
+            .collect::<Option<Vec<i64>>>()
+        else {
+            return Err(Failure::Impossible(
+                "an attachment was never uploaded to LAPOR!".into(),
+            ));
+        };
+        Ok(types::NewComplaint {
+            title: step.title.clone(),
+            content: step.content.clone(),
+            category_id: step.category_id.unwrap_or_default(),
+            disposition_id: step.disposition_id.unwrap_or(self.bridge.institution_id()),
+            location_id: step.location_id,
+            date_of_incident: step.date_of_incident.unwrap_or_else(|| {
+                step.complaint_created_at
+                    .with_timezone(&crate::time::wib())
+                    .date_naive()
+            }),
+            is_anonymous: step.is_anonymous,
+            is_secret: step.is_secret,
+            tags_raw: format!("ref:{}", step.local_ref),
+            attachment_ids,
+        })
     }
 
     /// Re-reads a complaint's status from LAPOR! and applies it.
@@ -505,6 +499,56 @@ impl StepRunner<'_> {
         }
     }
 
+    /// After an attempt whose outcome is unknown: the LAPOR! id of our
+    /// follow-up if LAPOR! lists it (by the pull's matching) or something
+    /// linked it meanwhile; `None` when it never arrived and the step is
+    /// still ours to send.
+    async fn look_up_followup(
+        &self,
+        step: &ClaimedStep,
+        followup_id: i64,
+        lapor_id: i64,
+    ) -> Result<Option<i64>, Failure> {
+        let upstream = self
+            .bridge
+            .client
+            .followups(lapor_id)
+            .await
+            .map_err(|error| Failure::Lapor {
+                error,
+                needs_lookup: true,
+            })?;
+        let local = {
+            let mut conn = self.bridge.pool.acquire().await?;
+            complaints::followups_of(&mut conn, step.complaint_id).await?
+        };
+        // The pull's matching: one to one, in order, never older than the
+        // first send; an identical template is not ours by text.
+        let rules = apply::MatchRules {
+            institution_id: self.bridge.institution_id(),
+            clock_tolerance: ChronoDuration::seconds(
+                self.bridge.settings.lapor.clock_tolerance_secs as i64,
+            ),
+            known_copies: {
+                let mut conn = self.bridge.pool.acquire().await?;
+                crate::store::duplicates::followup_copies(&mut conn, step.complaint_id)
+                    .await?
+                    .into_iter()
+                    .collect()
+            },
+        };
+        let matched = apply::match_followups(&local, &upstream, &rules);
+        let found = matched
+            .links
+            .iter()
+            .find(|(local_id, _)| *local_id == followup_id)
+            .map(|(_, upstream_id)| *upstream_id);
+        Ok(match found {
+            Some(id) => Some(id),
+            None => self.recheck(step).await?.lapor_followup_id,
+        })
+    }
+
     async fn followup(&self, step: &ClaimedStep) -> Result<Delivered, Failure> {
         let Some(followup_id) = step.followup_id else {
             return Err(Failure::Impossible(
@@ -527,54 +571,17 @@ impl StepRunner<'_> {
         }
         let lapor_id = self.verified_target(step).await?;
         let ours = self.bridge.institution_id();
-        if step.needs_lookup {
-            let upstream = self
-                .bridge
-                .client
-                .followups(lapor_id)
-                .await
-                .map_err(|error| Failure::Lapor {
-                    error,
-                    needs_lookup: true,
-                })?;
-            let local = {
-                let mut conn = self.bridge.pool.acquire().await?;
-                complaints::followups_of(&mut conn, step.complaint_id).await?
-            };
-            // The pull's matching: one to one, in order, never older than
-            // the first send; an identical template is not ours by text.
-            let rules = apply::MatchRules {
-                institution_id: ours,
-                clock_tolerance: ChronoDuration::seconds(
-                    self.bridge.settings.lapor.clock_tolerance_secs as i64,
-                ),
-                known_copies: {
-                    let mut conn = self.bridge.pool.acquire().await?;
-                    crate::store::duplicates::followup_copies(&mut conn, step.complaint_id)
-                        .await?
-                        .into_iter()
-                        .collect()
+        if step.needs_lookup
+            && let Some(lapor_followup_id) =
+                self.look_up_followup(step, followup_id, lapor_id).await?
+        {
+            return Ok(Delivered {
+                effect: Effect::FollowupPosted {
+                    followup_id,
+                    lapor_followup_id,
                 },
-            };
-            let matched = apply::match_followups(&local, &upstream, &rules);
-            let found = matched
-                .links
-                .iter()
-                .find(|(local_id, _)| *local_id == followup_id)
-                .map(|(_, upstream_id)| *upstream_id);
-            let found = match found {
-                Some(id) => Some(id),
-                None => self.recheck(step).await?.lapor_followup_id,
-            };
-            if let Some(lapor_followup_id) = found {
-                return Ok(Delivered {
-                    effect: Effect::FollowupPosted {
-                        followup_id,
-                        lapor_followup_id,
-                    },
-                    adopted: true,
-                });
-            }
+                adopted: true,
+            });
         }
         let c_disposition = {
             let mut conn = self.bridge.pool.acquire().await?;
@@ -680,6 +687,129 @@ pub fn may_have_committed(error: &LaporError) -> bool {
     matches!(error, LaporError::UnknownOutcome { .. })
 }
 
+/// Linked already (by reconciliation, an earlier holder or a lookup).
+fn linked_complaint(id: i64, tracking_id: Option<String>) -> Delivered {
+    Delivered {
+        effect: Effect::Created {
+            created: Created {
+                complaint_id: id,
+                tracking_id: tracking_id.unwrap_or_default(),
+            },
+            copies: Vec::new(),
+        },
+        adopted: true,
+    }
+}
+
+/// What an attempt's result leads to, besides the attempt row.
+#[derive(Debug)]
+struct Plan {
+    next: NextState,
+    last_error: Option<String>,
+    audit_after: Option<Value>,
+    /// No lookup and no resend of the step before this instant.
+    lookup_not_before: Option<DateTime<Utc>>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            next: NextState::Done,
+            last_error: None,
+            audit_after: None,
+            lookup_not_before: None,
+        }
+    }
+}
+
+/// Delivered, or found on LAPOR! (adopted): the step is done.
+fn after_delivery(attempt: &mut Attempt, delivered: &Delivered) -> Plan {
+    attempt.outcome = if delivered.adopted {
+        AttemptOutcome::Adopted
+    } else {
+        AttemptOutcome::Delivered
+    };
+    let mut after = effect_json(&delivered.effect);
+    after["outcome"] = json!(attempt.outcome);
+    after["attempt"] = json!(attempt.attempt);
+    Plan {
+        audit_after: Some(after),
+        ..Plan::default()
+    }
+}
+
+/// Not deliverable as it stands: dead until an operator acts.
+fn after_impossible(step: &ClaimedStep, attempt: &mut Attempt, reason: &str) -> Plan {
+    attempt.outcome = AttemptOutcome::Dead;
+    attempt.message = Some(reason.to_string());
+    Plan {
+        next: NextState::Dead {
+            needs_lookup: step.needs_lookup,
+        },
+        last_error: Some(reason.to_string()),
+        audit_after: Some(
+            json!({"outcome": AttemptOutcome::Dead, "attempt": attempt.attempt, "message": reason}),
+        ),
+        lookup_not_before: None,
+    }
+}
+
+/// Another worker holds the step now: nothing is written (the fence no
+/// longer matches).
+fn after_lease_lost(attempt: &mut Attempt, now: DateTime<Utc>) -> Plan {
+    attempt.outcome = AttemptOutcome::LeaseLost;
+    Plan {
+        next: NextState::Pending {
+            at: now,
+            needs_lookup: true,
+            count_attempt: false,
+            waiting_reason: None,
+        },
+        ..Plan::default()
+    }
+}
+
+/// The completion to write: the attempt and the plan, with the rows that
+/// start and end a wait. Waiting writes one row when it starts and one when
+/// it ends, not one per poll.
+fn completion(
+    step: &ClaimedStep,
+    result: Result<Delivered, Failure>,
+    attempt: Attempt,
+    plan: Plan,
+    now: DateTime<Utc>,
+) -> Completion {
+    let waited_before = step.waiting_reason.as_deref() == Some(WaitingReason::Verification.code());
+    let waiting_now = matches!(result, Err(Failure::Waiting(_)));
+    let record_attempt = !(waiting_now && waited_before);
+    // The wait is over only when the step went ahead: a failed status
+    // check (a 503, a lost connection) proves no verification.
+    let wait_over = (waited_before && result.is_ok()).then(|| Attempt {
+        outcome: AttemptOutcome::WaitOver,
+        message: Some("LAPOR! verified the complaint: no longer waiting".into()),
+        http_status: None,
+        failure_kind: None,
+        duration_ms: 0,
+        ..attempt.clone()
+    });
+    Completion {
+        outbox_id: step.id,
+        fence: step.fence,
+        complaint_id: step.complaint_id,
+        local_ref: step.local_ref.clone(),
+        step: step.step,
+        attempt,
+        record_attempt,
+        wait_over,
+        next: plan.next,
+        last_error: plan.last_error,
+        lookup_not_before: plan.lookup_not_before,
+        effect: result.ok().map(|d| d.effect),
+        audit_after: plan.audit_after,
+        now,
+    }
+}
+
 fn effect_json(effect: &Effect) -> Value {
     match effect {
         Effect::Uploaded => json!({}),
@@ -766,20 +896,7 @@ impl Completion {
                 complaints::note_our_followup(conn, self.complaint_id, now).await
             }
             Effect::Forwarded { target } => {
-                sqlx::query(
-                    "UPDATE lapor_bridge.complaints
-                        SET lapor_disposition_id = $2, status = 'verified',
-                            lapor_status_name = 'Terverifikasi', updated_at = $3,
-                            -- no longer ours: our follow-up deadline ends
-                            dispositioned_at = NULL
-                      WHERE id = $1",
-                )
-                .bind(self.complaint_id)
-                .bind(target)
-                .bind(now)
-                .execute(conn)
-                .await?;
-                Ok(())
+                complaints::record_forwarded(conn, self.complaint_id, *target, now).await
             }
         }
     }

@@ -16,11 +16,12 @@ use std::time::Duration;
 use chrono::Duration as ChronoDuration;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::Bridge;
+use crate::store::notify::{self, ListenError};
 use crate::store::outbox::{self, ClaimedStep};
 use deliver::StepRunner;
 use retry::RetryPolicy;
@@ -31,6 +32,10 @@ pub const CHANNEL: &str = "lapor_bridge_outbox";
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
 /// How often one replica vacuums the outbox table.
 const VACUUM_EVERY: Duration = Duration::from_secs(60);
+/// Steps a worker pool holds at once (claimed and not yet recorded), per
+/// worker: a worker takes its next step when LAPOR! has answered, while the
+/// outcome waits for the writer's next batch.
+const HELD_PER_WORKER: usize = 4;
 /// How long in-flight calls may finish after SIGTERM.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -108,12 +113,25 @@ impl Engine {
     /// Delivers one claimed step and writes its outcome (fenced by the
     /// claim): what every worker does with a step it claimed.
     pub async fn deliver(&self, step: ClaimedStep) {
+        self.deliver_releasing(step, None).await
+    }
+
+    /// [`Engine::deliver`], giving `call` back as soon as LAPOR! has
+    /// answered: the concurrency bounds calls to LAPOR!, and outcomes
+    /// waiting for the writer's next batch need no worker.
+    async fn deliver_releasing(&self, step: ClaimedStep, call: Option<OwnedSemaphorePermit>) {
         let runner = StepRunner {
             bridge: &self.bridge,
             policy: self.policy,
             created: &self.created,
         };
         let completion = runner.run(&step).await;
+        if call.is_some() {
+            drop(call);
+            // The claim loop may take the next steps while this outcome
+            // waits for the writer.
+            self.finished.notify_waiters();
+        }
         if let Err(e) = self.writer.write(completion).await {
             // The lease runs out and another worker (or this one) retries.
             tracing::error!(step = step.id, local_ref = %step.local_ref, error = %e, "cannot record a delivery outcome");
@@ -198,20 +216,36 @@ impl Engine {
         }
     }
 
-    /// The worker loop of `lapor-bridge run`, until `shutdown`.
+    /// The worker loop with its heartbeat and maintenance, until `shutdown`
+    /// (the daemon runs the three as tasks of its supervisor instead: see
+    /// [`Engine::work`]).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let background = CancellationToken::new();
+        tokio::spawn(self.clone().heartbeat(background.clone()));
+        tokio::spawn(self.clone().maintenance(background.clone()));
+        self.work(shutdown).await;
+        background.cancel();
+    }
+
+    /// The worker loop: claims and delivers until `shutdown`, then drains.
+    /// The lease heartbeat ([`Engine::heartbeat`]) and maintenance
+    /// ([`Engine::maintenance`]) must run meanwhile and stop only after this
+    /// returns: the steps in flight keep their leases until then.
+    pub async fn work(self: &Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.bridge.settings.bridge.concurrency;
+        // Calls to LAPOR! in flight, and steps held until their outcome is
+        // recorded.
         let permits = Arc::new(Semaphore::new(concurrency));
+        let held = Arc::new(Semaphore::new(concurrency * HELD_PER_WORKER));
         let mut tasks = JoinSet::new();
         let mut listener = self.listen().await;
-        let background = self.spawn_background();
         tracing::info!(owner = %self.owner, concurrency, "outbox workers started");
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let free = permits.available_permits();
+            let free = permits.available_permits().min(held.available_permits());
             let mut claimed = 0;
             // Claim in batches: while most workers are busy, wait for more
             // to finish rather than paying a claim transaction per step.
@@ -221,13 +255,17 @@ impl Engine {
                     Ok(steps) => {
                         claimed = steps.len();
                         for step in steps {
-                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                            // As many steps as both have free were claimed.
+                            let (Ok(call), Ok(hold)) = (
+                                permits.clone().try_acquire_owned(),
+                                held.clone().try_acquire_owned(),
+                            ) else {
                                 break;
                             };
                             let engine = self.clone();
                             tasks.spawn(async move {
-                                engine.deliver(step).await;
-                                drop(permit);
+                                engine.deliver_releasing(step, Some(call)).await;
+                                drop(hold);
                             });
                         }
                     }
@@ -264,7 +302,6 @@ impl Engine {
             while tasks.join_next().await.is_some() {}
             self.release_held().await;
         }
-        background.cancel();
         tracing::info!("outbox workers stopped");
     }
 
@@ -297,51 +334,41 @@ impl Engine {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        match PgListener::connect_with(&self.bridge.pool).await {
-            Ok(mut l) => match l.listen(CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN failed; polling only");
-                    None
-                }
-            },
-            Err(e) => {
+        match notify::listen(&self.bridge.pool, CHANNEL).await {
+            Ok(l) => Some(l),
+            Err(ListenError::Listen(e)) => {
+                tracing::warn!(error = %e, "LISTEN failed; polling only");
+                None
+            }
+            Err(ListenError::Connect(e)) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; polling only");
                 None
             }
         }
     }
 
-    /// The lease heartbeat (a task of its own), and lease rescue, pruning
-    /// and the token probe. They stop when the returned token is cancelled,
-    /// after the drain: the steps in flight keep their leases until then.
-    fn spawn_background(self: &Arc<Self>) -> CancellationToken {
-        let stop = CancellationToken::new();
-        tokio::spawn(self.clone().heartbeat(stop.clone()));
-        let engine = self.clone();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let mut maintenance = tokio::time::interval(Duration::from_secs(10));
-            let mut probe = tokio::time::interval(Duration::from_secs(15));
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = maintenance.tick() => {
-                        if let Err(e) = engine.maintain().await {
-                            tracing::warn!(error = %e, "outbox maintenance failed");
-                        }
+    /// Lease rescue, pruning and vacuum every 10 s, and the token probe
+    /// every 15 s while delivery is paused, until `stop` (after the drain).
+    pub async fn maintenance(self: Arc<Self>, stop: CancellationToken) {
+        let mut maintenance = tokio::time::interval(Duration::from_secs(10));
+        let mut probe = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = maintenance.tick() => {
+                    if let Err(e) = self.maintain().await {
+                        tracing::warn!(error = %e, "outbox maintenance failed");
                     }
-                    _ = probe.tick(), if engine.bridge.gate.is_paused() => {
-                        match engine.bridge.client.institutions().await {
-                            Ok(_) => engine.bridge.gate.resume(),
-                            Err(crate::lapor::LaporError::Unauthorized { message, .. }) => engine.bridge.gate.pause(&message),
-                            Err(_) => {}
-                        }
+                }
+                _ = probe.tick(), if self.bridge.gate.is_paused() => {
+                    match self.bridge.client.institutions().await {
+                        Ok(_) => self.bridge.gate.resume(),
+                        Err(crate::lapor::LaporError::Unauthorized { message, .. }) => self.bridge.gate.pause(&message),
+                        Err(_) => {}
                     }
                 }
             }
-        });
-        stop
+        }
     }
 }
 
@@ -349,8 +376,8 @@ impl Engine {
     /// Renews the leases of the steps in flight every `lease_secs / 3`, on a
     /// connection of its own (a busy pool, a slow vacuum or a hanging token
     /// probe cannot delay it), and re-measures the database clock's offset
-    /// each time.
-    async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
+    /// each time. Until `stop` (after the drain).
+    pub async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
         let beat = Duration::from_secs((self.lease_secs() as u64 / 3).max(1));
         let mut tick = tokio::time::interval(beat);
         let mut conn: Option<PgConnection> = None;
@@ -390,14 +417,7 @@ impl Engine {
 }
 
 async fn recv(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                tokio::time::sleep(FALLBACK_POLL).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
+    notify::notified(listener, FALLBACK_POLL).await
 }
 
 fn hostname() -> String {

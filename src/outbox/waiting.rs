@@ -46,7 +46,7 @@ impl WaitingReason {
     /// In English, with the instant it waits for (API, CLI, logs).
     pub fn describe(self, until: Option<DateTime<Utc>>) -> String {
         let at = |prefix: &str| match until {
-            Some(t) => format!("{prefix} {} WIB", crate::lapor::wib::format_datetime(t)),
+            Some(t) => format!("{prefix} {} WIB", crate::time::display(t)),
             None => String::new(),
         };
         match self {

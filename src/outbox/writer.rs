@@ -3,13 +3,15 @@
 //! the commit are paid once per batch, not once per step. Under light load a
 //! batch is a single completion and nothing waits.
 
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use serde_json::Value;
 
 use super::deliver::{Completion, Effect};
 use crate::domain::AttemptOutcome;
+use crate::lapor::types::Created;
 use crate::metrics::Metrics;
 use crate::store::complaints;
 use crate::store::outbox::{self, Attempt};
@@ -119,7 +121,20 @@ async fn write_batch<R>(
 ) -> Result<Vec<bool>, sqlx::Error> {
     let items: Vec<&Completion> = batch.iter().map(|(c, _)| c).collect();
     let mut tx = pool.begin().await?;
+    let owned = complete_steps(&mut tx, &items).await?;
+    outbox::record_attempts(&mut tx, &attempt_rows(&items, &owned)).await?;
+    apply_effects(&mut tx, &items, &owned).await?;
+    audit_outcomes(&mut tx, &items, &owned).await?;
+    tx.commit().await?;
+    Ok(owned)
+}
 
+/// The fenced state changes, in one statement. Returns, per completion,
+/// whether its lease was still held.
+async fn complete_steps(
+    conn: &mut PgConnection,
+    items: &[&Completion],
+) -> Result<Vec<bool>, sqlx::Error> {
     let steps: Vec<outbox::StepCompletion<'_>> = items
         .iter()
         .map(|c| outbox::StepCompletion {
@@ -131,14 +146,19 @@ async fn write_batch<R>(
             now: c.now,
         })
         .collect();
-    let owned_ids = outbox::complete_many(&mut tx, &steps).await?;
-    let owned: Vec<bool> = items
+    let owned_ids = outbox::complete_many(conn, &steps).await?;
+    Ok(items
         .iter()
         .map(|c| owned_ids.contains(&c.outbox_id))
-        .collect();
+        .collect())
+}
 
+/// The attempt rows to record: a wait's end before its attempt, nothing
+/// while a wait goes on, and `lease_lost` for an outcome left to the new
+/// holder.
+fn attempt_rows(items: &[&Completion], owned: &[bool]) -> Vec<Attempt> {
     let mut attempts: Vec<Attempt> = Vec::with_capacity(items.len());
-    for (c, owned) in items.iter().zip(&owned) {
+    for (c, owned) in items.iter().zip(owned) {
         if let (Some(over), true) = (&c.wait_over, owned) {
             attempts.push(over.clone());
         }
@@ -152,67 +172,92 @@ async fn write_batch<R>(
         }
         attempts.push(a);
     }
-    outbox::record_attempts(&mut tx, &attempts).await?;
+    attempts
+}
 
-    // Effects: plain creates in one statement, the rarer kinds one by one.
-    let mut created_ids = Vec::new();
-    let mut lapor_ids = Vec::new();
-    let mut tracking = Vec::new();
-    let mut created_at = Vec::new();
-    for (c, owned) in items.iter().zip(&owned) {
+/// Effects on the complaints: plain creates in one statement, the rarer
+/// kinds one by one; a lost lease's effect kept for the new holder.
+async fn apply_effects(
+    conn: &mut PgConnection,
+    items: &[&Completion],
+    owned: &[bool],
+) -> Result<(), sqlx::Error> {
+    let mut created = Vec::new();
+    for (c, owned) in items.iter().zip(owned) {
         match (&c.effect, owned) {
-            (Some(Effect::Created { created, copies }), true) if copies.is_empty() => {
-                created_ids.push(c.complaint_id);
-                lapor_ids.push(created.complaint_id);
-                tracking.push(created.tracking_id.clone());
-                created_at.push(c.now);
+            (
+                Some(Effect::Created {
+                    created: new,
+                    copies,
+                }),
+                true,
+            ) if copies.is_empty() => {
+                created.push((*c, new));
             }
-            (Some(effect), true) => c.apply_effect(&mut tx, effect).await?,
-            (Some(effect), false) => c.keep_late_effect(&mut tx, effect).await?,
+            (Some(effect), true) => c.apply_effect(conn, effect).await?,
+            (Some(effect), false) => c.keep_late_effect(conn, effect).await?,
             (None, _) => {}
         }
     }
-    if !created_ids.is_empty() {
-        let linked = complaints::link_created_many(
-            &mut tx,
-            &created_ids,
-            &lapor_ids,
-            &tracking,
-            &created_at,
-        )
-        .await?;
-        // A complaint linked meanwhile to another LAPOR! complaint: the one
-        // just created is a copy, named for an operator.
-        for (complaint_id, linked_id) in linked {
-            let Some(pos) = created_ids.iter().position(|id| *id == complaint_id) else {
-                continue;
-            };
-            if linked_id != lapor_ids[pos]
-                && let Some(c) = items
-                    .iter()
-                    .find(|c| c.complaint_id == complaint_id && c.effect.is_some())
-            {
-                crate::inbound::apply::note_copies(
-                    &mut tx,
-                    complaint_id,
-                    &c.local_ref,
-                    None,
-                    linked_id,
-                    &[lapor_ids[pos]],
-                    c.now,
-                )
-                .await?;
-            }
+    if !created.is_empty() {
+        link_created(conn, items, &created).await?;
+    }
+    Ok(())
+}
+
+/// Links the complaints just created on LAPOR!, in one statement. A
+/// complaint linked meanwhile to another LAPOR! complaint: the one just
+/// created is a copy, named for an operator.
+async fn link_created(
+    conn: &mut PgConnection,
+    items: &[&Completion],
+    created: &[(&Completion, &Created)],
+) -> Result<(), sqlx::Error> {
+    let created_ids: Vec<i64> = created.iter().map(|(c, _)| c.complaint_id).collect();
+    let lapor_ids: Vec<i64> = created.iter().map(|(_, n)| n.complaint_id).collect();
+    let tracking: Vec<String> = created.iter().map(|(_, n)| n.tracking_id.clone()).collect();
+    let created_at: Vec<DateTime<Utc>> = created.iter().map(|(c, _)| c.now).collect();
+    let linked =
+        complaints::link_created_many(conn, &created_ids, &lapor_ids, &tracking, &created_at)
+            .await?;
+    for (complaint_id, linked_id) in linked {
+        let Some(pos) = created_ids.iter().position(|id| *id == complaint_id) else {
+            continue;
+        };
+        if linked_id != lapor_ids[pos]
+            && let Some(c) = items
+                .iter()
+                .find(|c| c.complaint_id == complaint_id && c.effect.is_some())
+        {
+            crate::inbound::apply::note_copies(
+                conn,
+                complaint_id,
+                &c.local_ref,
+                None,
+                linked_id,
+                &[lapor_ids[pos]],
+                c.now,
+            )
+            .await?;
         }
     }
+    Ok(())
+}
 
+/// The audit entries of the outcomes whose lease was held, chained in order
+/// in one statement.
+async fn audit_outcomes(
+    conn: &mut PgConnection,
+    items: &[&Completion],
+    owned: &[bool],
+) -> Result<(), sqlx::Error> {
     let mut at = Vec::new();
     let mut actor = Vec::new();
     let mut local_ref = Vec::new();
     let mut action = Vec::new();
     let mut before: Vec<Option<Value>> = Vec::new();
     let mut after: Vec<Option<Value>> = Vec::new();
-    for (c, owned) in items.iter().zip(&owned) {
+    for (c, owned) in items.iter().zip(owned) {
         if let (Some(entry), true) = (&c.audit_after, owned) {
             at.push(c.now);
             actor.push("bridge");
@@ -222,8 +267,7 @@ async fn write_batch<R>(
             after.push(Some(entry.clone()));
         }
     }
-    crate::store::audit::append_many(&mut tx, &at, &actor, &local_ref, &action, &before, &after)
+    crate::store::audit::append_many(conn, &at, &actor, &local_ref, &action, &before, &after)
         .await?;
-    tx.commit().await?;
-    Ok(owned)
+    Ok(())
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Identity, Keyring, PiiError};
 use crate::bridge::Bridge;
 use crate::store::audit::{self, NewEntry};
+use crate::store::notify;
 use crate::store::pii::{self as store, Erasure};
 
 /// `submit_complaint` notifies this channel when it stages a reporter.
@@ -262,14 +263,8 @@ pub async fn prepare(pool: &PgPool, keyring: &Keyring) -> Result<usize, TaskErro
 /// least every `CHECK_EVERY`, and erases those past retention, until
 /// `shutdown`.
 pub async fn run(bridge: Bridge, keyring: std::sync::Arc<Keyring>, shutdown: CancellationToken) {
-    let mut listener = match PgListener::connect_with(&bridge.pool).await {
-        Ok(mut l) => match l.listen(CHANNEL).await {
-            Ok(()) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "LISTEN failed; reporter sealing polls only");
-                None
-            }
-        },
+    let mut listener = match notify::listen(&bridge.pool, CHANNEL).await {
+        Ok(l) => Some(l),
         Err(e) => {
             tracing::warn!(error = %e, "LISTEN failed; reporter sealing polls only");
             None
@@ -295,14 +290,7 @@ pub async fn run(bridge: Bridge, keyring: std::sync::Arc<Keyring>, shutdown: Can
 }
 
 async fn notified(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                tokio::time::sleep(CHECK_EVERY).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
+    notify::notified(listener, CHECK_EVERY).await
 }
 
 /// One key id in use.

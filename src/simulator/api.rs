@@ -21,8 +21,8 @@ use super::state::{
     is_image,
 };
 use super::{Shared, SimulatorConfig, error_response, lock};
-use crate::config::AuthHeader;
-use crate::lapor::wib;
+use crate::lapor::AuthHeader;
+use crate::lapor::timestamp;
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -253,7 +253,7 @@ impl<'a> Fields<'a> {
             .as_str()
             .map(str::trim)
             .filter(|s| s.len() == 10)
-            .and_then(|s| wib::parse_date(s).ok());
+            .and_then(|s| timestamp::parse_date(s).ok());
         if parsed.is_none() {
             self.fail(
                 key,
@@ -697,7 +697,7 @@ async fn list(
         None => None,
     };
     let updated_from = match f.present("updated_from", false).and_then(Value::as_str) {
-        Some(raw) => match wib::parse_datetime(raw) {
+        Some(raw) => match timestamp::parse_datetime(raw) {
             Ok(at) => Some(at.timestamp()),
             Err(_) => {
                 f.fail(

@@ -58,7 +58,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::AuthHeader;
+use crate::lapor::AuthHeader;
 
 pub use faults::FaultSet;
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use crate::lapor::{Status, StatusName, StatusTable, wib};
+use crate::lapor::{Status, StatusName, StatusTable, timestamp};
 
 /// LAPOR!'s own administration, the sender of verification and disposition.
 pub const ADMIN_ID: i64 = 1;
@@ -644,8 +644,8 @@ impl State {
             "status_name": c.status.name(),
             "disposition_id": c.disposition_id,
             "tags_raw": c.tags_raw,
-            "created_at": wib::format_datetime(c.created_at),
-            "updated_at": wib::format_datetime(c.updated_at),
+            "created_at": timestamp::format_datetime(c.created_at),
+            "updated_at": timestamp::format_datetime(c.updated_at),
         })
     }
 
@@ -663,8 +663,8 @@ impl State {
             "is_anonymous": c.is_anonymous,
             "is_secret": c.is_secret,
             "tags_raw": c.tags_raw,
-            "created_at": wib::format_datetime(c.created_at),
-            "updated_at": wib::format_datetime(c.updated_at),
+            "created_at": timestamp::format_datetime(c.created_at),
+            "updated_at": timestamp::format_datetime(c.updated_at),
         })
     }
 
@@ -675,7 +675,7 @@ impl State {
             "status_old": log.status_old.as_ref().map(SimStatus::json),
             "status_new": log.status_new.json(),
             "content": log.content,
-            "created_at": wib::format_datetime(log.created_at),
+            "created_at": timestamp::format_datetime(log.created_at),
         })
     }
 
@@ -685,7 +685,7 @@ impl State {
             "content": f.content,
             "is_secret": f.is_secret,
             "institution": f.institution_id.map(|id| self.institution_json(id)),
-            "created_at": wib::format_followup_datetime(f.created_at),
+            "created_at": timestamp::format_followup_datetime(f.created_at),
             "attachments": f.attachments.iter().map(Attachment::json).collect::<Vec<_>>(),
         })
     }
@@ -731,14 +731,14 @@ impl State {
             "disposition_name": self.institution_name(c.disposition_id),
             "location_id": c.location_id,
             "channel": c.channel,
-            "date_of_incident": c.date_of_incident.map(wib::format_date),
+            "date_of_incident": c.date_of_incident.map(timestamp::format_date),
             "is_anonymous": c.is_anonymous,
             "is_secret": c.is_secret,
             "tags_raw": c.tags_raw,
             "attachments": c.attachments,
             "created_via_api": c.created_via_api,
-            "created_at": wib::format_datetime(c.created_at),
-            "updated_at": wib::format_datetime(c.updated_at),
+            "created_at": timestamp::format_datetime(c.created_at),
+            "updated_at": timestamp::format_datetime(c.updated_at),
             "created_at_utc": c.created_at.to_rfc3339(),
             "updated_at_utc": c.updated_at.to_rfc3339(),
             "followups": followups,

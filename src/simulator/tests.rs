@@ -7,7 +7,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::lapor::wib;
+use crate::lapor::timestamp;
 
 struct Harness {
     sim: RunningSimulator,
@@ -284,7 +284,10 @@ async fn a_complaint_lives_through_verification_follow_up_and_forward() {
     assert_eq!(data["tags_raw"], "ref:PLG-2025-000123");
     assert_eq!(data["category_id"], 12);
     let created_at = data["created_at"].as_str().expect("created_at");
-    assert!(wib::parse_datetime(created_at).is_ok(), "{created_at}");
+    assert!(
+        timestamp::parse_datetime(created_at).is_ok(),
+        "{created_at}"
+    );
     let logs = detail["results"]["data_logs"].as_array().expect("logs");
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0]["status_old"], Value::Null);
@@ -340,7 +343,7 @@ async fn a_complaint_lives_through_verification_follow_up_and_forward() {
     assert_eq!(list[0]["institution"]["id"], 101);
     assert_eq!(list[2]["institution"], Value::Null);
     let at = list[0]["created_at"].as_str().expect("created_at");
-    assert!(wib::parse_followup_datetime(at).is_ok(), "{at}");
+    assert!(timestamp::parse_followup_datetime(at).is_ok(), "{at}");
 
     // Forward: disposition moves, status back to 2, a log entry.
     let (status, body) = h

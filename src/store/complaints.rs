@@ -667,3 +667,179 @@ pub async fn submitted_by(
         .fetch_optional(pool)
         .await
 }
+
+/// A complaint filed on lapor.go.id, as read from our inbox to import it.
+#[derive(Debug, Clone)]
+pub struct Imported<'a> {
+    pub local_ref: &'a str,
+    pub title: &'a str,
+    pub content: &'a str,
+    pub category_id: Option<i64>,
+    pub disposition_id: Option<i64>,
+    pub is_anonymous: bool,
+    pub is_secret: bool,
+    pub lapor_complaint_id: i64,
+    pub tracking_id: &'a str,
+}
+
+/// Imports a complaint from LAPOR! (origin `lapor`). Returns its id, or
+/// `None` when it is held already.
+pub async fn insert_imported(
+    conn: &mut PgConnection,
+    c: &Imported<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO lapor_bridge.complaints
+             (local_ref, origin, title, content, category_id, disposition_id, is_anonymous,
+              is_secret, lapor_complaint_id, tracking_id, created_at, updated_at)
+         VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(c.local_ref)
+    .bind(c.title)
+    .bind(c.content)
+    .bind(c.category_id)
+    .bind(c.disposition_id)
+    .bind(c.is_anonymous)
+    .bind(c.is_secret)
+    .bind(c.lapor_complaint_id)
+    .bind(c.tracking_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Which of these LAPOR! complaint ids we hold.
+pub async fn known_lapor_ids(pool: &PgPool, lapor_ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT lapor_complaint_id FROM lapor_bridge.complaints
+          WHERE lapor_complaint_id = ANY($1)",
+    )
+    .bind(lapor_ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Which of these references name a complaint filed here (origin `local`).
+pub async fn local_refs_among(pool: &PgPool, refs: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT local_ref FROM lapor_bridge.complaints
+          WHERE origin = 'local' AND local_ref = ANY($1)",
+    )
+    .bind(refs)
+    .fetch_all(pool)
+    .await
+}
+
+/// Ends our follow-up deadline of a complaint no longer dispositioned to us.
+pub async fn clear_dispositioned(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints SET dispositioned_at = NULL
+          WHERE id = $1 AND dispositioned_at IS NOT NULL",
+    )
+    .bind(complaint_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records our forward of a complaint to institution `target`: verified,
+/// and no longer ours, so our follow-up deadline ends.
+pub async fn record_forwarded(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    target: i64,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints
+            SET lapor_disposition_id = $2, status = 'verified',
+                lapor_status_name = 'Terverifikasi', updated_at = $3,
+                -- no longer ours: our follow-up deadline ends
+                dispositioned_at = NULL
+          WHERE id = $1",
+    )
+    .bind(complaint_id)
+    .bind(target)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A follow-up read from LAPOR!, to import.
+#[derive(Debug, Clone)]
+pub struct UpstreamFollowup<'a> {
+    pub lapor_followup_id: i64,
+    pub content: &'a str,
+    pub is_secret: bool,
+    pub institution_id: Option<i64>,
+    pub lapor_created_at: DateTime<Utc>,
+}
+
+/// Imports an upstream follow-up (origin `lapor`) once. Returns its id, or
+/// `None` when it is held already.
+pub async fn insert_upstream_followup(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    f: &UpstreamFollowup<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO lapor_bridge.followups
+             (complaint_id, origin, content, is_secret, institution_id, lapor_followup_id,
+              lapor_created_at, created_at)
+         VALUES ($1, 'lapor', $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (complaint_id, lapor_followup_id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(complaint_id)
+    .bind(f.content)
+    .bind(f.is_secret)
+    .bind(f.institution_id)
+    .bind(f.lapor_followup_id)
+    .bind(f.lapor_created_at)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves a complaint's last follow-up time to `at` (never back): a
+/// follow-up of another institution, which starts no deadline of ours.
+pub async fn note_their_followup(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lapor_bridge.complaints SET last_followup_at = greatest(last_followup_at, $2)
+          WHERE id = $1",
+    )
+    .bind(complaint_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many of a complaint's linked follow-ups LAPOR! no longer lists
+/// (their LAPOR! id is not among `listed`).
+pub async fn count_followups_unlisted(
+    conn: &mut PgConnection,
+    complaint_id: i64,
+    listed: &[i64],
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM lapor_bridge.followups
+          WHERE complaint_id = $1 AND lapor_followup_id IS NOT NULL
+            AND NOT (lapor_followup_id = ANY($2))",
+    )
+    .bind(complaint_id)
+    .bind(listed)
+    .fetch_one(conn)
+    .await
+}

@@ -619,3 +619,20 @@ pub async fn enqueue(
         .await?;
     Ok(id)
 }
+
+/// A complaint's delivery attempts as timeline events: when each started,
+/// and the event (`kind` `attempt`) as JSON.
+pub async fn attempt_events(
+    pool: &PgPool,
+    complaint_id: i64,
+) -> Result<Vec<(DateTime<Utc>, Value)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT started_at, jsonb_build_object('kind', 'attempt', 'at', started_at, 'step', step,
+                'attempt', attempt, 'duration_ms', duration_ms, 'http_status', http_status,
+                'failure_kind', failure_kind, 'message', message, 'outcome', outcome)
+           FROM lapor_bridge.outbox_attempts WHERE complaint_id = $1",
+    )
+    .bind(complaint_id)
+    .fetch_all(pool)
+    .await
+}

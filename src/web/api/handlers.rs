@@ -273,15 +273,7 @@ pub async fn timeline(
     let row = complaints::by_ref(pool, &local_ref)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let attempts: Vec<(DateTime<Utc>, Value)> = sqlx::query_as(
-        "SELECT started_at, jsonb_build_object('kind', 'attempt', 'at', started_at, 'step', step,
-                'attempt', attempt, 'duration_ms', duration_ms, 'http_status', http_status,
-                'failure_kind', failure_kind, 'message', message, 'outcome', outcome)
-           FROM lapor_bridge.outbox_attempts WHERE complaint_id = $1",
-    )
-    .bind(row.id)
-    .fetch_all(pool)
-    .await?;
+    let attempts = outbox::attempt_events(pool, row.id).await?;
     let mut conn = pool.acquire().await?;
     let followups = complaints::followups_of(&mut conn, row.id).await?;
     drop(conn);

@@ -1,39 +1,13 @@
-//! HTML building blocks. Every value that reaches a page goes through
-//! [`escape_html`] (or [`Esc`]); only the fixed markup of this module and the
-//! string table is written raw.
+//! The layout and the small parts every page shares, in maud: values are
+//! escaped by construction; only this module's fixed CSS is written raw.
 
-use std::fmt::{self, Write};
+use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::i18n::{K, Lang, t};
 use super::session::Session;
-use crate::config::Role;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Displays a value escaped: `format!("<td>{}</td>", Esc(&value))`.
-pub struct Esc<T: fmt::Display>(pub T);
-
-impl<T: fmt::Display> fmt::Display for Esc<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&escape_html(&self.0.to_string()))
-    }
-}
 
 /// Percent-encodes a query parameter value or a path segment.
 pub fn url_encode(s: &str) -> String {
@@ -48,9 +22,14 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// The dashboard path of a complaint.
+pub fn complaint_href(local_ref: &str) -> String {
+    format!("/complaints/{}", url_encode(local_ref))
+}
+
 /// A time as operators read it: Western Indonesian Time.
 pub fn when(at: DateTime<Utc>) -> String {
-    at.with_timezone(&crate::lapor::wib::wib())
+    at.with_timezone(&crate::time::wib())
         .format("%Y-%m-%d %H:%M:%S WIB")
         .to_string()
 }
@@ -60,12 +39,8 @@ pub fn when_opt(at: Option<DateTime<Utc>>) -> String {
 }
 
 /// A coloured badge; `class` is one of this module's fixed CSS classes.
-pub fn badge(class: &str, text: &str) -> String {
-    format!(
-        "<span class=\"badge {}\">{}</span>",
-        escape_html(class),
-        escape_html(text)
-    )
+pub fn badge(class: &str, text: &str) -> Markup {
+    html! { span class={ "badge " (class) } { (text) } }
 }
 
 /// The CSS class of a sync or step state.
@@ -79,11 +54,8 @@ pub fn state_class(state: &str) -> &'static str {
 }
 
 /// A hidden CSRF field for a form of this session.
-pub fn csrf_field(session: &Session) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape_html(&session.csrf)
-    )
+pub fn csrf_field(session: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,14 +137,15 @@ ul.changes{margin:0;padding-left:1.1rem}
 }
 ";
 
-fn head(lang: Lang, title: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · lapor-bridge</title><style>{CSS}</style></head>",
-        lang.code(),
-        escape_html(title)
-    )
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · lapor-bridge" }
+            style { (PreEscaped(CSS)) }
+        }
+    }
 }
 
 /// What the layout needs to know about the page being drawn.
@@ -184,135 +157,101 @@ pub struct Frame<'a> {
     pub active: Nav,
 }
 
-/// A full page: navigation, title, then `body` (already HTML).
-pub fn page(frame: &Frame<'_>, title: &str, body: &str) -> String {
+/// The navigation of a signed-in page.
+fn nav_links(frame: &Frame<'_>, session: &Session) -> Markup {
     let lang = frame.lang;
-    let mut out = head(lang, title);
-    out.push_str("<body><header><nav><a class=\"brand\" href=\"/\">lapor-bridge</a>");
-    if let Some(session) = frame.session {
-        for (nav, href, key) in [
+    html! {
+        @for (nav, href, key) in [
             (Nav::Overview, "/", K::NavOverview),
             (Nav::Complaints, "/complaints", K::NavComplaints),
             (Nav::Dead, "/outbox/dead", K::NavDead),
             (Nav::Reconciliation, "/reconciliation", K::NavReconciliation),
             (Nav::Audit, "/audit", K::NavAudit),
         ] {
-            let class = if nav == frame.active {
-                " class=\"active\""
-            } else {
-                ""
-            };
-            let _ = write!(out, "<a href=\"{href}\"{class}>{}</a>", t(lang, key));
+            a href=(href) class=[(nav == frame.active).then_some("active")] { (t(lang, key)) }
         }
-        let _ = write!(
-            out,
-            "<span class=\"spacer\"></span><span class=\"who\" id=\"who\">{}: {} ({})</span>",
-            t(lang, K::SignedInAs),
-            escape_html(&session.token_name),
-            role_name(session.role)
-        );
-        let _ = write!(
-            out,
-            "<a href=\"{}\" id=\"lang-switch\">{}</a>",
-            escape_html(&frame.switch_href),
-            t(lang, K::SwitchLang)
-        );
-        let _ = write!(
-            out,
-            "<form method=\"post\" action=\"/logout\">{}<button type=\"submit\" id=\"logout\">{}</button></form>",
-            csrf_field(session),
-            t(lang, K::Logout)
-        );
-    } else {
-        let _ = write!(
-            out,
-            "<span class=\"spacer\"></span><a href=\"{}\" id=\"lang-switch\">{}</a>",
-            escape_html(&frame.switch_href),
-            t(lang, K::SwitchLang)
-        );
+        span.spacer {}
+        span.who #who {
+            (t(lang, K::SignedInAs)) ": " (session.token_name) " (" (session.role.as_str()) ")"
+        }
+        a href=(frame.switch_href) #lang-switch { (t(lang, K::SwitchLang)) }
+        form method="post" action="/logout" {
+            (csrf_field(session))
+            button type="submit" #logout { (t(lang, K::Logout)) }
+        }
     }
-    let _ = write!(
-        out,
-        "</nav></header><main><h1>{}</h1>{body}</main></body></html>",
-        escape_html(title)
-    );
-    out
+}
+
+/// A full page: navigation, title, then `body`.
+pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
+    let lang = frame.lang;
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            (head(title))
+            body {
+                header { nav {
+                    a.brand href="/" { "lapor-bridge" }
+                    @if let Some(session) = frame.session {
+                        (nav_links(frame, session))
+                    } @else {
+                        span.spacer {}
+                        a href=(frame.switch_href) #lang-switch { (t(lang, K::SwitchLang)) }
+                    }
+                } }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
 }
 
 /// The login page (no navigation).
-pub fn login_page(lang: Lang, switch_href: &str, error: Option<K>) -> String {
-    let mut out = head(lang, t(lang, K::LoginTitle));
-    let error = error
-        .map(|k| format!("<p class=\"error\" id=\"login-error\">{}</p>", t(lang, k)))
-        .unwrap_or_default();
-    let _ = write!(
-        out,
-        "<body><div class=\"login\"><h1>{title}</h1>{error}\
-         <form method=\"post\" action=\"/login\">\
-         <label for=\"token\">{label}<input type=\"password\" id=\"token\" name=\"token\" \
-         autocomplete=\"current-password\" required autofocus></label>\
-         <button type=\"submit\" id=\"login-submit\">{submit}</button></form>\
-         <p class=\"muted\">{help}</p><p><a href=\"{switch}\" id=\"lang-switch\">{other}</a></p>\
-         </div></body></html>",
-        title = t(lang, K::LoginTitle),
-        label = t(lang, K::LoginToken),
-        submit = t(lang, K::LoginSubmit),
-        help = t(lang, K::LoginHelp),
-        switch = escape_html(switch_href),
-        other = t(lang, K::SwitchLang),
-    );
-    out
-}
-
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Intake => "intake",
-        Role::Operator => "operator",
-        Role::Auditor => "auditor",
-        Role::Admin => "admin",
+pub fn login_page(lang: Lang, switch_href: &str, error: Option<K>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            (head(t(lang, K::LoginTitle)))
+            body { div.login {
+                h1 { (t(lang, K::LoginTitle)) }
+                @if let Some(k) = error {
+                    p.error #login-error { (t(lang, k)) }
+                }
+                form method="post" action="/login" {
+                    label for="token" {
+                        (t(lang, K::LoginToken))
+                        input type="password" #token name="token"
+                            autocomplete="current-password" required autofocus;
+                    }
+                    button type="submit" #login-submit { (t(lang, K::LoginSubmit)) }
+                }
+                p.muted { (t(lang, K::LoginHelp)) }
+                p { a href=(switch_href) #lang-switch { (t(lang, K::SwitchLang)) } }
+            } }
+        }
     }
-}
-
-pub fn parse_role(name: &str) -> Option<Role> {
-    Some(match name {
-        "intake" => Role::Intake,
-        "operator" => Role::Operator,
-        "auditor" => Role::Auditor,
-        "admin" => Role::Admin,
-        _ => return None,
-    })
 }
 
 /// Previous/next links. `base` is the page's path with its filters as a
 /// query string (already encoded), without `page`.
-pub fn pager(lang: Lang, base: &str, page: i64, page_size: i64, total: i64) -> String {
+pub fn pager(lang: Lang, base: &str, page: i64, page_size: i64, total: i64) -> Markup {
     let pages = ((total + page_size - 1) / page_size).max(1);
     let sep = if base.contains('?') { '&' } else { '?' };
-    let mut out = String::from("<div class=\"pager\">");
-    if page > 1 {
-        let _ = write!(
-            out,
-            "<a href=\"{}\" rel=\"prev\">← {}</a>",
-            escape_html(&format!("{base}{sep}page={}", page - 1)),
-            t(lang, K::Previous)
-        );
+    html! {
+        div.pager {
+            @if page > 1 {
+                a href={ (base) (sep) "page=" (page - 1) } rel="prev" { "← " (t(lang, K::Previous)) }
+            }
+            span.muted {
+                (t(lang, K::Page)) " " (page) " " (t(lang, K::Of)) " " (pages) " · " (total)
+            }
+            @if page < pages {
+                a href={ (base) (sep) "page=" (page + 1) } rel="next" { (t(lang, K::Next)) " →" }
+            }
+        }
     }
-    let _ = write!(
-        out,
-        "<span class=\"muted\">{} {page} {} {pages} · {total}</span>",
-        t(lang, K::Page),
-        t(lang, K::Of)
-    );
-    if page < pages {
-        let _ = write!(
-            out,
-            "<a href=\"{}\" rel=\"next\">{} →</a>",
-            escape_html(&format!("{base}{sep}page={}", page + 1)),
-            t(lang, K::Next)
-        );
-    }
-    out.push_str("</div>");
-    out
 }
 
 #[cfg(test)]
@@ -320,12 +259,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_everything_that_can_open_markup() {
+    fn values_are_escaped_by_construction() {
         assert_eq!(
-            escape_html(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+            badge("bad", r#"<script>alert("x")</script> & 'y'"#).into_string(),
+            "<span class=\"badge bad\">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'y'</span>"
         );
-        assert_eq!(Esc("a<b").to_string(), "a&lt;b");
     }
 
     #[test]

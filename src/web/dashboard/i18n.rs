@@ -375,7 +375,7 @@ pub fn job_key(s: &str) -> Option<K> {
 /// with the instant it waits for where that matters.
 pub fn waiting(lang: Lang, code: &str, until: Option<chrono::DateTime<chrono::Utc>>) -> String {
     use crate::outbox::waiting::WaitingReason as W;
-    let at = until.map(|u| format!(" {} WIB", crate::lapor::wib::format_datetime(u)));
+    let at = until.map(|u| format!(" {} WIB", crate::time::display(u)));
     match W::parse(code) {
         Some(W::Verification) => t(lang, K::WaitVerification).to_string(),
         Some(W::LookupDelay) => {

@@ -13,7 +13,6 @@ pub mod html;
 pub mod i18n;
 mod institutions;
 mod pages;
-mod queries;
 pub mod session;
 
 use axum::Router;
@@ -21,8 +20,9 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{Markup, html};
 use subtle::ConstantTimeEq;
 
 use crate::config::Role;
@@ -30,8 +30,6 @@ use crate::web::AppState;
 use html::{Frame, Nav};
 use i18n::{K, Lang, t};
 use session::Session;
-
-pub use html::escape_html;
 
 /// The dashboard's routes, to merge into the admin router.
 pub fn router() -> Router<AppState> {
@@ -276,14 +274,14 @@ impl Ctx {
     }
 
     /// A full page in the layout.
-    pub fn render(&self, active: Nav, title: &str, body: &str) -> Response {
+    pub fn render(&self, active: Nav, title: &str, body: Markup) -> Response {
         let frame = Frame {
             lang: self.lang,
             session: Some(&self.session),
             switch_href: switch_href(&self.uri, self.lang),
             active,
         };
-        Html(html::page(&frame, title, body)).into_response()
+        html::page(&frame, title, body).into_response()
     }
 
     pub fn t(&self, key: K) -> &'static str {
@@ -346,17 +344,15 @@ impl IntoResponse for Fail {
             switch_href: switch_href(&uri, page.lang),
             active: Nav::None,
         };
-        let detail = page
-            .detail
-            .map(|d| format!("<p><code>{}</code></p>", escape_html(&d)))
-            .unwrap_or_default();
-        let body = format!(
-            "<p id=\"error-text\">{}</p>{detail}<p><a href=\"/\">{}</a></p>",
-            t(page.lang, page.text),
-            t(page.lang, K::NavOverview)
-        );
-        let html = html::page(&frame, t(page.lang, page.title), &body);
-        (page.status, Html(html)).into_response()
+        let body = html! {
+            p #error-text { (t(page.lang, page.text)) }
+            @if let Some(detail) = &page.detail {
+                p { code { (detail) } }
+            }
+            p { a href="/" { (t(page.lang, K::NavOverview)) } }
+        };
+        let html = html::page(&frame, t(page.lang, page.title), body);
+        (page.status, html).into_response()
     }
 }
 

@@ -1,13 +1,14 @@
 //! Dashboard sessions in `lapor_bridge.dashboard_sessions`, so that every
 //! replica behind a load balancer knows them. The browser holds a random id
-//! in an HttpOnly cookie; the table holds only its SHA-256.
+//! in an HttpOnly cookie; the table (see [`crate::store::sessions`]) holds
+//! only its SHA-256.
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::html::{parse_role, role_name};
 use crate::config::Role;
+use crate::store::sessions::{self, SessionRow};
 
 pub const COOKIE: &str = "lb_session";
 pub const LIFETIME_HOURS: i64 = 12;
@@ -37,10 +38,7 @@ pub async fn create(
     role: Role,
     now: DateTime<Utc>,
 ) -> Result<(String, Session), sqlx::Error> {
-    sqlx::query("DELETE FROM lapor_bridge.dashboard_sessions WHERE expires_at < $1")
-        .bind(now)
-        .execute(pool)
-        .await?;
+    sessions::delete_expired(pool, now).await?;
     let id = random_hex();
     let session = Session {
         id_sha256: id_digest(&id),
@@ -49,19 +47,13 @@ pub async fn create(
         csrf: random_hex(),
         expires_at: now + Duration::hours(LIFETIME_HOURS),
     };
-    sqlx::query(
-        "INSERT INTO lapor_bridge.dashboard_sessions
-             (id_sha256, token_name, role, csrf_token, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&session.id_sha256)
-    .bind(&session.token_name)
-    .bind(role_name(role))
-    .bind(&session.csrf)
-    .bind(now)
-    .bind(session.expires_at)
-    .execute(pool)
-    .await?;
+    let row = SessionRow {
+        token_name: session.token_name.clone(),
+        role,
+        csrf_token: session.csrf.clone(),
+        expires_at: session.expires_at,
+    };
+    sessions::insert(pool, &session.id_sha256, &row, now).await?;
     Ok((id, session))
 }
 
@@ -80,29 +72,17 @@ pub async fn load(
     if !well_formed(id) {
         return Ok(None);
     }
-    let row: Option<(String, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT token_name, role, csrf_token, expires_at FROM lapor_bridge.dashboard_sessions
-          WHERE id_sha256 = $1 AND expires_at > $2",
-    )
-    .bind(id_digest(id))
-    .bind(now)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.and_then(|(token_name, role, csrf, expires_at)| {
-        Some(Session {
-            id_sha256: id_digest(id),
-            token_name,
-            role: parse_role(&role)?,
-            csrf,
-            expires_at,
-        })
+    let id_sha256 = id_digest(id);
+    let row = sessions::live(pool, &id_sha256, now).await?;
+    Ok(row.map(|row| Session {
+        id_sha256,
+        token_name: row.token_name,
+        role: row.role,
+        csrf: row.csrf_token,
+        expires_at: row.expires_at,
     }))
 }
 
 pub async fn delete(pool: &PgPool, id_sha256: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM lapor_bridge.dashboard_sessions WHERE id_sha256 = $1")
-        .bind(id_sha256)
-        .execute(pool)
-        .await?;
-    Ok(())
+    sessions::delete(pool, id_sha256).await
 }

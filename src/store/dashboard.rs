@@ -1,10 +1,14 @@
-//! Read-only SQL of the dashboard that the shared store modules do not have.
+//! Read-only SQL of the dashboard's read model that the other store modules
+//! do not have. It spans several table families (`outbox`,
+//! `outbox_attempts`, `job_runs`, `complaints`, `audit_log`), so it lives
+//! here rather than in one of theirs; every statement only reads.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::sla::{self, SlaFacts, WorkingCalendar};
+use crate::domain::{AttemptOutcome, StepKind};
+use crate::sla::SlaFacts;
 use crate::store::audit::Entry;
 
 /// Steps waiting (pending or running) and when the oldest was created.
@@ -23,10 +27,11 @@ pub async fn dead_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// The latest delivery attempt: when, HTTP status, failure kind.
-pub async fn last_attempt(
-    pool: &PgPool,
-) -> Result<Option<(DateTime<Utc>, Option<i32>, Option<String>)>, sqlx::Error> {
+/// A delivery attempt: when, HTTP status, failure kind.
+pub type LastAttempt = (DateTime<Utc>, Option<i32>, Option<String>);
+
+/// The latest delivery attempt.
+pub async fn last_attempt(pool: &PgPool) -> Result<Option<LastAttempt>, sqlx::Error> {
     sqlx::query_as(
         "SELECT started_at, http_status, failure_kind FROM lapor_bridge.outbox_attempts
           ORDER BY id DESC LIMIT 1",
@@ -84,13 +89,9 @@ pub async fn runs(
     Ok((items, total))
 }
 
-/// Open complaints with a passed SLA deadline, evaluated like the status
-/// document does (the SLA rules live in Rust, not SQL).
-pub async fn overdue_count(
-    pool: &PgPool,
-    calendar: &WorkingCalendar,
-    now: DateTime<Utc>,
-) -> Result<i64, sqlx::Error> {
+/// The SLA facts of every open complaint (the SLA rules live in Rust, not
+/// SQL: the caller evaluates them).
+pub async fn open_sla_facts(pool: &PgPool) -> Result<Vec<SlaFacts>, sqlx::Error> {
     type Facts = (
         DateTime<Utc>,
         Option<DateTime<Utc>>,
@@ -104,32 +105,28 @@ pub async fn overdue_count(
     )
     .fetch_all(pool)
     .await?;
-    let n = rows
+    Ok(rows
         .into_iter()
-        .filter(|(created_at, dispositioned, first_ours, last)| {
-            let facts = SlaFacts {
-                created_at: *created_at,
-                dispositioned_to_us_at: *dispositioned,
-                first_followup_by_us_at: *first_ours,
-                last_followup_at: *last,
-                closed: false,
-            };
-            sla::evaluate(calendar, &facts, now).is_overdue()
+        .map(|(created_at, dispositioned, first_ours, last)| SlaFacts {
+            created_at,
+            dispositioned_to_us_at: dispositioned,
+            first_followup_by_us_at: first_ours,
+            last_followup_at: last,
+            closed: false,
         })
-        .count();
-    Ok(n as i64)
+        .collect())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
     pub outbox_id: i64,
-    pub step: String,
+    pub step: StepKind,
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
     pub duration_ms: i32,
     pub http_status: Option<i32>,
     pub message: Option<String>,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
 }
 
 pub async fn attempts_of(pool: &PgPool, complaint_id: i64) -> Result<Vec<AttemptRow>, sqlx::Error> {
@@ -156,6 +153,6 @@ pub async fn audit_page(
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let total = crate::store::audit::count(pool).await?;
+    let total = super::audit::count(pool).await?;
     Ok((items, total))
 }

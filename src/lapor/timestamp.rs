@@ -1,13 +1,9 @@
-//! LAPOR!'s timestamps carry no zone and are Western Indonesian Time (UTC+7).
-//! Every conversion between them and UTC happens here.
+//! LAPOR!'s timestamps on the wire: three zone-less forms, all Western
+//! Indonesian Time (UTC+7), read and written here with [`crate::time`].
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-/// Western Indonesian Time: UTC+7, no daylight saving.
-pub fn wib() -> FixedOffset {
-    // 7 hours is always a valid offset.
-    FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| unreachable!())
-}
+use crate::time::{format_wib, from_wib};
 
 /// Complaint and log timestamps: `YYYY-MM-DD HH:MM:SS`.
 pub const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -31,21 +27,7 @@ fn parse_with(value: &str, format: &'static str) -> Result<DateTime<Utc>, BadTim
     let naive = NaiveDateTime::parse_from_str(value.trim(), format).map_err(|_| bad())?;
     // The first seven hours of chrono's first day (-262143-01-01) have no
     // UTC instant: an error, not a panic.
-    wib()
-        .from_local_datetime(&naive)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(bad)
-}
-
-/// A WIB wall-clock time as UTC. A fixed offset maps every local time once,
-/// except the first seven hours of chrono's range, which lie before
-/// [`DateTime::<Utc>::MIN_UTC`] and saturate to it.
-pub fn from_wib_naive(naive: NaiveDateTime) -> DateTime<Utc> {
-    match wib().from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
-        _ => DateTime::<Utc>::MIN_UTC,
-    }
+    from_wib(&naive).ok_or_else(bad)
 }
 
 /// Parses `YYYY-MM-DD HH:MM:SS` (WIB) to UTC.
@@ -66,11 +48,11 @@ pub fn parse_date(value: &str) -> Result<NaiveDate, BadTime> {
 }
 
 pub fn format_datetime(at: DateTime<Utc>) -> String {
-    at.with_timezone(&wib()).format(DATETIME_FORMAT).to_string()
+    format_wib(at, DATETIME_FORMAT)
 }
 
 pub fn format_followup_datetime(at: DateTime<Utc>) -> String {
-    at.with_timezone(&wib()).format(FOLLOWUP_FORMAT).to_string()
+    format_wib(at, FOLLOWUP_FORMAT)
 }
 
 pub fn format_date(date: NaiveDate) -> String {
