@@ -1,6 +1,7 @@
 //! The layout and the small parts every page shares, in maud: values are
 //! escaped by construction; only this module's fixed CSS is written raw.
 
+use crate::domain::{StepState, SyncState};
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
@@ -43,13 +44,22 @@ pub fn badge(class: &str, text: &str) -> Markup {
     html! { span class={ "badge " (class) } { (text) } }
 }
 
-/// The CSS class of a sync or step state.
-pub fn state_class(state: &str) -> &'static str {
+/// The CSS class of a step state.
+pub fn step_state_class(state: StepState) -> &'static str {
     match state {
-        "synced" | "done" => "ok",
-        "pending" | "running" | "retrying" => "wait",
-        "dead" | "conflict" => "bad",
-        _ => "muted",
+        StepState::Done => "ok",
+        StepState::Pending | StepState::Running => "wait",
+        StepState::Dead => "bad",
+        StepState::Discarded => "muted",
+    }
+}
+
+/// The CSS class of a sync state.
+pub fn sync_state_class(state: SyncState) -> &'static str {
+    match state {
+        SyncState::Synced => "ok",
+        SyncState::Pending | SyncState::Retrying => "wait",
+        SyncState::Dead | SyncState::Conflict => "bad",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Every string of the dashboard, in Bahasa Indonesia (the default) and
 //! English. One table: a key missing a language does not compile.
 
+use crate::domain::{AttemptOutcome, StepKind, StepState, SyncState};
 use axum::http::HeaderMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -328,26 +329,24 @@ strings! {
 }
 
 /// The label of a sync state (unknown values are shown raw).
-pub fn sync_state_key(s: &str) -> Option<K> {
-    Some(match s {
-        "pending" => K::SyncPending,
-        "synced" => K::SyncSynced,
-        "retrying" => K::SyncRetrying,
-        "dead" => K::SyncDead,
-        "conflict" => K::SyncConflict,
-        _ => return Option::None,
-    })
+pub fn sync_state_key(s: SyncState) -> K {
+    match s {
+        SyncState::Pending => K::SyncPending,
+        SyncState::Synced => K::SyncSynced,
+        SyncState::Retrying => K::SyncRetrying,
+        SyncState::Dead => K::SyncDead,
+        SyncState::Conflict => K::SyncConflict,
+    }
 }
 
-pub fn step_state_key(s: &str) -> Option<K> {
-    Some(match s {
-        "pending" => K::StepPending,
-        "running" => K::StepRunning,
-        "done" => K::StepDone,
-        "dead" => K::StepDead,
-        "discarded" => K::StepDiscarded,
-        _ => return Option::None,
-    })
+pub fn step_state_key(s: StepState) -> K {
+    match s {
+        StepState::Pending => K::StepPending,
+        StepState::Running => K::StepRunning,
+        StepState::Done => K::StepDone,
+        StepState::Dead => K::StepDead,
+        StepState::Discarded => K::StepDiscarded,
+    }
 }
 
 pub fn status_key(s: &str) -> Option<K> {
@@ -387,28 +386,29 @@ pub fn waiting(lang: Lang, code: &str, until: Option<chrono::DateTime<chrono::Ut
     }
 }
 
-pub fn step_key(s: &str) -> Option<K> {
-    Some(match s {
-        "upload" => K::StepUpload,
-        "create" => K::StepCreate,
-        "followup" => K::StepFollowup,
-        "forward" => K::StepForward,
-        _ => return Option::None,
-    })
+pub fn step_key(s: StepKind) -> K {
+    match s {
+        StepKind::Upload => K::StepUpload,
+        StepKind::Create => K::StepCreate,
+        StepKind::Followup => K::StepFollowup,
+        StepKind::Forward => K::StepForward,
+    }
 }
 
-pub fn outcome_key(s: &str) -> Option<K> {
+/// A webhook endpoint's `gone` has no words of its own here: it shows as
+/// its code.
+pub fn outcome_key(s: AttemptOutcome) -> Option<K> {
     Some(match s {
-        "delivered" => K::OutDelivered,
-        "adopted" => K::OutAdopted,
-        "retry" => K::OutRetry,
-        "unknown" => K::OutUnknown,
-        "waiting" => K::OutWaiting,
-        "wait_over" => K::OutWaitOver,
-        "paused" => K::OutPaused,
-        "dead" => K::OutDead,
-        "lease_lost" => K::OutLeaseLost,
-        _ => return Option::None,
+        AttemptOutcome::Delivered => K::OutDelivered,
+        AttemptOutcome::Adopted => K::OutAdopted,
+        AttemptOutcome::Retry => K::OutRetry,
+        AttemptOutcome::Unknown => K::OutUnknown,
+        AttemptOutcome::Waiting => K::OutWaiting,
+        AttemptOutcome::WaitOver => K::OutWaitOver,
+        AttemptOutcome::Paused => K::OutPaused,
+        AttemptOutcome::Dead => K::OutDead,
+        AttemptOutcome::LeaseLost => K::OutLeaseLost,
+        AttemptOutcome::Gone => return Option::None,
     })
 }
 

@@ -40,10 +40,10 @@ fn value_words(lang: Lang, field: &str, v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "—".into(),
         Some(Value::String(s)) => match field {
-            "outcome" => label(lang, i18n::outcome_key(s), s),
-            "state" => label(lang, i18n::step_state_key(s), s),
+            "outcome" => label(lang, s.parse().ok().and_then(i18n::outcome_key), s),
+            "state" => label(lang, s.parse().ok().map(i18n::step_state_key), s),
             "status" => label(lang, i18n::status_key(s), s),
-            "step" => label(lang, i18n::step_key(s), s),
+            "step" => label(lang, s.parse().ok().map(i18n::step_key), s),
             _ => s.clone(),
         },
         Some(Value::Bool(b)) => t(lang, if *b { K::Yes } else { K::No }).to_string(),

@@ -1,6 +1,7 @@
 //! One complaint, composed of small parts: its status document, the
 //! reporter, the SLA, the content, the outbox steps and the timeline.
 
+use crate::domain::{AttemptOutcome, StepState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -8,9 +9,8 @@ use maud::{Markup, html};
 
 use super::changes::changes;
 use super::{
-    PageResult, Params, check_query, deadline_label, flash, is_pending, kv, next_deadline,
-    opt_text, status_label, step_buttons, step_label, step_state_badge, sync_state_badge,
-    waiting_note,
+    PageResult, Params, check_query, deadline_label, flash, kv, next_deadline, opt_text,
+    status_label, step_buttons, step_label, step_state_badge, sync_state_badge, waiting_note,
 };
 use crate::actions;
 use crate::config::Role;
@@ -55,7 +55,7 @@ fn status(
             (kv(ctx.t(K::Reference), &doc.local_ref))
             (kv(ctx.t(K::Title), &doc.title))
             (kv(ctx.t(K::Origin), ctx.t(origin)))
-            (kv(ctx.t(K::SyncState), sync_state_badge(lang, doc.sync_state.as_str())))
+            (kv(ctx.t(K::SyncState), sync_state_badge(lang, doc.sync_state)))
             (kv(ctx.t(K::Status), status_label(lang, doc)))
             (kv(ctx.t(K::LaporStatusName), opt_text(&doc.lapor_status_name)))
             (kv(ctx.t(K::LaporId), opt_text(&doc.lapor_complaint_id)))
@@ -157,7 +157,7 @@ fn sla(ctx: &Ctx, doc: &StatusDocument) -> Markup {
 /// delay after an unknown outcome, the tokens).
 fn next_attempt(lang: Lang, s: &StepView) -> Markup {
     html! {
-        @if !is_pending(s.state.as_str()) {
+        @if s.state != StepState::Pending {
             "—"
         } @else {
             (when(s.next_attempt_at))
@@ -188,8 +188,8 @@ fn steps(ctx: &Ctx, steps: &[StepView], back: &str) -> Markup {
                 @for s in steps {
                     tr {
                         td { (s.id) }
-                        td { (step_label(lang, s.step.as_str())) }
-                        td { (step_state_badge(lang, s.state.as_str())) }
+                        td { (step_label(lang, s.step)) }
+                        td { (step_state_badge(lang, s.state)) }
                         td.num { (s.attempts) }
                         td { (next_attempt(lang, s)) }
                         td.mono { (opt_text(&s.last_error)) }
@@ -209,16 +209,15 @@ fn attempt_event(ctx: &Ctx, a: &AttemptRow) -> Event {
     let lang = ctx.lang;
     // A retry that failed again is a failure, shown as one.
     let failed = a.outcome.failed();
-    let outcome = label(
-        lang,
-        i18n::outcome_key(a.outcome.as_str()),
-        a.outcome.as_str(),
-    );
+    let outcome = label(lang, i18n::outcome_key(a.outcome), a.outcome.as_str());
     // A wait's own rows say it in the outcome; other messages are LAPOR!'s
     // or the bridge's words.
-    let waits = matches!(a.outcome.as_str(), "waiting" | "wait_over");
+    let waits = matches!(
+        a.outcome,
+        AttemptOutcome::Waiting | AttemptOutcome::WaitOver
+    );
     let details = html! {
-        (step_label(lang, a.step.as_str())) " #" (a.outbox_id) " · " (ctx.t(K::Attempts)) " " (a.attempt) " · "
+        (step_label(lang, a.step)) " #" (a.outbox_id) " · " (ctx.t(K::Attempts)) " " (a.attempt) " · "
         @if failed { (badge("bad", &outcome)) } @else { b { (outcome) } }
         @if let Some(s) = a.http_status { " · HTTP " (s) }
         " · " (a.duration_ms) " ms"

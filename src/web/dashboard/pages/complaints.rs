@@ -1,5 +1,6 @@
 //! The complaint list, with its filters.
 
+use crate::domain::SyncState;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -7,8 +8,8 @@ use axum::extract::{Query, State};
 use maud::{Markup, html};
 
 use super::{
-    PageResult, Params, SYNC_STATES, check_query, next_deadline, paging, param, status_label,
-    sync_state_badge, sync_state_label, waiting_note,
+    PageResult, Params, check_query, next_deadline, paging, param, status_label, sync_state_badge,
+    sync_state_label, waiting_note,
 };
 use crate::actions;
 use crate::config::Role;
@@ -26,7 +27,7 @@ const OVERDUE_SCAN_CAP: i64 = 5000;
 /// The list's filters as the query string gave them.
 struct Filters<'a> {
     q: Option<&'a str>,
-    sync_state: Option<&'a str>,
+    sync_state: Option<SyncState>,
     status: Option<&'a str>,
     overdue: Option<&'a str>,
 }
@@ -35,7 +36,7 @@ impl<'a> Filters<'a> {
     fn of(p: &'a HashMap<String, String>) -> Self {
         Self {
             q: param(p, "q"),
-            sync_state: param(p, "sync_state").filter(|s| SYNC_STATES.contains(s)),
+            sync_state: param(p, "sync_state").and_then(|s| s.parse().ok()),
             status: param(p, "status"),
             overdue: param(p, "overdue"),
         }
@@ -46,7 +47,7 @@ impl<'a> Filters<'a> {
         let mut base = String::from("/complaints?");
         for (k, v) in [
             ("q", self.q),
-            ("sync_state", self.sync_state),
+            ("sync_state", self.sync_state.map(SyncState::as_str)),
             ("status", self.status),
             ("overdue", self.overdue),
         ] {
@@ -69,7 +70,7 @@ async fn find(
 ) -> Result<(Vec<StatusDocument>, i64, bool), Fail> {
     let b = &state.bridge;
     let filter = complaints::ListFilter {
-        sync_state: f.sync_state.and_then(|s| s.parse().ok()),
+        sync_state: f.sync_state,
         status: f.status.map(str::to_string),
         search: f.q.map(str::to_string),
     };
@@ -114,9 +115,9 @@ fn filter_form(lang: Lang, f: &Filters<'_>) -> Markup {
     let any = (String::new(), t(lang, K::Any).to_string());
     let mut sync_opts = vec![any.clone()];
     sync_opts.extend(
-        SYNC_STATES
+        SyncState::ALL
             .iter()
-            .map(|s| (s.to_string(), sync_state_label(lang, s))),
+            .map(|s| (s.as_str().to_string(), sync_state_label(lang, *s))),
     );
     let mut status_opts = vec![any.clone()];
     status_opts.extend(crate::lapor::status::Status::ALL.iter().map(|s| {
@@ -132,7 +133,7 @@ fn filter_form(lang: Lang, f: &Filters<'_>) -> Markup {
     html! {
         form.filters method="get" action="/complaints" {
             label { (t(lang, K::SearchRef)) input type="search" #q name="q" value=(f.q.unwrap_or_default()); }
-            label { (t(lang, K::SyncState)) select name="sync_state" #sync_state { (options(f.sync_state, &sync_opts)) } }
+            label { (t(lang, K::SyncState)) select name="sync_state" #sync_state { (options(f.sync_state.map(SyncState::as_str), &sync_opts)) } }
             label { (t(lang, K::Status)) select name="status" #status { (options(f.status, &status_opts)) } }
             label { (t(lang, K::Overdue)) select name="overdue" #overdue { (options(f.overdue, &overdue_opts)) } }
             button type="submit" #search { (t(lang, K::Search)) }
@@ -143,7 +144,7 @@ fn filter_form(lang: Lang, f: &Filters<'_>) -> Markup {
 /// A complaint's sync state, with a short note of why it waits.
 fn sync_cell(lang: Lang, d: &StatusDocument) -> Markup {
     html! {
-        (sync_state_badge(lang, d.sync_state.as_str()))
+        (sync_state_badge(lang, d.sync_state))
         @if let Some(code) = &d.waiting_code {
             br;
             span.muted.waiting { (waiting_note(lang, code, d.waiting_until)) }

@@ -34,7 +34,7 @@ fn dead_steps(ctx: &Ctx, steps: &[StepView]) -> Markup {
                 tr data-step=(s.id) {
                     td { (s.id) }
                     td { a.ref href=(complaint_href(&s.local_ref)) { (s.local_ref) } }
-                    td { (step_label(lang, s.step.as_str())) }
+                    td { (step_label(lang, s.step)) }
                     td.num { (s.attempts) }
                     td.mono { (opt_text(&s.last_error)) }
                     td { (when_opt(s.finished_at)) }

@@ -24,9 +24,10 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, Render, html};
 use serde::Deserialize;
 
-use super::html::{badge, csrf_field, state_class};
+use super::html::{badge, csrf_field, step_state_class, sync_state_class};
 use super::i18n::{self, K, Lang, label, t};
 use super::{Ctx, Fail};
+use crate::domain::{StepKind, StepState, SyncState};
 use crate::sla::DeadlineKind;
 use crate::status_document::StatusDocument;
 use crate::store::outbox;
@@ -45,7 +46,6 @@ type PageResult = Result<Response, Fail>;
 type Params = Query<HashMap<String, String>>;
 
 const PAGE_SIZE: i64 = 50;
-const SYNC_STATES: [&str; 5] = ["pending", "synced", "retrying", "dead", "conflict"];
 
 /// A non-empty query parameter.
 fn param<'a>(p: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
@@ -94,34 +94,26 @@ fn confirmed(form: &Result<Form<ActionForm>, FormRejection>) -> bool {
 // States, as the pages show them -----------------------------------------------
 
 /// A step state in the reader's language.
-fn step_state_label(lang: Lang, state: &str) -> String {
-    label(lang, i18n::step_state_key(state), state)
+fn step_state_label(lang: Lang, state: StepState) -> String {
+    t(lang, i18n::step_state_key(state)).to_string()
 }
 
 /// A sync state in the reader's language.
-fn sync_state_label(lang: Lang, state: &str) -> String {
-    label(lang, i18n::sync_state_key(state), state)
+fn sync_state_label(lang: Lang, state: SyncState) -> String {
+    t(lang, i18n::sync_state_key(state)).to_string()
 }
 
-fn step_state_badge(lang: Lang, state: &str) -> Markup {
-    badge(state_class(state), &step_state_label(lang, state))
+fn step_state_badge(lang: Lang, state: StepState) -> Markup {
+    badge(step_state_class(state), &step_state_label(lang, state))
 }
 
-fn sync_state_badge(lang: Lang, state: &str) -> Markup {
-    badge(state_class(state), &sync_state_label(lang, state))
+fn sync_state_badge(lang: Lang, state: SyncState) -> Markup {
+    badge(sync_state_class(state), &sync_state_label(lang, state))
 }
 
 /// A step kind in the reader's language.
-fn step_label(lang: Lang, step: &str) -> String {
-    label(lang, i18n::step_key(step), step)
-}
-
-fn is_dead(state: &str) -> bool {
-    state == "dead"
-}
-
-fn is_pending(state: &str) -> bool {
-    state == "pending"
+fn step_label(lang: Lang, step: StepKind) -> String {
+    t(lang, i18n::step_key(step)).to_string()
 }
 
 // Shared parts ---------------------------------------------------------------------
@@ -193,9 +185,9 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Mark
                 Err(_) => None,
             };
             // A retry that failed again is a failure, shown as one.
-            let failed_again = current.as_ref().is_some_and(|s| is_dead(s.state.as_str()));
+            let failed_again = current.as_ref().is_some_and(|s| s.state == StepState::Dead);
             let now_state = current
-                .map(|s| step_state_label(lang, s.state.as_str()))
+                .map(|s| step_state_label(lang, s.state))
                 .unwrap_or_else(|| "—".into());
             let key = if done == "retry" {
                 K::FlashRetried
@@ -231,7 +223,7 @@ async fn flash(state: &AppState, ctx: &Ctx, p: &HashMap<String, String>) -> Mark
 fn step_buttons(ctx: &Ctx, step: &outbox::StepView, back: &str) -> Markup {
     let id = step.id;
     html! {
-        @if is_dead(step.state.as_str()) {
+        @if step.state == StepState::Dead {
             form.inline method="post" action={ "/outbox/" (id) "/retry" } {
                 (csrf_field(&ctx.session))
                 input type="hidden" name="back" value=(back);
@@ -239,7 +231,7 @@ fn step_buttons(ctx: &Ctx, step: &outbox::StepView, back: &str) -> Markup {
             }
             " "
         }
-        @if is_dead(step.state.as_str()) || is_pending(step.state.as_str()) {
+        @if matches!(step.state, StepState::Dead | StepState::Pending) {
             form.inline method="post" action={ "/outbox/" (id) "/discard" } {
                 (csrf_field(&ctx.session))
                 input type="hidden" name="back" value=(back);

@@ -9,8 +9,9 @@ use maud::{Markup, Render, html};
 use serde_json::Value;
 
 use super::reconciliation::outcome_badge;
-use super::{PageResult, SYNC_STATES, sync_state_badge};
+use super::{PageResult, sync_state_badge};
 use crate::config::Role;
+use crate::domain::SyncState;
 use crate::store::complaints;
 use crate::store::dashboard::{self as queries, JobRun};
 use crate::web::AppState;
@@ -54,13 +55,13 @@ fn run_line(lang: Lang, run: Option<&JobRun>, now: DateTime<Utc>) -> (String, Ma
 }
 
 /// Complaints per sync state, each a link to the list.
-fn sync_cards(lang: Lang, counts: &HashMap<String, i64>) -> Markup {
+fn sync_cards(lang: Lang, counts: &HashMap<SyncState, i64>) -> Markup {
     html! {
-        @for s in SYNC_STATES {
+        @for s in SyncState::ALL.iter().copied() {
             div.card data-sync-state=(s) {
                 div.label { (sync_state_badge(lang, s)) }
                 div.value {
-                    a href={ "/complaints?sync_state=" (s) } { (counts.get(s).copied().unwrap_or(0)) }
+                    a href={ "/complaints?sync_state=" (s) } { (counts.get(&s).copied().unwrap_or(0)) }
                 }
             }
         }
@@ -128,11 +129,10 @@ pub async fn overview(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let b = &state.bridge;
     let pool = &b.pool;
     let now = b.clock.now();
-    let counts: HashMap<String, i64> = complaints::count_by_sync_state(pool)
+    let counts: HashMap<SyncState, i64> = complaints::count_by_sync_state(pool)
         .await
         .or_fail(&ctx)?
         .into_iter()
-        .map(|(s, n)| (s.to_string(), n))
         .collect();
     let (depth, oldest) = queries::backlog(pool).await.or_fail(&ctx)?;
     let dead = queries::dead_count(pool).await.or_fail(&ctx)?;
