@@ -7,8 +7,7 @@
 //! - `GET /api/v1/changes` reads them by cursor ([`read_changes`]), long
 //!   polling up to [`MAX_WAIT`].
 //! - [`webhook`] POSTs them to the configured endpoints (Standard Webhooks).
-//! - `NOTIFY lapor_bridge_events` carries the newest cursor of each statement
-//!   that wrote events (the triggers run once per statement), and the view
+//! - `NOTIFY lapor_bridge_events` carries each event's cursor, and the view
 //!   `lapor_bridge.changes` serves applications that share the database.
 
 pub mod webhook;
@@ -40,8 +39,7 @@ pub const EVENT_TYPES: [&str; 10] = [
     "sla.overdue",
 ];
 
-/// The NOTIFY channel of new events; the payload is the cursor of the newest
-/// event the notifying statement wrote.
+/// The NOTIFY channel of new events; the payload is the event's cursor.
 pub const CHANNEL: &str = "lapor_bridge_events";
 
 /// The longest `wait` of `GET /api/v1/changes`.

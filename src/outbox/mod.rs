@@ -120,6 +120,14 @@ impl Engine {
     /// answered: the concurrency bounds calls to LAPOR!, and outcomes
     /// waiting for the writer's next batch need no worker.
     async fn deliver_releasing(&self, step: ClaimedStep, call: Option<OwnedSemaphorePermit>) {
+        // However this ends (a panic included), the step leaves the
+        // heartbeat's set: its lease then runs out and it is rescued,
+        // instead of being renewed forever with its complaint's queue
+        // blocked behind it.
+        let _held = InFlight {
+            engine: self,
+            id: step.id,
+        };
         let runner = StepRunner {
             bridge: &self.bridge,
             policy: self.policy,
@@ -136,11 +144,6 @@ impl Engine {
             // The lease runs out and another worker (or this one) retries.
             tracing::error!(step = step.id, local_ref = %step.local_ref, error = %e, "cannot record a delivery outcome");
         }
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&step.id);
-        self.finished.notify_waiters();
     }
 
     /// How long after a write with an unknown outcome (sent by a worker that
@@ -244,7 +247,25 @@ impl Engine {
             if shutdown.is_cancelled() {
                 break;
             }
-            while tasks.try_join_next().is_some() {}
+            if self.writer.is_stopped() {
+                // Every outcome would be lost and every step sent again
+                // after a lookup: stop, so that the daemon stops with an
+                // error and is restarted.
+                tracing::error!("the outcome writer has stopped; outbox workers stop");
+                break;
+            }
+            // Listen for finished steps before counting free slots: one
+            // that finishes in between still wakes this loop.
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            while let Some(joined) = tasks.try_join_next() {
+                if let Err(e) = joined
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "an outbox worker panicked; its step is rescued when its lease runs out");
+                }
+            }
             let free = permits.available_permits().min(held.available_permits());
             let mut claimed = 0;
             // Claim in batches: while most workers are busy, wait for more
@@ -284,7 +305,7 @@ impl Engine {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.finished.notified(), if !tasks.is_empty() => {}
+                _ = &mut finished, if !tasks.is_empty() => {}
                 _ = recv(&mut listener) => {}
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -413,6 +434,23 @@ impl Engine {
         let held = self.held();
         outbox::heartbeat(conn, &held, self.bridge.clock.now(), self.lease_secs()).await?;
         Ok(())
+    }
+}
+
+/// A step in this engine's heartbeat set until dropped.
+struct InFlight<'a> {
+    engine: &'a Engine,
+    id: i64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        self.engine.finished.notify_waiters();
     }
 }
 

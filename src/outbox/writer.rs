@@ -33,6 +33,12 @@ impl Writer {
         Self { queue }
     }
 
+    /// Whether the writer has stopped (it panicked): no outcome can be
+    /// recorded any more.
+    pub fn is_stopped(&self) -> bool {
+        self.queue.is_closed()
+    }
+
     /// Writes one completion; answers whether this worker still held the
     /// step (false: the lease was lost and a newer outcome stands).
     pub async fn write(&self, completion: Completion) -> Result<bool, String> {
