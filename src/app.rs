@@ -197,8 +197,9 @@ fn spawn_engine(supervisor: &mut Supervisor, engine: &Arc<Engine>, shutdown: &Ca
 }
 
 /// The auxiliary tasks: reporter sealing and retention, the gauges of
-/// /metrics, the SLA check, webhook delivery and audit checkpoints. Each
-/// starts again if it ends before shutdown.
+/// /metrics, the SLA check and webhook delivery start again if they end
+/// before shutdown; the audit checkpoints writer, which keeps the last head
+/// it wrote, stops the daemon instead.
 async fn spawn_background(
     supervisor: &mut Supervisor,
     bridge: &Bridge,

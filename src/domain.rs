@@ -365,6 +365,7 @@ mod tests {
     const INITIAL: &str = include_str!("../migrations/20261128000001_initial.sql");
     const SESSIONS: &str = include_str!("../migrations/20261128000006_dashboard_sessions.sql");
     const FEED: &str = include_str!("../migrations/20261205150000_change_feed.sql");
+    const OUTCOMES: &str = include_str!("../migrations/20261206100000_attempt_outcomes.sql");
     /// The latest definition of the view `complaint_sync`.
     const SYNC_VIEW: &str = include_str!("../migrations/20261205000000_waiting_reasons.sql");
 
@@ -506,6 +507,10 @@ mod tests {
             .map(|o| o.as_str())
             .collect();
         assert_eq!(failed, ["retry", "unknown", "paused", "dead"]);
+        // Both attempt tables hold exactly these codes.
+        let all = codes_of(AttemptOutcome::ALL, AttemptOutcome::as_str);
+        assert_eq!(all, sorted(check_list(OUTCOMES, "outcome", 0)));
+        assert_eq!(all, sorted(check_list(OUTCOMES, "outcome", 1)));
     }
 
     #[test]
