@@ -19,6 +19,12 @@ struct Daemons(Vec<Child>);
 impl Drop for Daemons {
     fn drop(&mut self) {
         for child in &mut self.0 {
+            // Each daemon leads its own process group: `faketime` forks
+            // the daemon and waits, so killing it alone would leave the
+            // daemon running.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -87,6 +93,7 @@ async fn a_replica_whose_clock_runs_ahead_rescues_no_live_lease() {
         } else {
             Command::new(BIN)
         };
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("--config")
             .arg(&config)
             .arg("run")
