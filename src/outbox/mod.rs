@@ -236,10 +236,7 @@ impl Engine {
     /// returns: the steps in flight keep their leases until then.
     pub async fn work(self: &Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.bridge.settings.bridge.concurrency;
-        // Calls to LAPOR! in flight, and steps held until their outcome is
-        // recorded.
-        let permits = Arc::new(Semaphore::new(concurrency));
-        let held = Arc::new(Semaphore::new(concurrency * HELD_PER_WORKER));
+        let slots = Slots::new(concurrency);
         let mut tasks = JoinSet::new();
         let mut listener = self.listen().await;
         tracing::info!(owner = %self.owner, concurrency, "outbox workers started");
@@ -259,41 +256,14 @@ impl Engine {
             let finished = self.finished.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
-            while let Some(joined) = tasks.try_join_next() {
-                if let Err(e) = joined
-                    && e.is_panic()
-                {
-                    tracing::error!(error = %e, "an outbox worker panicked; its step is rescued when its lease runs out");
-                }
-            }
-            let free = permits.available_permits().min(held.available_permits());
+            reap(&mut tasks);
+            let free = slots.free();
             let mut claimed = 0;
             // Claim in batches: while most workers are busy, wait for more
             // to finish rather than paying a claim transaction per step.
             let batch_ready = free * 2 >= concurrency || tasks.is_empty();
             if free > 0 && batch_ready && !self.bridge.gate.is_paused() {
-                match self.claim(free).await {
-                    Ok(steps) => {
-                        claimed = steps.len();
-                        for step in steps {
-                            // As many steps as both have free were claimed.
-                            let (Ok(call), Ok(hold)) = (
-                                permits.clone().try_acquire_owned(),
-                                held.clone().try_acquire_owned(),
-                            ) else {
-                                break;
-                            };
-                            let engine = self.clone();
-                            tasks.spawn(async move {
-                                engine.deliver_releasing(step, Some(call)).await;
-                                drop(hold);
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot claim outbox steps");
-                    }
-                }
+                claimed = self.claim_and_start(&slots, &mut tasks, free).await;
             }
             if claimed > 0 && claimed == free {
                 continue; // more may be due
@@ -324,6 +294,41 @@ impl Engine {
             self.release_held().await;
         }
         tracing::info!("outbox workers stopped");
+    }
+
+    /// Claims up to `free` steps and starts a worker for each; returns how
+    /// many were claimed.
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        slots: &Slots,
+        tasks: &mut JoinSet<()>,
+        free: usize,
+    ) -> usize {
+        let steps = match self.claim(free).await {
+            Ok(steps) => steps,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim outbox steps");
+                return 0;
+            }
+        };
+        let claimed = steps.len();
+        for step in steps {
+            // As many steps as both have free were claimed; should one not
+            // get its slots, it leaves the heartbeat's set and is rescued.
+            let Some((call, hold)) = slots.take() else {
+                drop(InFlight {
+                    engine: self,
+                    id: step.id,
+                });
+                continue;
+            };
+            let engine = self.clone();
+            tasks.spawn(async move {
+                engine.deliver_releasing(step, Some(call)).await;
+                drop(hold);
+            });
+        }
+        claimed
     }
 
     /// Gives back every step still held, marked for a lookup (their calls
@@ -434,6 +439,46 @@ impl Engine {
         let held = self.held();
         outbox::heartbeat(conn, &held, self.bridge.clock.now(), self.lease_secs()).await?;
         Ok(())
+    }
+}
+
+/// A worker pool's slots: calls to LAPOR! in flight (the concurrency), and
+/// steps held until their outcome is recorded.
+struct Slots {
+    calls: Arc<Semaphore>,
+    held: Arc<Semaphore>,
+}
+
+impl Slots {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            calls: Arc::new(Semaphore::new(concurrency)),
+            held: Arc::new(Semaphore::new(concurrency * HELD_PER_WORKER)),
+        }
+    }
+
+    fn free(&self) -> usize {
+        self.calls
+            .available_permits()
+            .min(self.held.available_permits())
+    }
+
+    fn take(&self) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let call = self.calls.clone().try_acquire_owned().ok()?;
+        let hold = self.held.clone().try_acquire_owned().ok()?;
+        Some((call, hold))
+    }
+}
+
+/// Collects the workers that finished; a panic is logged (its step left the
+/// heartbeat's set and is rescued when its lease runs out).
+fn reap(tasks: &mut JoinSet<()>) {
+    while let Some(joined) = tasks.try_join_next() {
+        if let Err(e) = joined
+            && e.is_panic()
+        {
+            tracing::error!(error = %e, "an outbox worker panicked; its step is rescued when its lease runs out");
+        }
     }
 }
 
