@@ -5,7 +5,7 @@ use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::{
@@ -149,6 +149,31 @@ fn refusal(e: ActionError, id: i64, ctx: &Ctx) -> Result<String, Fail> {
     }
 }
 
+/// What every retry and discard checks first: the operator's role, the
+/// form's CSRF token and the id. Discard is final: without its confirmation
+/// nothing happens (the box is `required`, so a browser does not even send
+/// the form), and the browser goes back to `back` saying so.
+fn admit(
+    ctx: &Ctx,
+    form: &Result<Form<ActionForm>, FormRejection>,
+    id: &str,
+    action: StepAction,
+    back: &str,
+) -> Result<Result<i64, Response>, Fail> {
+    ctx.need(Role::Operator)?;
+    ctx.check_csrf(csrf_of(form))?;
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+    };
+    if action == StepAction::Discard && !confirmed(form) {
+        return Ok(Err(Redirect::to(&format!(
+            "{back}?failed=unconfirmed&step={id}"
+        ))
+        .into_response()));
+    }
+    Ok(Ok(id))
+}
+
 async fn webhook_act(
     state: AppState,
     ctx: Ctx,
@@ -156,17 +181,10 @@ async fn webhook_act(
     form: Result<Form<ActionForm>, FormRejection>,
     action: StepAction,
 ) -> PageResult {
-    ctx.need(Role::Operator)?;
-    ctx.check_csrf(csrf_of(&form))?;
-    let Ok(id) = id.parse::<i64>() else {
-        return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+    let id = match admit(&ctx, &form, &id, action, "/outbox/dead")? {
+        Ok(id) => id,
+        Err(unconfirmed) => return Ok(unconfirmed),
     };
-    // Discard is final: without its confirmation nothing happens.
-    if action == StepAction::Discard && !confirmed(&form) {
-        return Ok(
-            Redirect::to(&format!("/outbox/dead?failed=unconfirmed&step={id}")).into_response(),
-        );
-    }
     let actor = format!("token:{}", ctx.session.token_name);
     let query = match actions::act_on_webhook_delivery(&state.bridge, id, action, &actor).await {
         Ok(_) => "done=webhook".to_string(),
@@ -218,17 +236,11 @@ async fn act(
     form: Result<Form<ActionForm>, FormRejection>,
     action: StepAction,
 ) -> PageResult {
-    ctx.need(Role::Operator)?;
-    ctx.check_csrf(csrf_of(&form))?;
     let back = safe_back(form.as_ref().ok().and_then(|Form(f)| f.back.as_deref()));
-    let Ok(id) = id.parse::<i64>() else {
-        return Err(ctx.fail(StatusCode::NOT_FOUND, K::NotFound, K::NotFoundText));
+    let id = match admit(&ctx, &form, &id, action, &back)? {
+        Ok(id) => id,
+        Err(unconfirmed) => return Ok(unconfirmed),
     };
-    // Discard is final: without its confirmation nothing happens (the box
-    // is `required`, so a browser does not even send the form).
-    if action == StepAction::Discard && !confirmed(&form) {
-        return Ok(Redirect::to(&format!("{back}?failed=unconfirmed&step={id}")).into_response());
-    }
     let actor = format!("token:{}", ctx.session.token_name);
     let done = if action == StepAction::Retry {
         "retry"
